@@ -1,0 +1,149 @@
+"""Model configuration.
+
+``LlavaQwenConfig`` is what ``config.json`` holds: a ``Qwen2Config`` plus LLaVA-NeXT's flat ``mm_*`` fields (kept
+flat and under their upstream names so released checkpoints, lmms-eval and LLaVA-NeXT tools read our files) and a
+``vision_config`` sub-config (so tiny and custom towers are described by the checkpoint itself instead of a
+hard-coded SigLIP default).
+
+Code never reads the flat fields directly: :class:`MultimodalSpec` turns them into a typed, validated view at
+model build time, and every component takes the part it needs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from huggingface_hub.dataclasses import strict
+from transformers import Qwen2Config, SiglipVisionConfig
+from transformers.configuration_utils import SubConfigSpec
+
+from llava.model.anyres import AspectRatioMode, Size, parse_grid_pinpoints
+
+# SigLIP so400m-patch14-384 with its last layer dropped, as LLaVA-OneVision uses it.
+SIGLIP_SO400M_26 = {
+    "hidden_size": 1152,
+    "intermediate_size": 4304,
+    "num_hidden_layers": 26,
+    "num_attention_heads": 16,
+    "image_size": 384,
+    "patch_size": 14,
+    "hidden_act": "gelu_pytorch_tanh",
+    "layer_norm_eps": 1e-6,
+    "vision_use_head": False,
+}
+DEFAULT_VISION_TOWER = "google/siglip-so400m-patch14-384"
+OV_GRID_PINPOINTS = "(1x1),...,(6x6)"
+
+_MLP_GELU = re.compile(r"^mlp(\d+)x_gelu$")
+PADDING_SIDES = ("left", "right")
+MERGE_TYPES = ("flat", "spatial_unpad")
+
+
+@strict(accept_kwargs=True)
+class LlavaQwenConfig(Qwen2Config):
+    """Qwen2 config + LLaVA multimodal fields (upstream names) + the vision tower's config."""
+
+    model_type = "llava_qwen"
+    sub_configs_defaults = {
+        "vision_config": SubConfigSpec(
+            config_class=SiglipVisionConfig, model_type="siglip_vision_model", init_kwargs=SIGLIP_SO400M_26
+        ),
+    }
+
+    vision_config: dict | SiglipVisionConfig | None = None
+    mm_vision_tower: str | None = DEFAULT_VISION_TOWER
+    mm_hidden_size: int | None = None
+    mm_projector_type: str = "mlp2x_gelu"
+    mm_patch_merge_type: str = "spatial_unpad"
+    mm_vision_select_layer: int = -2
+    mm_vision_select_feature: str = "patch"
+    image_aspect_ratio: str | None = "anyres_max_9"
+    image_grid_pinpoints: list | str | None = None
+    tokenizer_padding_side: str = "right"
+    tokenizer_model_max_length: int | None = None
+    mm_use_im_start_end: bool = False
+    mm_use_im_patch_token: bool = False
+    use_mm_proj: bool = True
+
+    def __post_init__(self, **kwargs):
+        # A dict vision_config (e.g. read from a tiny checkpoint) only lists what differs from so400m; fill the rest
+        # so a partial dict never falls back to SiglipVisionConfig's class defaults (224 px, with head).
+        if isinstance(self.vision_config, dict):
+            self.vision_config = {**SIGLIP_SO400M_26, **self.vision_config}
+        super().__post_init__(**kwargs)
+        if self.mm_hidden_size is None:
+            self.mm_hidden_size = self.vision_config.hidden_size
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectorSpec:
+    kind: str  # "mlp" | "linear" | "identity"
+    depth: int
+    in_features: int
+    out_features: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MultimodalSpec:
+    """Typed, validated view of the multimodal part of a :class:`LlavaQwenConfig`."""
+
+    projector: ProjectorSpec
+    merge_type: str
+    aspect_ratio: AspectRatioMode
+    grid_pinpoints: tuple[Size, ...]
+    crop_size: int
+    tokens_per_side: int
+    padding_side: str
+    max_length: int | None
+
+    @property
+    def use_newline(self) -> bool:
+        return self.merge_type == "spatial_unpad"
+
+    @classmethod
+    def from_config(cls, config: LlavaQwenConfig) -> "MultimodalSpec":
+        vision = config.vision_config
+        if config.mm_hidden_size != vision.hidden_size:
+            raise ValueError(
+                f"mm_hidden_size={config.mm_hidden_size} does not match vision_config.hidden_size={vision.hidden_size}"
+            )
+        if config.mm_patch_merge_type not in MERGE_TYPES:
+            raise ValueError(f"mm_patch_merge_type={config.mm_patch_merge_type!r} is not one of {MERGE_TYPES}")
+        if config.tokenizer_padding_side not in PADDING_SIDES:
+            raise ValueError(f"tokenizer_padding_side={config.tokenizer_padding_side!r} is not one of {PADDING_SIDES}")
+        max_length = config.tokenizer_model_max_length
+        if max_length is not None and max_length <= 0:
+            raise ValueError(f"tokenizer_model_max_length={max_length} must be positive")
+        aspect_ratio = AspectRatioMode.parse(config.image_aspect_ratio)
+        pinpoints_value = config.image_grid_pinpoints
+        if pinpoints_value is None:
+            pinpoints_value = OV_GRID_PINPOINTS
+        return cls(
+            projector=_projector_spec(config),
+            merge_type=config.mm_patch_merge_type,
+            aspect_ratio=aspect_ratio,
+            grid_pinpoints=parse_grid_pinpoints(pinpoints_value, vision.image_size),
+            crop_size=vision.image_size,
+            tokens_per_side=vision.image_size // vision.patch_size,
+            padding_side=config.tokenizer_padding_side,
+            max_length=max_length,
+        )
+
+
+def _projector_spec(config: LlavaQwenConfig) -> ProjectorSpec:
+    kind = config.mm_projector_type
+    common = {"in_features": config.mm_hidden_size, "out_features": config.hidden_size}
+    if match := _MLP_GELU.match(kind):
+        depth = int(match.group(1))
+        if depth < 1:
+            raise ValueError(f"mm_projector_type={kind!r}: depth must be >= 1")
+        return ProjectorSpec(kind="mlp", depth=depth, **common)
+    if kind in ("linear", "identity"):
+        if kind == "identity" and config.mm_hidden_size != config.hidden_size:
+            raise ValueError(
+                f"mm_projector_type='identity' needs mm_hidden_size ({config.mm_hidden_size}) == hidden_size "
+                f"({config.hidden_size})"
+            )
+        return ProjectorSpec(kind=kind, depth=1, **common)
+    raise ValueError(f"mm_projector_type={kind!r} is not supported; expected 'mlpNx_gelu', 'linear' or 'identity'")

@@ -1,0 +1,243 @@
+"""LLaVA-OneVision on Qwen2: SigLIP tower -> projector -> anyres packing -> spliced into a Qwen2 decoder.
+
+Parameter names equal LLaVA-NeXT's ``LlavaQwenForCausalLM`` (``model.layers.*``, ``model.vision_tower.vision_tower.
+vision_model.*``, ``model.mm_projector.*``, ``model.image_newline``, ``lm_head``), so released checkpoints load with
+``from_pretrained`` as they are. The decoder-layer loop is ours (``LlavaQwenModel.forward``) so that later
+extensions are explicit arguments of that loop; it is pinned to transformers' ``Qwen2Model`` by parity tests.
+
+Forward flow::
+
+    input_ids (with -200 placeholders) --embed--> text rows ----------------------.
+    images --SigLIP--> (N, T, C) --projector--> (N, T, D) --pack per image--> image rows --splice--> (B, L, D)
+                                                                                   --> Qwen2 decoder --> lm_head
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, initialization as init
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_utils import slice_logits_to_keep
+from transformers.models.qwen2.modeling_qwen2 import (
+    Qwen2DecoderLayer,
+    Qwen2PreTrainedModel,
+    Qwen2RMSNorm,
+    Qwen2RotaryEmbedding,
+)
+from transformers.utils.output_capturing import capture_outputs
+
+from llava.constants import IMAGE_TOKEN_INDEX
+from llava.model.config import LlavaQwenConfig, MultimodalSpec
+from llava.model.images import ImageBatch, encode_images
+from llava.model.projector import build_projector
+from llava.model.splice import SpliceResult, count_placeholders, splice
+from llava.model.vision_tower import SigLipVisionTower
+
+
+class LlavaQwenPreTrainedModel(Qwen2PreTrainedModel):
+    config: LlavaQwenConfig
+    config_class = LlavaQwenConfig
+    _no_split_modules = ["Qwen2DecoderLayer", "SiglipEncoderLayer", "SiglipVisionEmbeddings"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, LlavaQwenModel) and module.image_newline is not None:
+            # Same as LLaVA-NeXT when it creates the newline for a fresh projector.
+            init.normal_(module.image_newline, mean=0.0, std=1 / math.sqrt(self.config.hidden_size))
+
+
+class LlavaQwenModel(LlavaQwenPreTrainedModel):
+    """Qwen2 trunk plus the vision modules (which live here only to keep upstream parameter names)."""
+
+    def __init__(self, config: LlavaQwenConfig) -> None:
+        super().__init__(config)
+        spec = MultimodalSpec.from_config(config)
+        self.padding_idx = config.pad_token_id
+        self.vocab_size = config.vocab_size
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, self.padding_idx)
+        self.layers = nn.ModuleList(Qwen2DecoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.norm = Qwen2RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = Qwen2RotaryEmbedding(config=config)
+        self.vision_tower = SigLipVisionTower(config.vision_config)
+        self.mm_projector = build_projector(spec.projector)
+        self.image_newline = nn.Parameter(torch.empty(config.hidden_size)) if spec.use_newline else None
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.embed_tokens = value
+
+    @capture_outputs
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=self.config)
+        if position_ids is None:
+            past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+            position_ids = (torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_seen)[None]
+        masks = attention_mask
+        if not isinstance(masks, dict):
+            mask_kwargs = {
+                "config": self.config,
+                "inputs_embeds": inputs_embeds,
+                "attention_mask": attention_mask,
+                "past_key_values": past_key_values,
+                "position_ids": position_ids,
+            }
+            masks = {"full_attention": create_causal_mask(**mask_kwargs)}
+            if "sliding_attention" in self.config.layer_types:
+                masks["sliding_attention"] = create_sliding_window_causal_mask(**mask_kwargs)
+        hidden = inputs_embeds
+        position_embeddings = self.rotary_emb(hidden, position_ids)
+        for layer_idx, decoder_layer in enumerate(self.layers):
+            hidden = decoder_layer(
+                hidden,
+                attention_mask=masks[self.config.layer_types[layer_idx]],
+                position_embeddings=position_embeddings,
+                position_ids=position_ids,
+                past_key_values=past_key_values,
+                use_cache=use_cache,
+                **kwargs,
+            )
+        return BaseModelOutputWithPast(
+            last_hidden_state=self.norm(hidden), past_key_values=past_key_values if use_cache else None
+        )
+
+
+class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: LlavaQwenConfig) -> None:
+        super().__init__(config)
+        self.model = LlavaQwenModel(config)
+        self.vocab_size = config.vocab_size
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    # LLaVA-NeXT accessors, used by its scripts and by lmms-eval.
+    def get_model(self) -> LlavaQwenModel:
+        return self.model
+
+    def get_vision_tower(self) -> SigLipVisionTower:
+        return self.model.vision_tower
+
+    @property
+    def mm_spec(self) -> MultimodalSpec:
+        # Re-derived on use: lmms-eval edits config.image_aspect_ratio between requests.
+        return MultimodalSpec.from_config(self.config)
+
+    def prepare_multimodal_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None,
+        labels: torch.LongTensor | None,
+        images,
+        image_sizes=None,
+        modalities=None,
+        padding_side: str | None = None,
+    ) -> SpliceResult:
+        """Encode the images and splice them into the embedded text (see ``llava.model.splice``)."""
+        spec = self.mm_spec
+        batch = ImageBatch.from_inputs(images, image_sizes, modalities)
+        placeholders = count_placeholders(input_ids, attention_mask)
+        batch.check_placeholders(placeholders)
+        encoded = encode_images(self.model, batch, spec)
+        text_embeds = self.model.embed_tokens(input_ids.clamp_min(0))
+        return splice(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            labels=labels,
+            text_embeds=text_embeds,
+            image_tokens=encoded.tokens,
+            image_lengths=encoded.lengths,
+            image_kinds=encoded.kinds,
+            padding_side=padding_side or spec.padding_side,
+            max_length=spec.max_length,
+        )
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        images=None,
+        image_sizes=None,
+        modalities=None,
+        logits_to_keep: int | torch.Tensor = 0,
+        return_dict: bool | None = None,
+        cache_position=None,  # accepted for callers written for transformers 4.x; positions come from position_ids
+        **kwargs,
+    ) -> CausalLMOutputWithPast:
+        if inputs_embeds is None and input_ids is not None and images is not None:
+            spliced = self.prepare_multimodal_inputs(input_ids, attention_mask, labels, images, image_sizes, modalities)
+            input_ids, inputs_embeds = None, spliced.inputs_embeds
+            attention_mask, position_ids, labels = spliced.attention_mask, spliced.position_ids, spliced.labels
+        elif input_ids is not None and bool((input_ids == IMAGE_TOKEN_INDEX).any()):
+            raise ValueError(
+                f"input_ids hold {int((input_ids == IMAGE_TOKEN_INDEX).sum())} image placeholders but no images were given"
+            )
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
+
+    @torch.no_grad()
+    def generate(self, inputs: torch.Tensor | None = None, images=None, image_sizes=None, modalities=None, **kwargs):
+        """Generate from ids with ``-200`` placeholders; returns only the new tokens (as LLaVA-NeXT does).
+
+        Batches are re-padded on the left whatever the config and the caller's padding say: right padding makes
+        batched generation wrong (LLaVA-NeXT issues #365, #398).
+        """
+        if "inputs_embeds" in kwargs:
+            raise ValueError("generate() builds inputs_embeds itself; pass input ids and images")
+        attention_mask = kwargs.pop("attention_mask", None)
+        kwargs.pop("position_ids", None)  # recomputed from the spliced attention mask
+        if inputs is None:
+            raise ValueError("generate() needs input ids")
+        spliced = self.prepare_multimodal_inputs(
+            inputs, attention_mask, None, images, image_sizes, modalities, padding_side="left"
+        )
+        inputs_embeds, attention_mask = spliced.inputs_embeds, spliced.attention_mask
+        return super().generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
