@@ -11,6 +11,7 @@ The first build takes a few seconds; the result is saved under ``cache_dir`` and
 from __future__ import annotations
 
 import os
+import shutil
 from importlib import resources
 from pathlib import Path
 
@@ -60,7 +61,12 @@ def build_qwen2_tokenizer(cache_dir: str | os.PathLike | None = None) -> PreTrai
         chat_template=CHAT_TEMPLATE,
     )
     tokenizer.add_special_tokens({"additional_special_tokens": [AddedToken(t, special=True) for t in SPECIAL_TOKENS[1:]]})
+    # Build in a private folder and rename it into place, so concurrent builders (test workers) never see a
+    # half-written tokenizer; whoever renames second just drops its copy.
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     tokenizer.save_pretrained(tmp)
-    tmp.replace(target) if not target.exists() else None
+    try:
+        tmp.rename(target)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
     return AutoTokenizer.from_pretrained(target, local_files_only=True)

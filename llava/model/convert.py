@@ -1,0 +1,167 @@
+"""Convert between our (= LLaVA-NeXT) checkpoint layout and transformers' ``LlavaOnevisionForConditionalGeneration``.
+
+Key mapping (ours -> transformers, in-memory names of transformers 5.x)::
+
+    model.vision_tower.vision_tower.vision_model.*  ->  model.vision_tower.*
+    model.mm_projector.0.* / model.mm_projector.2.* ->  model.multi_modal_projector.linear_1.* / linear_2.*
+    model.image_newline                             ->  model.image_newline
+    model.* (Qwen2 trunk)                           ->  model.language_model.*
+    lm_head.weight                                  ->  lm_head.weight
+
+transformers needs ``<image>``/``<video>`` ids inside the vocabulary; Qwen2's embedding has spare rows above the
+tokenizer (151646..151935), so the defaults use those instead of resizing the embedding (transformers' own
+converter grows the vocabulary to 152000). Grid pinpoints flip from (width, height) to (height, width).
+
+Command line::
+
+    python -m llava.model.convert to-hf   SRC DST   # our checkpoint -> transformers format
+    python -m llava.model.convert from-hf SRC DST   # transformers format -> our checkpoint
+"""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config
+
+from llava.model.config import LlavaQwenConfig, MultimodalSpec
+from llava.model.llava_qwen import LlavaQwenForCausalLM
+
+_TO_HF_PREFIXES = (
+    ("model.vision_tower.vision_tower.vision_model.", "model.vision_tower."),
+    ("model.mm_projector.0.", "model.multi_modal_projector.linear_1."),
+    ("model.mm_projector.2.", "model.multi_modal_projector.linear_2."),
+    ("model.image_newline", "model.image_newline"),
+    ("lm_head.", "lm_head."),
+    ("model.", "model.language_model."),
+)
+_TEXT_FIELDS = tuple(f for f in Qwen2Config.__dataclass_fields__ if f not in ("model_type",))
+
+
+def _rename(key: str, table) -> str | None:
+    for old, new in table:
+        if key.startswith(old):
+            return new + key[len(old):]
+    return None
+
+
+def to_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename our keys to transformers' in-memory names; raises on keys transformers has no place for."""
+    out, unknown = {}, []
+    for key, value in state_dict.items():
+        new = _rename(key, _TO_HF_PREFIXES)
+        (unknown.append(key) if new is None else out.__setitem__(new, value))
+    if unknown:
+        raise ValueError(f"no transformers equivalent for {len(unknown)} keys, e.g. {unknown[:3]}")
+    return out
+
+
+def from_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    inverse = tuple((new, old) for old, new in _TO_HF_PREFIXES[:-1]) + (("model.language_model.", "model."),)
+    out, unknown = {}, []
+    for key, value in state_dict.items():
+        new = _rename(key, inverse)
+        (unknown.append(key) if new is None else out.__setitem__(new, value))
+    if unknown:
+        raise ValueError(f"unexpected transformers keys: {unknown[:3]} ({len(unknown)} in all)")
+    return out
+
+
+def to_hf_config(
+    config: LlavaQwenConfig, *, image_token_index: int = 151646, video_token_index: int = 151647
+) -> LlavaOnevisionConfig:
+    spec = MultimodalSpec.from_config(config)
+    if spec.aspect_ratio.name != "anyres_max" or not spec.use_newline or spec.projector.kind != "mlp" or spec.projector.depth != 2:
+        warnings.warn(
+            f"transformers' LlavaOnevision always runs anyres_max_N + spatial_unpad with an mlp2x_gelu projector; this "
+            f"model uses image_aspect_ratio={config.image_aspect_ratio!r}, merge={spec.merge_type!r}, projector="
+            f"{config.mm_projector_type!r}, so its outputs there will differ from ours",
+            stacklevel=2,
+        )
+    for name, index in (("image_token_index", image_token_index), ("video_token_index", video_token_index)):
+        if not 0 <= index < config.vocab_size:
+            raise ValueError(f"{name}={index} is outside the vocabulary (size {config.vocab_size})")
+    text = Qwen2Config(**{f: getattr(config, f) for f in _TEXT_FIELDS if hasattr(config, f)})
+    max_crops = spec.aspect_ratio.max_num_crops or 9
+    return LlavaOnevisionConfig(
+        text_config=text.to_dict(),
+        vision_config=config.vision_config.to_dict(),
+        image_token_index=image_token_index,
+        video_token_index=video_token_index,
+        projector_hidden_act="gelu",
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        multimodal_projector_bias=True,
+        tie_word_embeddings=config.tie_word_embeddings,
+        image_grid_pinpoints=[[h, w] for (w, h) in spec.grid_pinpoints],
+        vision_aspect_ratio=f"anyres_max_{max_crops}",
+    )
+
+
+def from_hf_config(config: LlavaOnevisionConfig) -> LlavaQwenConfig:
+    text = config.text_config
+    fields = {f: getattr(text, f) for f in _TEXT_FIELDS if hasattr(text, f)}
+    fields["tie_word_embeddings"] = config.tie_word_embeddings
+    return LlavaQwenConfig(
+        **fields,
+        vision_config=config.vision_config.to_dict(),
+        mm_projector_type="mlp2x_gelu",
+        mm_patch_merge_type="spatial_unpad",
+        image_aspect_ratio=config.vision_aspect_ratio,
+        image_grid_pinpoints=[[w, h] for (h, w) in config.image_grid_pinpoints],
+    )
+
+
+def to_hf_model(model: LlavaQwenForCausalLM, **token_ids) -> LlavaOnevisionForConditionalGeneration:
+    hf = LlavaOnevisionForConditionalGeneration(to_hf_config(model.config, **token_ids))
+    hf.load_state_dict(to_hf_state_dict(model.state_dict()), strict=True)
+    return hf.to(model.dtype).eval()
+
+
+def from_hf_model(hf: LlavaOnevisionForConditionalGeneration) -> LlavaQwenForCausalLM:
+    model = LlavaQwenForCausalLM(from_hf_config(hf.config))
+    model.load_state_dict(from_hf_state_dict(hf.state_dict()), strict=True)
+    return model.to(hf.dtype).eval()
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, direction: str) -> None:
+    """Convert a checkpoint directory (weights, config and tokenizer) in ``direction`` "to-hf" or "from-hf"."""
+    if direction == "to-hf":
+        from llava.model.builder import load_pretrained_model
+
+        tokenizer, model, _, _ = load_pretrained_model(str(src), None, None, torch_dtype="float32", device_map="cpu")
+        image_id, video_id = _special_ids(tokenizer, model.config.vocab_size)
+        converted = to_hf_model(model, image_token_index=image_id, video_token_index=video_id)
+    elif direction == "from-hf":
+        tokenizer = AutoTokenizer.from_pretrained(src)
+        converted = from_hf_model(LlavaOnevisionForConditionalGeneration.from_pretrained(src))
+    else:
+        raise ValueError(f"direction={direction!r}: expected 'to-hf' or 'from-hf'")
+    converted.save_pretrained(dst, safe_serialization=True)
+    tokenizer.save_pretrained(dst)
+
+
+def _special_ids(tokenizer, vocab_size: int) -> tuple[int, int]:
+    """Add ``<image>``/``<video>`` to the tokenizer (transformers' processor expects them) within the vocabulary."""
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]})
+    ids = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
+    if max(ids) >= vocab_size:
+        raise ValueError(f"<image>/<video> ids {ids} do not fit the vocabulary of {vocab_size}; resize embeddings first")
+    return ids[0], ids[1]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Convert LLaVA-OV checkpoints to/from transformers' format")
+    parser.add_argument("direction", choices=("to-hf", "from-hf"))
+    parser.add_argument("src")
+    parser.add_argument("dst")
+    args = parser.parse_args(argv)
+    convert_checkpoint(args.src, args.dst, args.direction)
+    print(f"wrote {args.dst}")
+
+
+if __name__ == "__main__":
+    main()
