@@ -38,7 +38,8 @@ _TO_HF_PREFIXES = (
     ("lm_head.", "lm_head."),
     ("model.", "model.language_model."),
 )
-_TEXT_FIELDS = tuple(f for f in Qwen2Config.__dataclass_fields__ if f not in ("model_type",))
+# Fields Qwen2Config declares itself (its dataclass fields also hold class-level plumbing of PreTrainedConfig).
+_TEXT_FIELDS = tuple(Qwen2Config.__annotations__)
 
 
 def _rename(key: str, table) -> str | None:
