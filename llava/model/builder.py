@@ -28,7 +28,8 @@ from llava.processing import SigLipImageProcessor
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 _QWEN_MODEL_TYPES = ("llava_qwen", "llava", "qwen2")
 _MULTIMODAL_KEYS = ("mm_vision_tower", "mm_projector_type", "mm_hidden_size", "vision_config")
-UNQUANTIZED_MODULES = ["vision_tower", "mm_projector", "lm_head", "manager"]
+# Module-name prefixes transformers matches from the start of the full name.
+UNQUANTIZED_MODULES = ["model.vision_tower", "model.mm_projector", "model.managers", "lm_head"]
 
 
 def resolve_attn_implementation(requested: str | None) -> str:
