@@ -123,7 +123,8 @@ def load_pretrained_model(
     if load_8bit or load_4bit:
         load_kwargs["quantization_config"] = _quantization_config(load_8bit, load_4bit, dtype)
     source = model_base or model_path
-    model = LlavaQwenForCausalLM.from_pretrained(source, **load_kwargs)
+    model, info = LlavaQwenForCausalLM.from_pretrained(source, output_loading_info=True, **load_kwargs)
+    _check_missing_keys(model, info["missing_keys"], source)
     if model_base is not None:
         _overlay_weights(model, Path(model_path))
     tokenizer = AutoTokenizer.from_pretrained(model_path if (Path(model_path) / "tokenizer_config.json").exists() else source)
@@ -134,6 +135,22 @@ def load_pretrained_model(
     vision = model.config.vision_config
     image_processor = SigLipImageProcessor(size=(vision.image_size, vision.image_size))
     return tokenizer, model, image_processor, context_length(model.config)
+
+
+def _check_missing_keys(model: LlavaQwenForCausalLM, missing: list[str], source) -> None:
+    """Managers absent from a checkpoint start at zero (warm start from a baseline); anything else missing is an
+    error, since transformers would otherwise leave it randomly initialised with only a log line."""
+    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
+    managers = [key for key in missing if key.startswith("model.managers.")]
+    others = sorted(set(missing) - set(managers) - tied)
+    if others:
+        raise ValueError(f"{source}: {len(others)} weights missing from the checkpoint, e.g. {others[:3]}")
+    if managers:
+        warnings.warn(
+            f"{source} has no manager weights: {len(managers)} manager parameters start at zero (warm start from a "
+            "baseline checkpoint; the model is exactly the baseline until the managers are trained)",
+            stacklevel=3,
+        )
 
 
 def context_length(config) -> int:

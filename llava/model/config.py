@@ -19,6 +19,7 @@ from transformers import Qwen2Config, SiglipVisionConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from llava.model.anyres import AspectRatioMode, Size, parse_grid_pinpoints
+from llava.model.manager_config import ManagerConfig
 
 # SigLIP so400m-patch14-384 with its last layer dropped, as LLaVA-OneVision uses it.
 SIGLIP_SO400M_26 = {
@@ -65,6 +66,7 @@ class LlavaQwenConfig(Qwen2Config):
     mm_use_im_start_end: bool = False
     mm_use_im_patch_token: bool = False
     use_mm_proj: bool = True
+    manager: dict | None = None  # ManagerConfig.to_dict(); absent or type 'none' = baseline
 
     def __post_init__(self, **kwargs):
         # A dict vision_config (e.g. read from a tiny checkpoint) only lists what differs from so400m; fill the rest
@@ -74,6 +76,8 @@ class LlavaQwenConfig(Qwen2Config):
         super().__post_init__(**kwargs)
         if self.mm_hidden_size is None:
             self.mm_hidden_size = self.vision_config.hidden_size
+        if isinstance(self.manager, ManagerConfig):
+            self.manager = self.manager.to_dict()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -96,6 +100,7 @@ class MultimodalSpec:
     tokens_per_side: int
     padding_side: str
     max_length: int | None
+    manager: ManagerConfig
 
     @property
     def use_newline(self) -> bool:
@@ -116,6 +121,8 @@ class MultimodalSpec:
         if max_length is not None and max_length <= 0:
             raise ValueError(f"tokenizer_model_max_length={max_length} must be positive")
         aspect_ratio = AspectRatioMode.parse(config.image_aspect_ratio)
+        manager = ManagerConfig.from_dict(config.manager)
+        manager.validate(vision_layers=vision.num_hidden_layers, llm_layers=config.num_hidden_layers)
         pinpoints_value = config.image_grid_pinpoints
         if pinpoints_value is None:
             pinpoints_value = OV_GRID_PINPOINTS
@@ -128,6 +135,7 @@ class MultimodalSpec:
             tokens_per_side=vision.image_size // vision.patch_size,
             padding_side=config.tokenizer_padding_side,
             max_length=max_length,
+            manager=manager,
         )
 
 

@@ -104,27 +104,50 @@ class EncodedImages:
     tokens: torch.Tensor  # (N, D): packed tokens of the placed images in order, then the dummies'
     lengths: list[int]  # packed length of each placed image
     kinds: torch.Tensor  # (N,) int8 packing kinds
+    experts: torch.Tensor | None  # (E, N, D): the manager's projected expert layers, packed the same way
 
 
 def encode_images(model, batch: ImageBatch, spec: MultimodalSpec) -> EncodedImages:
-    """Run the tower once over every crop of the batch, project, and pack each image."""
+    """Run the tower once over every crop of the batch, project, and pack each image.
+
+    With managers, the requested vision layers come from the same tower pass, go through the projector in one
+    batched call together with the main features, and through the same packing (zeros at newline positions).
+    """
     dim = model.config.hidden_size
     weight = model.embed_tokens.weight
+    expert_layers = spec.manager.expert_layers if spec.manager.enabled else ()
     if not batch.crops:
         empty = weight.new_zeros(0, dim)
-        return EncodedImages(empty, [], torch.zeros(0, dtype=torch.int8, device=weight.device))
+        experts = weight.new_zeros(len(expert_layers), 0, dim) if expert_layers else None
+        return EncodedImages(empty, [], torch.zeros(0, dtype=torch.int8, device=weight.device), experts)
     counts = [c.shape[0] for c in batch.crops]
-    features = model.vision_tower(torch.cat(batch.crops)).features  # (sum P, T, C)
-    projected = model.mm_projector(features).split(counts)  # per image (P, T, D)
+    main, stack = _project(model, torch.cat(batch.crops), expert_layers)  # (sum P, T, D), (E, sum P, T, D)
+    main, stack = main.split(counts), (stack.split(counts, dim=1) if stack is not None else None)
     order = batch.placed + [i for i, m in enumerate(batch.modalities) if m != "image"]
-    packed = []
+    packed, packed_experts = [], []
     for i in order:
         if batch.unpacked or spec.merge_type == "flat":
-            packed.append(pack_flat(projected[i]))
+            packed.append(pack_flat(main[i]))
+            packed_experts.append(pack_flat(stack[i]).features if stack is not None else None)
         else:
-            packed.append(pack_image(projected[i], batch.sizes[i], spec, model.image_newline))
+            packed.append(pack_image(main[i], batch.sizes[i], spec, model.image_newline))
+            packed_experts.append(pack_image(stack[i], batch.sizes[i], spec, None).features if stack is not None else None)
     return EncodedImages(
         tokens=torch.cat([p.features for p in packed]),
         lengths=[packed[k].features.shape[0] for k in range(len(batch.placed))],
         kinds=torch.cat([p.kinds for p in packed]),
+        experts=torch.cat(packed_experts, dim=1) if stack is not None else None,
     )
+
+
+def _project(model, pixels: torch.Tensor, expert_layers: tuple[int, ...]):
+    """Main features and expert stack through the projector, sharing the last layer when it is an expert."""
+    output = model.vision_tower(pixels, hidden_state_indices=expert_layers)
+    if output.layers is None:
+        return model.mm_projector(output.features), None
+    last = model.vision_tower.num_layers
+    if last in expert_layers:
+        stack = model.mm_projector(output.layers)  # (E, P, T, D), one batched call
+        return stack[expert_layers.index(last)], stack
+    projected = model.mm_projector(torch.cat([output.layers, output.features[None]]))
+    return projected[-1], projected[:-1]

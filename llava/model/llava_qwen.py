@@ -14,6 +14,7 @@ Forward flow::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -34,6 +35,7 @@ from transformers.utils.output_capturing import capture_outputs
 from llava.constants import IMAGE_TOKEN_INDEX
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.images import ImageBatch, encode_images
+from llava.model.manager import AAUM, SAUM, ManagerStack, VisualInjection
 from llava.model.projector import build_projector
 from llava.model.splice import SpliceResult, count_placeholders, splice
 from llava.model.vision_tower import SigLipVisionTower
@@ -50,6 +52,12 @@ class LlavaQwenPreTrainedModel(Qwen2PreTrainedModel):
         if isinstance(module, LlavaQwenModel) and module.image_newline is not None:
             # Same as LLaVA-NeXT when it creates the newline for a fresh projector.
             init.normal_(module.image_newline, mean=0.0, std=1 / math.sqrt(self.config.hidden_size))
+        # Managers start as an exact identity, also when added to a checkpoint that has none (warm start).
+        if isinstance(module, SAUM):
+            init.zeros_(module.weight)
+        elif isinstance(module, AAUM):
+            init.zeros_(module.gate)
+            init.zeros_(module.log_temperature)
 
 
 class LlavaQwenModel(LlavaQwenPreTrainedModel):
@@ -67,6 +75,11 @@ class LlavaQwenModel(LlavaQwenPreTrainedModel):
         self.vision_tower = SigLipVisionTower(config.vision_config)
         self.mm_projector = build_projector(spec.projector)
         self.image_newline = nn.Parameter(torch.empty(config.hidden_size)) if spec.use_newline else None
+        self.managers = (
+            ManagerStack(spec.manager, hidden_size=config.hidden_size, eps=config.rms_norm_eps)
+            if spec.manager.enabled
+            else None
+        )
         self.gradient_checkpointing = False
         self.post_init()
 
@@ -85,8 +98,11 @@ class LlavaQwenModel(LlavaQwenPreTrainedModel):
         past_key_values: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
+        visual_injection: VisualInjection | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPast:
+        """The Qwen2 decoder; ``visual_injection`` (prefill only) makes the managers add their output to the hidden
+        states at visual positions before their decoder layers."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -111,7 +127,10 @@ class LlavaQwenModel(LlavaQwenPreTrainedModel):
                 masks["sliding_attention"] = create_sliding_window_causal_mask(**mask_kwargs)
         hidden = inputs_embeds
         position_embeddings = self.rotary_emb(hidden, position_ids)
+        inject = visual_injection is not None and self.managers is not None
         for layer_idx, decoder_layer in enumerate(self.layers):
+            if inject and layer_idx in self.managers:
+                hidden = self.managers.inject(layer_idx, hidden, visual_injection)
             hidden = decoder_layer(
                 hidden,
                 attention_mask=masks[self.config.layer_types[layer_idx]],
@@ -165,7 +184,7 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         batch.check_placeholders(placeholders)
         encoded = encode_images(self.model, batch, spec)
         text_embeds = self.model.embed_tokens(input_ids.clamp_min(0))
-        return splice(
+        spliced = splice(
             input_ids=input_ids,
             attention_mask=attention_mask,
             labels=labels,
@@ -176,6 +195,12 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
             padding_side=padding_side or spec.padding_side,
             max_length=spec.max_length,
         )
+        if encoded.experts is None:
+            return spliced
+        injection = VisualInjection.build(
+            spliced.token_kinds, spliced.image_token_index, encoded.experts, spec.manager.targets
+        )
+        return dataclasses.replace(spliced, visual_injection=injection)
 
     def forward(
         self,
@@ -192,12 +217,14 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         logits_to_keep: int | torch.Tensor = 0,
         return_dict: bool | None = None,
         cache_position=None,  # accepted for callers written for transformers 4.x; positions come from position_ids
+        visual_injection: VisualInjection | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         if inputs_embeds is None and input_ids is not None and images is not None:
             spliced = self.prepare_multimodal_inputs(input_ids, attention_mask, labels, images, image_sizes, modalities)
             input_ids, inputs_embeds = None, spliced.inputs_embeds
             attention_mask, position_ids, labels = spliced.attention_mask, spliced.position_ids, spliced.labels
+            visual_injection = spliced.visual_injection
         elif input_ids is not None and bool((input_ids == IMAGE_TOKEN_INDEX).any()):
             raise ValueError(
                 f"input_ids hold {int((input_ids == IMAGE_TOKEN_INDEX).sum())} image placeholders but no images were given"
@@ -209,6 +236,7 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
             past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
+            visual_injection=visual_injection,
             **kwargs,
         )
         logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
@@ -239,5 +267,22 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         spliced = self.prepare_multimodal_inputs(
             inputs, attention_mask, None, images, image_sizes, modalities, padding_side="left"
         )
-        inputs_embeds, attention_mask = spliced.inputs_embeds, spliced.attention_mask
-        return super().generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs)
+        if spliced.visual_injection is not None:
+            kwargs["visual_injection"] = spliced.visual_injection
+        return super().generate(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask, **kwargs)
+
+    def prepare_inputs_for_generation(
+        self, input_ids, past_key_values=None, attention_mask=None, inputs_embeds=None, is_first_iteration=False, **kwargs
+    ):
+        # Managers inject only where the visual tokens are in the current forward: the prefill. Later steps see
+        # the injected states through the KV cache.
+        if not is_first_iteration:
+            kwargs.pop("visual_injection", None)
+        return super().prepare_inputs_for_generation(
+            input_ids,
+            past_key_values=past_key_values,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
+        )

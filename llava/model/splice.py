@@ -11,10 +11,14 @@ Shapes: B batch, S input length (with placeholders), D hidden size, N total imag
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+
+if TYPE_CHECKING:
+    from llava.model.manager import VisualInjection
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +30,7 @@ class SpliceResult:
     image_token_index: torch.Tensor  # (B, L) long: row in the image-token table, -1 elsewhere
     token_kinds: torch.Tensor  # (B, L) int8: packing kind on image tokens, -1 elsewhere
     num_truncated: int  # samples that were cut to max_length
+    visual_injection: "VisualInjection | None" = None  # set by the model when managers are enabled
 
 
 def count_placeholders(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[int]:

@@ -22,14 +22,9 @@ SIGLIP_STD = (0.5, 0.5, 0.5)
 
 
 def convert_to_rgb(image: Image.Image) -> Image.Image:
-    """RGB conversion as transformers does it: transparent pixels are composited over white."""
-    if image.mode == "RGB":
-        return image
-    if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    """Plain ``convert("RGB")`` (alpha dropped), as in the transformers version LLaVA-NeXT pins; transformers 5
+    composites transparency on white instead (docs/differences.md, row 9)."""
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 class SigLipImageProcessor:

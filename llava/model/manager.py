@@ -1,0 +1,104 @@
+"""Managers for MLLMs: aggregate projected vision-layer features ("experts") and add them to the LLM's hidden
+states at visual positions before chosen decoder layers (paper Eq. 12-14).
+
+* SAUM (default, Eq. 14): ``A_m = sum_k W_m[k] * P(V_k)`` with ``W_m`` of shape (E, D), zero-initialised; in
+  training the output is multiplied by elementwise ``U(1 - j, 1 + j)`` jitter (j = 0.02).
+* AAUM (variant, Eq. 7 style): token-wise weights ``softmax((LN(C[vis]) W_M + noise) / tau)`` over the experts,
+  Gaussian noise in training only, learnable temperature ``tau``. The paper leaves its MLLM initialisation open;
+  here the aggregate goes through a per-channel gate initialised to zero, so a fresh AAUM is an exact identity
+  like a fresh SAUM, and the router (LN + linear, std 0.02) starts near uniform weights.
+
+Shapes: E experts, N visual positions in the batch, D LLM hidden size, B batch, L sequence length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from llava.model.manager_config import ManagerConfig
+from llava.model.packing import BASE, GRID
+
+_TARGET_KINDS = {"all": (BASE, GRID), "base": (BASE,), "grid": (GRID,)}
+
+
+@dataclass(frozen=True, slots=True)
+class VisualInjection:
+    """What the decoder loop needs to run the managers; built once per forward, shared by all managers."""
+
+    positions: torch.Tensor  # (B, L) bool: positions the managers write to
+    experts: torch.Tensor  # (E, N, D): projected expert features at those positions, in mask order
+
+    @classmethod
+    def build(cls, token_kinds: torch.Tensor, image_token_index: torch.Tensor, expert_tokens: torch.Tensor,
+              targets: str) -> "VisualInjection":
+        """``token_kinds``/``image_token_index`` come from the splice; ``expert_tokens`` is (E, rows, D)."""
+        positions = torch.zeros_like(token_kinds, dtype=torch.bool)
+        for kind in _TARGET_KINDS[targets]:
+            positions |= token_kinds == kind
+        return cls(positions=positions, experts=expert_tokens[:, image_token_index[positions]])
+
+
+class SAUM(nn.Module):
+    def __init__(self, num_experts: int, hidden_size: int, jitter: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_experts, hidden_size))
+        self.jitter = jitter
+
+    def aggregation_weights(self, hidden: torch.Tensor | None = None) -> torch.Tensor:
+        return self.weight  # (E, D), the same for every token
+
+    def forward(self, experts: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        out = torch.einsum("ed,end->nd", self.weight.to(experts.dtype), experts)  # (N, D)
+        if self.training and self.jitter > 0:
+            out = out * torch.empty_like(out).uniform_(1 - self.jitter, 1 + self.jitter)
+        return out
+
+
+class AAUM(nn.Module):
+    def __init__(self, num_experts: int, hidden_size: int, noise_std: float, eps: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden_size, eps=eps)
+        self.router = nn.Linear(hidden_size, num_experts)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+        self.gate = nn.Parameter(torch.zeros(hidden_size))
+        self.noise_std = noise_std
+
+    def aggregation_weights(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = self.router(self.norm(hidden))  # (N, E)
+        if self.training and self.noise_std > 0:
+            logits = logits + torch.randn_like(logits) * self.noise_std
+        return torch.softmax(logits / self.log_temperature.exp(), dim=-1)
+
+    def forward(self, experts: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        weights = self.aggregation_weights(hidden).to(experts.dtype)
+        return self.gate.to(experts.dtype) * torch.einsum("ne,end->nd", weights, experts)
+
+
+class ManagerStack(nn.Module):
+    """One manager per injection layer; ``inject`` is called from the decoder-layer loop."""
+
+    def __init__(self, config: ManagerConfig, *, hidden_size: int, eps: float) -> None:
+        super().__init__()
+        assert config.enabled, "build a ManagerStack only for enabled managers"
+        self.config = config
+        num_experts = len(config.expert_layers)
+        if config.type == "saum":
+            make = lambda: SAUM(num_experts, hidden_size, config.jitter)  # noqa: E731
+        else:
+            make = lambda: AAUM(num_experts, hidden_size, config.aaum_noise_std, eps)  # noqa: E731
+        self.layers = nn.ModuleDict({str(i): make() for i in config.inject_layers})
+
+    def __contains__(self, layer_idx: int) -> bool:
+        return str(layer_idx) in self.layers
+
+    def inject(self, layer_idx: int, hidden: torch.Tensor, visual: VisualInjection) -> torch.Tensor:
+        """``hidden`` (B, L, D) entering decoder layer ``layer_idx`` -> same with the manager output added."""
+        mask = visual.positions
+        if visual.experts.shape[1] == 0:
+            return hidden
+        current = hidden[mask]  # (N, D)
+        updated = current + self.layers[str(layer_idx)](visual.experts, current).to(hidden.dtype)
+        return hidden.masked_scatter(mask[..., None], updated)

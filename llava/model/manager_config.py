@@ -1,0 +1,117 @@
+"""Typed manager configuration and its presets (paper Sec. V-B2 and the ablations of Figs. 9-11).
+
+Index conventions, chosen to match the code that consumes them:
+
+* ``expert_layers``: vision hidden-state indices ``k`` of ``V_k`` = output of SigLIP layer ``k`` (1-based, as in the
+  paper; ``V_26`` is what LLaVA-OV feeds the LLM). Valid: ``1 .. vision depth``.
+* ``inject_layers``: 0-based indices of the LLM decoder layers *before* which a manager adds its output, like
+  Python's ``model.layers[i]`` (the paper's 1-based "layer 1, 5, ..., 21" are indices 0, 4, ..., 20).
+
+Both are stored explicitly in ``config.json`` (``"manager": {...}``); presets only help to write them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+MANAGER_TYPES = ("none", "saum", "aaum")
+TARGETS = ("all", "base", "grid")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ManagerConfig:
+    type: str = "none"
+    expert_layers: tuple[int, ...] = ()
+    inject_layers: tuple[int, ...] = ()
+    targets: str = "all"
+    jitter: float = 0.02  # SAUM: multiplicative U(1 - jitter, 1 + jitter) noise in training
+    aaum_noise_std: float = 1.0  # AAUM: Gaussian exploration noise on the routing logits in training
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expert_layers", tuple(int(i) for i in self.expert_layers))
+        object.__setattr__(self, "inject_layers", tuple(int(i) for i in self.inject_layers))
+        if self.type not in MANAGER_TYPES:
+            raise ValueError(f"manager type={self.type!r} is not one of {MANAGER_TYPES}")
+        if self.targets not in TARGETS:
+            raise ValueError(f"manager targets={self.targets!r} is not one of {TARGETS}")
+        if not 0 <= self.jitter < 1:
+            raise ValueError(f"manager jitter={self.jitter} must be in [0, 1)")
+        if self.aaum_noise_std < 0:
+            raise ValueError(f"manager aaum_noise_std={self.aaum_noise_std} must be >= 0")
+        if self.enabled and (not self.expert_layers or not self.inject_layers):
+            raise ValueError(f"manager type={self.type!r} needs expert_layers and inject_layers")
+        for name in ("expert_layers", "inject_layers"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values) or list(values) != sorted(values):
+                raise ValueError(f"manager {name}={values} must be strictly increasing")
+
+    @property
+    def enabled(self) -> bool:
+        return self.type != "none"
+
+    def validate(self, *, vision_layers: int, llm_layers: int) -> None:
+        """Check indices against the real depths; raises ``ValueError`` naming the index and the valid range."""
+        for index in self.expert_layers:
+            if not 1 <= index <= vision_layers:
+                raise ValueError(f"manager expert layer {index} is out of range: valid are 1..{vision_layers}")
+        for index in self.inject_layers:
+            if not 0 <= index < llm_layers:
+                raise ValueError(f"manager inject layer {index} is out of range: valid are 0..{llm_layers - 1}")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, value: "dict | ManagerConfig | None") -> "ManagerConfig":
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        unknown = set(value) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown manager config fields {sorted(unknown)}")
+        return cls(**value)
+
+
+def expert_layer_preset(name: str, vision_layers: int, k: int | None = None) -> tuple[int, ...]:
+    """``top_half`` (paper default: 14..26 of 26), ``bottom_half``, ``all``, ``last_k`` (needs ``k``)."""
+    half = vision_layers // 2
+    presets = {
+        "top_half": range(half + 1, vision_layers + 1),
+        "bottom_half": range(1, half + 1),
+        "all": range(1, vision_layers + 1),
+    }
+    if name == "last_k":
+        if k is None or not 1 <= k <= vision_layers:
+            raise ValueError(f"expert preset 'last_k' needs 1 <= k <= {vision_layers}, got k={k}")
+        return tuple(range(vision_layers - k + 1, vision_layers + 1))
+    if name not in presets:
+        raise ValueError(f"expert preset {name!r} is not one of {sorted(presets) + ['last_k']}")
+    return tuple(presets[name])
+
+
+def inject_layer_preset(llm_layers: int, *, count: int | None = None, interval: int | None = None) -> tuple[int, ...]:
+    """Managers at equal intervals from the first decoder layer.
+
+    ``count=6`` on 24 layers gives interval 4: indices 0, 4, 8, 12, 16, 20 (the paper's default). ``interval``
+    alone places a manager every ``interval`` layers from layer 0.
+    """
+    if (count is None) == (interval is None):
+        raise ValueError("give exactly one of count and interval")
+    if count is not None:
+        if not 1 <= count <= llm_layers:
+            raise ValueError(f"inject count={count} must be in 1..{llm_layers}")
+        interval = llm_layers // count
+        return tuple(range(0, interval * count, interval))
+    if not 1 <= interval <= llm_layers:
+        raise ValueError(f"inject interval={interval} must be in 1..{llm_layers}")
+    return tuple(range(0, llm_layers, interval))
+
+
+def paper_default(kind: str = "saum", *, vision_layers: int = 26, llm_layers: int = 24) -> ManagerConfig:
+    """6 managers every 4 layers from the first, experts from the top half of the tower."""
+    return ManagerConfig(
+        type=kind,
+        expert_layers=expert_layer_preset("top_half", vision_layers),
+        inject_layers=inject_layer_preset(llm_layers, count=min(6, llm_layers)),
+    )
