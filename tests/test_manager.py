@@ -184,3 +184,42 @@ def test_save_load_and_warm_start(tmp_path, qwen_tokenizer, make_image):
     batch = _batch(make_image, base)
     with torch.no_grad():  # the loader grew the tiny vocabulary to the tokenizer's; compare the original columns
         assert torch.equal(warm(**batch).logits[..., :256], base(**batch).logits)
+
+
+def test_transformers_export_keeps_managers_in_a_side_file(tmp_path, qwen_tokenizer):
+    from llava.model.convert import main as convert_main
+
+    model = tiny_model(seed=3, manager=SAUM_CFG)
+    _randomise_managers(model)
+    model.save_pretrained(tmp_path / "ours")
+    qwen_tokenizer.save_pretrained(tmp_path / "ours")
+    convert_main(["to-hf", str(tmp_path / "ours"), str(tmp_path / "hf")])
+    assert (tmp_path / "hf" / "managers.safetensors").exists()
+    convert_main(["from-hf", str(tmp_path / "hf"), str(tmp_path / "back")])
+    back = LlavaQwenForCausalLM.from_pretrained(tmp_path / "back")
+    assert back.config.manager["inject_layers"] == [0, 2]
+    for key, value in model.state_dict().items():
+        assert torch.equal(back.state_dict()[key], value), key
+
+
+def test_introspection_records_aggregation_weights(make_image):
+    _, managed = _pair("aaum")
+    _randomise_managers(managed)
+    managed.model.managers.record = True
+    with torch.no_grad():
+        managed(**_batch(make_image, managed), output_attentions=False)
+    weights = managed.model.managers.recorded
+    assert sorted(weights) == [0, 2] and weights[0].shape[1] == 3
+    torch.testing.assert_close(weights[0].sum(-1), torch.ones(weights[0].shape[0]))
+    _, saum = _pair("saum")
+    assert {k: v.shape for k, v in saum.model.managers.aggregation_weights().items()} == {0: (3, 64), 2: (3, 64)}
+
+
+def test_attention_maps_can_be_captured():
+    model = tiny_model(seed=1, vocab_size=128, image_aspect_ratio="pad", attn_implementation="eager",
+                       manager=SAUM_CFG)
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([[5, -200, 6]]), images=[torch.zeros(3, 384, 384)], output_attentions=True,
+                    output_hidden_states=True)
+    assert len(out.attentions) == 4 and out.attentions[0].shape == (1, 4, 732, 732)
+    assert len(out.hidden_states) == 5

@@ -8,6 +8,10 @@ Key mapping (ours -> transformers, in-memory names of transformers 5.x)::
     model.* (Qwen2 trunk)                           ->  model.language_model.*
     lm_head.weight                                  ->  lm_head.weight
 
+Managers have no place in transformers' classes: ``to-hf`` writes them to ``managers.safetensors`` plus
+``manager_config.json`` next to the transformers checkpoint (which then runs as the baseline there), and ``from-hf``
+puts them back.
+
 transformers needs ``<image>``/``<video>`` ids inside the vocabulary; Qwen2's embedding has spare rows above the
 tokenizer (151646..151935), so the defaults use those instead of resizing the embedding (transformers' own
 converter grows the vocabulary to 152000). Grid pinpoints flip from (width, height) to (height, width).
@@ -21,10 +25,12 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import json
 import warnings
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config
 
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
@@ -47,6 +53,16 @@ def _rename(key: str, table) -> str | None:
         if key.startswith(old):
             return new + key[len(old):]
     return None
+
+
+MANAGER_PREFIX = "model.managers."
+MANAGER_WEIGHTS, MANAGER_CONFIG = "managers.safetensors", "manager_config.json"
+
+
+def split_managers(state_dict: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """(everything else, manager weights)."""
+    managers = {k: v for k, v in state_dict.items() if k.startswith(MANAGER_PREFIX)}
+    return {k: v for k, v in state_dict.items() if k not in managers}, managers
 
 
 def to_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -117,14 +133,22 @@ def from_hf_config(config: LlavaOnevisionConfig) -> LlavaQwenConfig:
 
 
 def to_hf_model(model: LlavaQwenForCausalLM, **token_ids) -> LlavaOnevisionForConditionalGeneration:
+    """The baseline part of ``model`` as a transformers model (managers, if any, are left out: see module doc)."""
     hf = LlavaOnevisionForConditionalGeneration(to_hf_config(model.config, **token_ids))
-    hf.load_state_dict(to_hf_state_dict(model.state_dict()), strict=True)
+    baseline, _ = split_managers(model.state_dict())
+    hf.load_state_dict(to_hf_state_dict(baseline), strict=True)
     return hf.to(model.dtype).eval()
 
 
-def from_hf_model(hf: LlavaOnevisionForConditionalGeneration) -> LlavaQwenForCausalLM:
-    model = LlavaQwenForCausalLM(from_hf_config(hf.config))
-    model.load_state_dict(from_hf_state_dict(hf.state_dict()), strict=True)
+def from_hf_model(
+    hf: LlavaOnevisionForConditionalGeneration, manager: dict | None = None, manager_weights: dict | None = None
+) -> LlavaQwenForCausalLM:
+    config = from_hf_config(hf.config)
+    config.manager = manager
+    model = LlavaQwenForCausalLM(config)
+    state = from_hf_state_dict(hf.state_dict())
+    state.update(manager_weights or {})
+    model.load_state_dict(state, strict=True)
     return model.to(hf.dtype).eval()
 
 
@@ -136,13 +160,25 @@ def convert_checkpoint(src: str | Path, dst: str | Path, direction: str) -> None
         tokenizer, model, _, _ = load_pretrained_model(str(src), None, None, torch_dtype="float32", device_map="cpu")
         image_id, video_id = _special_ids(tokenizer, model.config.vocab_size)
         converted = to_hf_model(model, image_token_index=image_id, video_token_index=video_id)
+        _, managers = split_managers(model.state_dict())
     elif direction == "from-hf":
         tokenizer = AutoTokenizer.from_pretrained(src)
-        converted = from_hf_model(LlavaOnevisionForConditionalGeneration.from_pretrained(src))
+        manager, managers = _read_manager_side_file(Path(src))
+        converted = from_hf_model(LlavaOnevisionForConditionalGeneration.from_pretrained(src), manager, managers)
+        managers = {}
     else:
         raise ValueError(f"direction={direction!r}: expected 'to-hf' or 'from-hf'")
     converted.save_pretrained(dst, safe_serialization=True)
     tokenizer.save_pretrained(dst)
+    if managers:
+        save_file({k: v.contiguous() for k, v in managers.items()}, Path(dst) / MANAGER_WEIGHTS)
+        (Path(dst) / MANAGER_CONFIG).write_text(json.dumps(model.config.manager, indent=2))
+
+
+def _read_manager_side_file(path: Path) -> tuple[dict | None, dict]:
+    if not (path / MANAGER_WEIGHTS).exists():
+        return None, {}
+    return json.loads((path / MANAGER_CONFIG).read_text()), load_file(path / MANAGER_WEIGHTS)
 
 
 def _special_ids(tokenizer, vocab_size: int) -> tuple[int, int]:
