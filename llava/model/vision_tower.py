@@ -12,15 +12,15 @@ Shapes: N crops, T = (image_size // patch_size) ** 2 tokens per crop, C = vision
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 from transformers import SiglipVisionConfig, SiglipVisionModel
 
 
-@dataclass(frozen=True, slots=True)
-class VisionOutput:
+class VisionOutput(NamedTuple):
+    # A NamedTuple: DeepSpeed ZeRO-3's module hooks walk outputs that are tuples, dicts or plain objects.
     features: torch.Tensor  # (N, T, C): last layer, before post_layernorm
     layers: torch.Tensor | None  # (E, N, T, C): the requested hidden states, in request order
 
