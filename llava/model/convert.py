@@ -48,11 +48,18 @@ _TO_HF_PREFIXES = (
 _TEXT_FIELDS = tuple(Qwen2Config.__annotations__)
 
 
-def _rename(key: str, table) -> str | None:
-    for old, new in table:
-        if key.startswith(old):
-            return new + key[len(old):]
-    return None
+def _rename_all(state_dict: dict[str, torch.Tensor], table, direction: str) -> dict[str, torch.Tensor]:
+    """Rename every key by the first matching prefix of ``table``; a key that matches none is an error."""
+    out, unknown = {}, []
+    for key, value in state_dict.items():
+        match = next(((old, new) for old, new in table if key.startswith(old)), None)
+        if match is None:
+            unknown.append(key)
+        else:
+            out[match[1] + key[len(match[0]):]] = value
+    if unknown:
+        raise ValueError(f"{direction}: {len(unknown)} keys have no counterpart, e.g. {unknown[:3]}")
+    return out
 
 
 MANAGER_PREFIX = "model.managers."
@@ -66,25 +73,13 @@ def split_managers(state_dict: dict[str, torch.Tensor]) -> tuple[dict, dict]:
 
 
 def to_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename our keys to transformers' in-memory names; raises on keys transformers has no place for."""
-    out, unknown = {}, []
-    for key, value in state_dict.items():
-        new = _rename(key, _TO_HF_PREFIXES)
-        (unknown.append(key) if new is None else out.__setitem__(new, value))
-    if unknown:
-        raise ValueError(f"no transformers equivalent for {len(unknown)} keys, e.g. {unknown[:3]}")
-    return out
+    """Our keys -> transformers' in-memory names (managers must be split off first)."""
+    return _rename_all(state_dict, _TO_HF_PREFIXES, "to transformers")
 
 
 def from_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     inverse = tuple((new, old) for old, new in _TO_HF_PREFIXES[:-1]) + (("model.language_model.", "model."),)
-    out, unknown = {}, []
-    for key, value in state_dict.items():
-        new = _rename(key, inverse)
-        (unknown.append(key) if new is None else out.__setitem__(new, value))
-    if unknown:
-        raise ValueError(f"unexpected transformers keys: {unknown[:3]} ({len(unknown)} in all)")
-    return out
+    return _rename_all(state_dict, inverse, "from transformers")
 
 
 def to_hf_config(
