@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
 from llava.conversation import conv_templates
 from llava.mm_utils import process_images, tokenizer_image_token
+from llava.model.anyres import anyres_token_count
 from llava.processing import SigLipImageProcessor
 from llava.testing import build_qwen2_tokenizer, tiny_model
 
@@ -55,15 +56,18 @@ def main(argv: list[str] | None = None) -> None:
     input_ids = tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")[None]
     pixel_values = process_images([image], processor, model.config)
 
+    spec = model.mm_spec
+    image_tokens = anyres_token_count(
+        image.size, spec.grid_pinpoints, spec.crop_size, spec.tokens_per_side, spec.aspect_ratio.max_num_crops
+    )
     start = time.perf_counter()
-    spliced = model.prepare_multimodal_inputs(input_ids, None, None, pixel_values, [image.size])
     output = model.generate(
         input_ids, images=pixel_values, image_sizes=[image.size], max_new_tokens=args.max_new_tokens, do_sample=False
     )
     elapsed = time.perf_counter() - start
     print(f"image {image.size[0]}x{image.size[1]} -> {tuple(pixel_values.shape[1:])} crops "
-          f"({model.config.image_aspect_ratio}), {int((spliced.image_token_index >= 0).sum())} image tokens, "
-          f"{spliced.inputs_embeds.shape[1]} tokens in the prompt")
+          f"({model.config.image_aspect_ratio}), {image_tokens} image tokens, "
+          f"{input_ids.shape[1] - 1 + image_tokens} tokens in the prompt")
     print(f"prompt: {prompt!r}")
     print(f"generated {output.shape[1]} tokens in {elapsed:.2f}s: {tokenizer.decode(output[0], skip_special_tokens=True)!r}")
 
