@@ -1,7 +1,5 @@
 """Invariances of the base model: gradient checkpointing, batch vs per-sample, hidden-state capture."""
 
-import warnings
-
 import torch
 
 from llava.mm_utils import process_images
@@ -22,9 +20,7 @@ def test_gradient_checkpointing_same_loss_and_grads(make_image):
     pixels = process_images([image], SigLipImageProcessor(), model.config)
     ids = torch.tensor([[5, -200, 6, 7, 8]])
     loss_a, grads_a = _loss_and_grads(model, ids, pixels, [image.size])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     loss_b, grads_b = _loss_and_grads(model, ids, pixels, [image.size])
     assert torch.equal(loss_a, loss_b)
     assert grads_a.keys() == grads_b.keys() and any("vision_tower" in n for n in grads_a)

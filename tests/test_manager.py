@@ -104,7 +104,7 @@ def test_gradient_checkpointing_and_gradient_flow(make_image):
     managed.train()
     batch = _batch(make_image, managed)
     loss_a, grads_a = _grads(managed, batch)
-    managed.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    managed.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     loss_b, grads_b = _grads(managed, batch)
     torch.testing.assert_close(loss_a, loss_b)
     for prefix in ("model.managers.layers.0.weight", "model.mm_projector.0.weight",
