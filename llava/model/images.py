@@ -21,7 +21,7 @@ import torch
 
 from llava.model.anyres import Size
 from llava.model.config import MultimodalSpec
-from llava.model.packing import pack_flat, pack_image
+from llava.model.packing import PackedImage, pack_flat, pack_image
 
 MODALITIES = ("image", "text")
 
@@ -55,12 +55,17 @@ class ImageBatch:
         """Indices of the images that fill placeholders, in order."""
         return [i for i, m in enumerate(self.modalities) if m == "image"]
 
+    @property
+    def dummies(self) -> list[int]:
+        """Indices of the text-only samples' dummy images."""
+        return [i for i, m in enumerate(self.modalities) if m != "image"]
+
     def check_placeholders(self, per_sample: list[int]) -> None:
         if sum(per_sample) != len(self.placed):
+            dummies = f" (+{len(self.dummies)} text-only dummies)" if self.dummies else ""
             raise ValueError(
                 f"the batch has {sum(per_sample)} <image> placeholders (per sample: {per_sample}) but "
-                f"{len(self.placed)} images"
-                + (f" (+{len(self.crops) - len(self.placed)} text-only dummies)" if len(self.placed) < len(self.crops) else "")
+                f"{len(self.placed)} images{dummies}"
             )
 
 
@@ -123,20 +128,19 @@ def encode_images(model, batch: ImageBatch, spec: MultimodalSpec) -> EncodedImag
     counts = [c.shape[0] for c in batch.crops]
     main, stack = _project(model, torch.cat(batch.crops), expert_layers)  # (sum P, T, D), (E, sum P, T, D)
     main, stack = main.split(counts), (stack.split(counts, dim=1) if stack is not None else None)
-    order = batch.placed + [i for i, m in enumerate(batch.modalities) if m != "image"]
-    packed, packed_experts = [], []
-    for i in order:
-        if batch.unpacked or spec.merge_type == "flat":
-            packed.append(pack_flat(main[i]))
-            packed_experts.append(pack_flat(stack[i]).features if stack is not None else None)
-        else:
-            packed.append(pack_image(main[i], batch.sizes[i], spec, model.image_newline))
-            packed_experts.append(pack_image(stack[i], batch.sizes[i], spec, None).features if stack is not None else None)
+    flat = batch.unpacked or spec.merge_type == "flat"
+
+    def pack(features: torch.Tensor, index: int, newline: torch.Tensor | None) -> PackedImage:
+        return pack_flat(features) if flat else pack_image(features, batch.sizes[index], spec, newline)
+
+    order = batch.placed + batch.dummies
+    packed = [pack(main[i], i, model.image_newline) for i in order]
+    packed_experts = [pack(stack[i], i, None).features for i in order] if stack is not None else None
     return EncodedImages(
         tokens=torch.cat([p.features for p in packed]),
         lengths=[packed[k].features.shape[0] for k in range(len(batch.placed))],
         kinds=torch.cat([p.kinds for p in packed]),
-        experts=torch.cat(packed_experts, dim=1) if stack is not None else None,
+        experts=torch.cat(packed_experts, dim=1) if packed_experts is not None else None,
     )
 
 

@@ -98,6 +98,13 @@ class AAUM(nn.Module):
         return self.gate.to(experts.dtype) * weighted_sum(experts, weights.T[..., None])
 
 
+def _build_manager(config: ManagerConfig, hidden_size: int, eps: float) -> nn.Module:
+    num_experts = len(config.expert_layers)
+    if config.type == "saum":
+        return SAUM(num_experts, hidden_size, config.jitter)
+    return AAUM(num_experts, hidden_size, config.aaum_noise_std, eps)
+
+
 class ManagerStack(nn.Module):
     """One manager per injection layer; ``inject`` is called from the decoder-layer loop."""
 
@@ -105,12 +112,9 @@ class ManagerStack(nn.Module):
         super().__init__()
         assert config.enabled, "build a ManagerStack only for enabled managers"
         self.config = config
-        num_experts = len(config.expert_layers)
-        if config.type == "saum":
-            make = lambda: SAUM(num_experts, hidden_size, config.jitter)  # noqa: E731
-        else:
-            make = lambda: AAUM(num_experts, hidden_size, config.aaum_noise_std, eps)  # noqa: E731
-        self.layers = nn.ModuleDict({str(i): make() for i in config.inject_layers})
+        self.layers = nn.ModuleDict(
+            {str(i): _build_manager(config, hidden_size, eps) for i in config.inject_layers}
+        )
         # Introspection (analysis scripts): when ``record`` is on, ``recorded[layer]`` holds the aggregation
         # weights of the last forward: SAUM (E, D) learned weights, AAUM (N, E) per-token weights.
         self.record = False
