@@ -23,6 +23,7 @@ from transformers import AutoTokenizer, BitsAndBytesConfig
 
 from llava.model.config import LlavaQwenConfig
 from llava.model.llava_qwen import LlavaQwenForCausalLM
+from llava.model.weights import read_weights
 from llava.processing import SigLipImageProcessor
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
@@ -124,7 +125,7 @@ def load_pretrained_model(
         load_kwargs["quantization_config"] = _quantization_config(load_8bit, load_4bit, dtype)
     source = model_base or model_path
     model, info = LlavaQwenForCausalLM.from_pretrained(source, output_loading_info=True, **load_kwargs)
-    _check_missing_keys(model, info["missing_keys"], source)
+    check_missing_keys(model, info["missing_keys"], source)
     if model_base is not None:
         _overlay_weights(model, Path(model_path))
     tokenizer = AutoTokenizer.from_pretrained(model_path if (Path(model_path) / "tokenizer_config.json").exists() else source)
@@ -137,7 +138,7 @@ def load_pretrained_model(
     return tokenizer, model, image_processor, context_length(model.config)
 
 
-def _check_missing_keys(model: LlavaQwenForCausalLM, missing: list[str], source) -> None:
+def check_missing_keys(model: LlavaQwenForCausalLM, missing: list[str], source) -> None:
     """Managers absent from a checkpoint start at zero (warm start from a baseline); anything else missing is an
     error, since transformers would otherwise leave it randomly initialised with only a log line."""
     tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
@@ -176,14 +177,7 @@ def _quantization_config(load_8bit: bool, load_4bit: bool, dtype: torch.dtype) -
 
 
 def _overlay_weights(model: LlavaQwenForCausalLM, path: Path) -> None:
-    from safetensors.torch import load_file
-
-    files = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
-    if not files:
-        raise ValueError(f"{path}: no *.safetensors or *.bin weights to overlay on model_base")
-    state = {}
-    for file in files:
-        state.update(load_file(file) if file.suffix == ".safetensors" else torch.load(file, map_location="cpu"))
+    state = read_weights(path)
     own = model.state_dict()
     unknown = sorted(set(state) - set(own))
     if unknown:

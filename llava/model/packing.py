@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from llava.model.anyres import Size, anyres_max_target, get_anyres_image_grid_shape, unpad_slices
+from llava.model.anyres import Size, anyres_max_target, anyres_token_count, get_anyres_image_grid_shape, unpad_slices
 from llava.model.config import MultimodalSpec
 
 # Token kinds recorded for every packed position (used to target base or grid tokens).
@@ -27,6 +27,20 @@ BASE, GRID, NEWLINE = 0, 1, 2
 class PackedImage:
     features: torch.Tensor  # (..., L, D)
     kinds: torch.Tensor  # (L,) int8: BASE, GRID or NEWLINE
+
+
+def packed_length(spec: MultimodalSpec, num_crops: int, image_size: Size | None) -> int:
+    """Tokens an image of ``num_crops`` crops becomes, without running the model (the data pipeline truncates
+    after image expansion with it); equals the length :func:`pack_image` / :func:`pack_flat` produce."""
+    tokens = spec.tokens_per_side**2
+    if spec.merge_type == "flat":
+        return num_crops * tokens
+    if num_crops == 1:
+        return tokens + 1
+    assert image_size is not None, "anyres images carry their size"
+    return anyres_token_count(
+        tuple(image_size), spec.grid_pinpoints, spec.crop_size, spec.tokens_per_side, spec.aspect_ratio.max_num_crops
+    )
 
 
 def pack_flat(features: torch.Tensor) -> PackedImage:

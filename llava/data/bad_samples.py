@@ -1,0 +1,130 @@
+"""Bad-sample accounting: a broken record is skipped, named in a warning, counted, and reported.
+
+The dataset raises :class:`BadSample` for a record it cannot use and replaces it with the next good one, so
+batches keep their size (every rank must run the same number of steps). The skip events travel with the batch
+from the dataloader workers to the trainer, which keeps a :class:`BadSampleLedger`: counts per reason and per
+source file, a few examples of each reason, the share of skipped records, and a limit on that share.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+MAX_EXAMPLES_PER_REASON = 5
+
+
+class BadSample(Exception):
+    """A record that cannot be trained on. ``kind`` is a short category used for counting; the message names the
+    field and the problem."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class SkipEvent(NamedTuple):
+    sample_id: str
+    source: str
+    kind: str
+    reason: str
+
+
+class SkipLimitExceeded(RuntimeError):
+    pass
+
+
+@dataclass(kw_only=True)
+class BadSampleLedger:
+    """Counts of skipped records; ``max_share`` stops the run once enough records were seen (``min_seen``)."""
+
+    max_share: float = 0.01
+    min_seen: int = 100
+    seen: int = 0
+    skipped: int = 0
+    truncated: int = 0
+    by_kind: Counter = field(default_factory=Counter)
+    by_source: Counter = field(default_factory=Counter)
+    examples: dict[str, list[dict]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_share <= 1:
+            raise ValueError(f"max_bad_sample_share={self.max_share} must be in [0, 1]")
+
+    @property
+    def share(self) -> float:
+        return self.skipped / self.seen if self.seen else 0.0
+
+    def record(self, *, seen: int, events: list[dict], truncated: int = 0) -> None:
+        """``events``: :class:`SkipEvent` fields as dicts (they cross process boundaries inside batches)."""
+        self.seen += seen
+        self.truncated += truncated
+        for event in events:
+            self.skipped += 1
+            self.by_kind[event["kind"]] += 1
+            self.by_source[event["source"]] += 1
+            examples = self.examples.setdefault(event["kind"], [])
+            if len(examples) < MAX_EXAMPLES_PER_REASON:
+                examples.append(dict(event))
+
+    def check(self) -> None:
+        if self.seen >= self.min_seen and self.share > self.max_share:
+            raise SkipLimitExceeded(
+                f"{self.skipped} of {self.seen} records were skipped as bad ({self.share:.1%} > "
+                f"max_bad_sample_share={self.max_share:.1%}); by reason: {dict(self.by_kind)}; by file: "
+                f"{dict(self.by_source)}. Fix the data or raise --max_bad_sample_share."
+            )
+
+    def merge(self, other: "BadSampleLedger") -> None:
+        self.seen += other.seen
+        self.skipped += other.skipped
+        self.truncated += other.truncated
+        self.by_kind.update(other.by_kind)
+        self.by_source.update(other.by_source)
+        for kind, examples in other.examples.items():
+            mine = self.examples.setdefault(kind, [])
+            mine.extend(examples[: MAX_EXAMPLES_PER_REASON - len(mine)])
+
+    def to_dict(self) -> dict:
+        return {
+            "seen": self.seen,
+            "skipped": self.skipped,
+            "share": round(self.share, 6),
+            "truncated": self.truncated,
+            "max_share": self.max_share,
+            "by_reason": dict(self.by_kind),
+            "by_source": dict(self.by_source),
+            "examples": self.examples,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, *, max_share: float, min_seen: int) -> "BadSampleLedger":
+        return cls(
+            max_share=max_share,
+            min_seen=min_seen,
+            seen=data["seen"],
+            skipped=data["skipped"],
+            truncated=data.get("truncated", 0),
+            by_kind=Counter(data["by_reason"]),
+            by_source=Counter(data["by_source"]),
+            examples={k: list(v) for k, v in data["examples"].items()},
+        )
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{kind}: {count}" for kind, count in self.by_kind.most_common()) or "none"
+        return f"bad samples: {self.skipped} of {self.seen} skipped ({self.share:.2%}); {reasons}"
+
+
+def write_json_atomic(path: str | Path, data) -> None:
+    """Write JSON through a temporary file and a rename, so a crash never leaves half a report."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)

@@ -1,0 +1,238 @@
+"""Lazy supervised dataset over a LLaVA mixture: images are opened and text tokenised when a sample is drawn.
+
+A sample (LLaVA format) is ``{"id", "image": path | [paths] (optional), "conversations": [{"from", "value"}]}``.
+
+* Single image: processed with the model's ``image_aspect_ratio`` (``pad``, ``square``, ``anyres``,
+  ``anyres_max_N``). Several images: each one ``pad`` (730 tokens), as LLaVA-OneVision trains multi-image data.
+  Text-only: a dummy black crop with modality ``"text"``, so every rank runs the vision tower (ZeRO-3 needs the same
+  module calls everywhere); the model never places it in the sequence.
+* The one ``<image>`` of a turn is moved to the front of that turn (LLaVA-NeXT's ``preprocess_multimodal``); the
+  number of ``<image>`` markers must equal the number of images.
+* Truncation to ``model_max_length`` happens here, *after* image expansion (the packed length of every image is
+  computed from its size without running the model): the cut never splits an image (an image that does not fit is
+  dropped whole with the text after it), and a sample left with no supervised token is skipped.
+* Any problem with a record raises :class:`BadSample` internally; ``__getitem__`` warns with the sample id, source
+  file and reason, and returns the next good record instead, listing the skips in the item.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from llava.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from llava.data.bad_samples import BadSample, SkipEvent
+from llava.data.formatting import format_plain, format_qwen
+from llava.data.mixture import Mixture
+from llava.mm_utils import process_images
+from llava.model.config import LlavaQwenConfig, MultimodalSpec
+from llava.model.packing import packed_length
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = ("plain", "qwen_1_5", "qwen_2")
+# Upstream's length heuristic for grouping: words plus a flat allowance per image sample.
+IMAGE_LENGTH_ALLOWANCE = 128
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DataConfig:
+    template: str = "qwen_1_5"
+    image_folder: str | None = None
+    unmask_chat_tokens: bool = True  # LLaVA-NeXT's label quirk (see llava.data.formatting)
+    max_length: int | None = None  # after image expansion; None = no truncation
+
+    def __post_init__(self) -> None:
+        if self.template not in TEMPLATES:
+            raise ValueError(f"version={self.template!r}: the data pipeline supports the templates {TEMPLATES}")
+        if self.max_length is not None and self.max_length <= 0:
+            raise ValueError(f"model_max_length={self.max_length} must be positive")
+
+
+class LazySupervisedDataset(Dataset):
+    def __init__(self, mixture: Mixture, *, tokenizer, image_processor, model_config: LlavaQwenConfig,
+                 data: DataConfig) -> None:
+        self.mixture = mixture
+        self.tokenizer = tokenizer
+        self.image_processor = image_processor
+        self.model_config = model_config
+        self.spec = MultimodalSpec.from_config(model_config)
+        self.data = data
+        self._lengths: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.mixture)
+
+    # -- lengths for the grouped sampler -------------------------------------------------------------------------
+
+    @property
+    def lengths(self) -> list[int]:
+        if self._lengths is None:
+            self._lengths = [_rough_length(s) for s in self.mixture.samples]
+        return self._lengths
+
+    @property
+    def modality_lengths(self) -> list[int]:
+        """Positive for samples with images, negative for text-only ones (LLaVA-NeXT's convention)."""
+        return [n if _has_image(s) else -n for n, s in zip(self.lengths, self.mixture.samples)]
+
+    # -- items ---------------------------------------------------------------------------------------------------
+
+    def __getitem__(self, index: int) -> dict:
+        skipped: list[dict] = []
+        for attempt in range(len(self)):
+            current = (index + attempt) % len(self)
+            try:
+                item = self.build(current)
+            except BadSample as bad:
+                event = self._event(current, bad)
+                logger.warning("skipping sample %r from %s: %s", event.sample_id, event.source, event.reason)
+                skipped.append(event._asdict())
+                continue
+            item["skipped"] = skipped
+            return item
+        raise RuntimeError(f"every one of the {len(self)} samples is bad; first reasons: {skipped[:3]}")
+
+    def _event(self, index: int, bad: BadSample) -> SkipEvent:
+        sample = self.mixture.samples[index]
+        sample_id = sample.get("id", f"#{index}") if isinstance(sample, dict) else f"#{index}"
+        return SkipEvent(sample_id=str(sample_id), source=str(self.mixture.source_of(index).path), kind=bad.kind,
+                         reason=str(bad))
+
+    def build(self, index: int) -> dict:
+        """The training item of record ``index``; raises :class:`BadSample` for a record that cannot be used."""
+        sample = self.mixture.samples[index]
+        if not isinstance(sample, dict):
+            raise BadSample("malformed", f"sample: expected an object, got {type(sample).__name__}")
+        if "video" in sample:
+            raise BadSample("unsupported", "video: video samples are not supported (single- and multi-image only)")
+        paths = _image_paths(sample)
+        conversations = _move_image_markers(sample.get("conversations"), len(paths))
+        try:
+            if self.data.template == "plain":
+                input_ids, labels = format_plain(conversations, self.tokenizer)
+            else:
+                input_ids, labels = format_qwen(conversations, self.tokenizer,
+                                                unmask_chat_tokens=self.data.unmask_chat_tokens)
+        except ValueError as error:
+            raise BadSample("conversation", str(error)) from error
+        placeholders = input_ids.count(IMAGE_TOKEN_INDEX)
+        if placeholders != len(paths):
+            raise BadSample("image_count", f"image: the sample has {len(paths)} image(s) but its text has "
+                                           f"{placeholders} {DEFAULT_IMAGE_TOKEN} marker(s)")
+        folder = self.mixture.source_of(index).image_folder or self.data.image_folder
+        images = [_open_image(path, folder) for path in paths]
+        crops = self._process(images)
+        sizes = [image.size for image in images]
+        input_ids, labels, kept, truncated = self._truncate(input_ids, labels, crops, sizes)
+        crops, sizes = crops[:kept], sizes[:kept]
+        modalities = ["image"] * kept
+        if not crops:
+            crop = self.spec.crop_size
+            crops, sizes, modalities = [torch.zeros(1, 3, crop, crop)], [(crop, crop)], ["text"]
+        return {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),
+            "labels": torch.tensor(labels, dtype=torch.long),
+            "images": crops,
+            "image_sizes": sizes,
+            "modalities": modalities,
+            "id": str(sample.get("id", f"#{index}")),
+            "truncated": truncated,
+        }
+
+    def _process(self, images: list[Image.Image]) -> list[torch.Tensor]:
+        """Per image ``(P, 3, S, S)``: the model's aspect-ratio mode for one image, ``pad`` for several."""
+        if not images:
+            return []
+        if len(images) == 1:
+            processed = process_images(images, self.image_processor, self.model_config)
+            crops = processed[0]
+            return [crops.unsqueeze(0) if crops.dim() == 3 else crops]
+        background = _PadConfig()
+        return [process_images([image], self.image_processor, background)[0].unsqueeze(0) for image in images]
+
+    def _truncate(self, input_ids, labels, crops, sizes):
+        """Cut to ``max_length`` after image expansion without splitting an image (see module docstring)."""
+        max_length = self.data.max_length
+        expanded = [packed_length(self.spec, crops[k].shape[0], sizes[k]) for k in range(len(crops))]
+        images_seen, total, keep = 0, 0, len(input_ids)
+        for position, token in enumerate(input_ids):
+            width = expanded[images_seen] if token == IMAGE_TOKEN_INDEX else 1
+            if max_length is not None and total + width > max_length:
+                keep = position
+                break
+            total += width
+            images_seen += token == IMAGE_TOKEN_INDEX
+        truncated = keep < len(input_ids)
+        input_ids, labels = input_ids[:keep], labels[:keep]
+        if not any(label != IGNORE_INDEX for label in labels):
+            full = sum(expanded) + len(input_ids) - len(expanded)
+            detail = f" after truncation to {max_length} tokens" if truncated else ""
+            raise BadSample("no_supervised_tokens",
+                            f"conversations: no supervised token left{detail} ({full}+ tokens after image expansion)")
+        return input_ids, labels, input_ids.count(IMAGE_TOKEN_INDEX), truncated
+
+
+@dataclass(frozen=True)
+class _PadConfig:
+    """The config ``process_images`` reads, for the ``pad`` handling of multi-image samples."""
+
+    image_aspect_ratio: str = "pad"
+    image_grid_pinpoints: None = None
+
+
+def _has_image(sample) -> bool:
+    return isinstance(sample, dict) and bool(sample.get("image"))
+
+
+def _rough_length(sample) -> int:
+    if not isinstance(sample, dict) or not isinstance(sample.get("conversations"), list):
+        return 1
+    words = sum(len(str(turn.get("value", "")).split()) for turn in sample["conversations"] if isinstance(turn, dict))
+    return max(1, words + (IMAGE_LENGTH_ALLOWANCE if _has_image(sample) else 0))
+
+
+def _image_paths(sample: dict) -> list[str]:
+    image = sample.get("image")
+    if image is None:
+        return []
+    if isinstance(image, str) and image:
+        return [image]
+    if isinstance(image, list) and image and all(isinstance(p, str) and p for p in image):
+        return list(image)
+    raise BadSample("malformed", f"image: expected a path or a non-empty list of paths, got {image!r}")
+
+
+def _move_image_markers(conversations, num_images: int):
+    """LLaVA-NeXT's ``preprocess_multimodal``: a turn's single ``<image>`` goes to its front, followed by a newline."""
+    if not isinstance(conversations, list) or not num_images:
+        return conversations
+    moved = []
+    for turn in conversations:
+        value = turn.get("value") if isinstance(turn, dict) else None
+        if isinstance(value, str) and value.count(DEFAULT_IMAGE_TOKEN) == 1 and not value.startswith(DEFAULT_IMAGE_TOKEN):
+            value = (DEFAULT_IMAGE_TOKEN + "\n" + value.replace(DEFAULT_IMAGE_TOKEN, "").strip()).strip()
+            turn = {**turn, "value": value}
+        moved.append(turn)
+    return moved
+
+
+def _open_image(path: str, folder: str | None) -> Image.Image:
+    full = Path(folder) / path if folder is not None else Path(path)
+    if not full.is_file():
+        raise BadSample("missing_image", f"image: file not found: {full}")
+    try:
+        with Image.open(full) as image:
+            image.load()
+            loaded = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise BadSample("corrupt_image", f"image: cannot decode {full}: {error}") from error
+    if loaded.width == 0 or loaded.height == 0:
+        raise BadSample("empty_image", f"image: {full} decodes to an empty {loaded.width}x{loaded.height} image")
+    return loaded
+

@@ -1,0 +1,112 @@
+"""Command-line arguments of ``llava.train.train``: LLaVA-NeXT's names and meanings, plus typed manager flags.
+
+Multimodal fields default to ``None``, meaning "keep what the starting checkpoint's config says" (or the
+LLaVA-OneVision default when a stage starts from a plain LLM). LLaVA-NeXT instead re-applies its own defaults
+(``linear``, ``flat``, ``square``) whenever a flag is left out, so a later stage could silently change the model.
+
+Flags LLaVA-NeXT scripts pass that have no effect here are accepted and warned about (``lazy_preprocess``: data is
+always lazy; ``mm_use_im_start_end`` / ``mm_use_im_patch_token`` must stay off, as for OneVision).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import transformers
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str = field(metadata={"help": "a LLaVA-OV checkpoint, or a plain Qwen2 LLM (with --vision_tower)"})
+    version: str = field(default="qwen_1_5", metadata={"help": "conversation template: plain | qwen_1_5"})
+    vision_tower: str | None = field(default=None, metadata={"help": "SigLIP checkpoint when starting from a plain LLM"})
+    mm_tunable_parts: str | None = field(
+        default=None,
+        metadata={"help": "comma list of mm_mlp_adapter, mm_manager, mm_vision_tower, mm_language_model"},
+    )
+    tune_mm_mlp_adapter: bool = False
+    unfreeze_mm_vision_tower: bool = False
+    pretrain_mm_mlp_adapter: str | None = field(
+        default=None, metadata={"help": "stage-1 output: mm_adapter.safetensors (ours) or mm_projector.bin (LLaVA-NeXT)"}
+    )
+    mm_projector_type: str | None = None
+    mm_vision_select_layer: int | None = None
+    mm_vision_select_feature: str | None = None
+    mm_patch_merge_type: str | None = None
+    mm_use_im_start_end: bool = False
+    mm_use_im_patch_token: bool = False
+    manager_type: str | None = field(default=None, metadata={"help": "none | saum | aaum"})
+    manager_expert_layers: str | None = field(
+        default=None, metadata={"help": "top_half | bottom_half | all | last:K | explicit '14,15,...' (1-based)"}
+    )
+    manager_inject_layers: str | None = field(
+        default=None, metadata={"help": "count:N | interval:K | explicit '0,4,8' (0-based decoder layers)"}
+    )
+    manager_targets: str | None = field(default=None, metadata={"help": "all | base | grid"})
+    manager_jitter: float | None = None
+
+
+@dataclass
+class DataArguments:
+    data_path: str = field(metadata={"help": "a .json/.jsonl file, dir/{a,b}.json, or a .yaml mixture"})
+    image_folder: str | None = None
+    image_aspect_ratio: str | None = None
+    image_grid_pinpoints: str | None = None
+    unmask_chat_tokens: bool = field(
+        default=True, metadata={"help": "keep LLaVA-NeXT's unmasked '\\n'/<|im_start|>/<|im_end|> labels (default, "
+                                        "reproduces released checkpoints)"}
+    )
+    max_bad_sample_share: float = field(default=0.01, metadata={"help": "stop when more records than this are bad"})
+    bad_sample_min_seen: int = field(default=200, metadata={"help": "records seen before the share is enforced"})
+    lazy_preprocess: bool = True
+    is_multimodal: bool = True
+    early_mix_text: bool = False
+    video_folder: str | None = None
+    frames_upbound: int = 0
+
+
+@dataclass
+class TrainingArguments(transformers.TrainingArguments):
+    optim: str = "adamw_torch"
+    remove_unused_columns: bool = False
+    model_max_length: int = field(default=4096, metadata={"help": "tokens after image expansion"})
+    mm_projector_lr: float | None = None
+    mm_vision_tower_lr: float | None = None
+    mm_manager_lr: float | None = None
+    group_by_modality_length: bool = False
+    attn_implementation: str = field(default="flash_attention_2", metadata={"help": "falls back to sdpa without flash-attn"})
+    bits: int = 16
+    lora_enable: bool = False
+    evaluation_strategy: str | None = field(default=None, metadata={"help": "old name of eval_strategy"})
+    resume: str = field(default="auto", metadata={"help": "auto (latest complete checkpoint) | never | a checkpoint dir"})
+
+    def __post_init__(self) -> None:
+        # LLaVA-NeXT checkpoints activations by default and scripts pass the old flag name: honour it quietly.
+        if self.activation_checkpointing is None:
+            self.activation_checkpointing = True if self.gradient_checkpointing is None else self.gradient_checkpointing
+        if self.evaluation_strategy is not None:
+            self.eval_strategy = self.evaluation_strategy
+        if self.bits != 16:
+            raise ValueError(f"bits={self.bits}: quantized training is not supported (load 4/8-bit for inference only)")
+        if self.lora_enable:
+            raise ValueError("lora_enable: LoRA training is not supported by this package")
+        if self.model_max_length <= 0:
+            raise ValueError(f"model_max_length={self.model_max_length} must be positive")
+        super().__post_init__()
+
+
+def warn_no_effect(model_args: ModelArguments, data_args: DataArguments) -> None:
+    """Reject what would change the model silently; warn about flags kept only for script compatibility."""
+    if model_args.mm_use_im_start_end or model_args.mm_use_im_patch_token:
+        raise ValueError("mm_use_im_start_end / mm_use_im_patch_token are not supported (LLaVA-OV trains without them)")
+    if model_args.mm_vision_select_feature not in (None, "patch"):
+        raise ValueError(f"mm_vision_select_feature={model_args.mm_vision_select_feature!r}: only 'patch' is supported")
+    if data_args.early_mix_text:
+        warnings.warn("early_mix_text has no effect: text-only samples are grouped by modality as usual", stacklevel=2)
+    if data_args.video_folder or data_args.frames_upbound:
+        warnings.warn("video_folder / frames_upbound have no effect: video samples are skipped and counted",
+                      stacklevel=2)
+    if not data_args.lazy_preprocess or not data_args.is_multimodal:
+        warnings.warn("lazy_preprocess / is_multimodal have no effect: data is always lazy and multimodal",
+                      stacklevel=2)

@@ -1,0 +1,252 @@
+"""Build the model a training stage starts from, with a complete multimodal config.
+
+Two starting points:
+
+* a plain Qwen2 LLM plus ``--vision_tower`` (stage 1, and stage 1.5 as LLaVA-OneVision runs it, with
+  ``--pretrain_mm_mlp_adapter`` pointing at the stage-1 output): the SigLIP tower keeps the layers up to
+  ``mm_vision_select_layer`` (``-2``: 26 of 27), projector and managers are fresh (managers at zero);
+* a LLaVA-OV checkpoint (stage 2, or any fine-tuning): everything comes from it; managers absent from it start
+  at zero (warm start from a baseline).
+
+Multimodal settings resolve in this order: command-line flag, then the config of the checkpoint (or of the
+stage-1 adapter directory), then LLaVA-OneVision's defaults. The resolved value and its origin are logged, and
+the model's ``config.json`` carries all of them, so a later stage never falls back to a default silently.
+
+The model is constructed directly and its weights loaded from the files (no ``from_pretrained``): under ZeRO-3 the
+Trainer's arguments would otherwise wrap construction in ``zero.Init``, where SigLIP's initialisation fails; each
+rank holds the full model until DeepSpeed partitions it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+from transformers import AutoTokenizer, SiglipVisionConfig
+
+from llava.model.anyres import parse_grid_pinpoints
+from llava.model.builder import check_missing_keys, resolve_attn_implementation
+from llava.model.config import LlavaQwenConfig, MultimodalSpec
+from llava.model.llava_qwen import LlavaQwenForCausalLM
+from llava.model.manager_config import ManagerConfig, expert_layer_preset, inject_layer_preset
+from llava.model.weights import read_weights
+from llava.processing import SigLipImageProcessor
+
+logger = logging.getLogger(__name__)
+
+_LLAVA_TYPES = ("llava_qwen", "llava", "qwen2")
+_MM_KEYS = ("mm_vision_tower", "mm_projector_type", "mm_hidden_size", "vision_config")
+# Fields a stage-1 adapter directory hands on to the next stage.
+_INHERITED = ("mm_projector_type", "mm_patch_merge_type", "mm_vision_select_layer", "image_aspect_ratio",
+              "image_grid_pinpoints", "manager")
+_VISION_PREFIX = "model.vision_tower.vision_tower."
+_SIGLIP_VISION_MODULES = ("embeddings.", "encoder.", "post_layernorm.")
+
+
+def _read_config(path: str | Path) -> dict:
+    file = Path(path) / "config.json"
+    if not file.is_file():
+        raise ValueError(f"{path}: no config.json")
+    return json.loads(file.read_text())
+
+
+def is_llava_checkpoint(raw: dict) -> bool:
+    return raw.get("model_type") in _LLAVA_TYPES and any(key in raw for key in _MM_KEYS)
+
+
+def parse_expert_layers(value: str, vision_layers: int) -> tuple[int, ...]:
+    if value.startswith("last:"):
+        return expert_layer_preset("last_k", vision_layers, k=int(value.split(":", 1)[1]))
+    if value in ("top_half", "bottom_half", "all"):
+        return expert_layer_preset(value, vision_layers)
+    return _int_tuple(value, "manager_expert_layers")
+
+
+def parse_inject_layers(value: str, llm_layers: int) -> tuple[int, ...]:
+    kind, _, number = value.partition(":")
+    if kind in ("count", "interval") and number:
+        return inject_layer_preset(llm_layers, **{kind: int(number)})
+    return _int_tuple(value, "manager_inject_layers")
+
+
+def _int_tuple(value: str, name: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError as error:
+        raise ValueError(f"{name}={value!r}: expected a preset or a comma list of integers") from error
+
+
+def resolve_manager(model_args, current: dict | None, vision_layers: int, llm_layers: int) -> dict | None:
+    """The manager config after applying the ``--manager_*`` flags to ``current``."""
+    base = ManagerConfig.from_dict(current)
+    fields = base.to_dict()
+    if model_args.manager_type is not None:
+        fields["type"] = model_args.manager_type
+    if fields["type"] == "none":
+        return None if model_args.manager_type is not None or current is None else ManagerConfig().to_dict()
+    if model_args.manager_expert_layers is not None:
+        fields["expert_layers"] = parse_expert_layers(model_args.manager_expert_layers, vision_layers)
+    elif not fields["expert_layers"]:
+        fields["expert_layers"] = expert_layer_preset("top_half", vision_layers)
+    if model_args.manager_inject_layers is not None:
+        fields["inject_layers"] = parse_inject_layers(model_args.manager_inject_layers, llm_layers)
+    elif not fields["inject_layers"]:
+        fields["inject_layers"] = inject_layer_preset(llm_layers, count=min(6, llm_layers))
+    if model_args.manager_targets is not None:
+        fields["targets"] = model_args.manager_targets
+    if model_args.manager_jitter is not None:
+        fields["jitter"] = model_args.manager_jitter
+    config = ManagerConfig(**fields)
+    config.validate(vision_layers=vision_layers, llm_layers=llm_layers)
+    return config.to_dict()
+
+
+def _vision_config(vision_tower: str, select_layer: int) -> SiglipVisionConfig:
+    config = SiglipVisionConfig.from_pretrained(vision_tower)
+    depth = config.num_hidden_layers + select_layer + 1 if select_layer < 0 else select_layer
+    if not 1 <= depth <= config.num_hidden_layers:
+        raise ValueError(f"mm_vision_select_layer={select_layer} is out of range for a {config.num_hidden_layers}-layer "
+                         "vision tower")
+    config.num_hidden_layers = depth
+    config.vision_use_head = False
+    return config
+
+
+def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig, dict[str, str]]:
+    """The stage's config and, for each multimodal field, where its value came from."""
+    raw = _read_config(model_args.model_name_or_path)
+    origin = {}
+    from_llava = is_llava_checkpoint(raw)
+    if model_args.pretrain_mm_mlp_adapter:
+        adapter_dir = Path(model_args.pretrain_mm_mlp_adapter).parent
+        if (adapter_dir / "config.json").is_file() and from_llava is False:
+            inherited = {k: v for k, v in _read_config(adapter_dir).items() if k in _INHERITED}
+            raw.update(inherited)
+            origin.update({k: f"adapter {adapter_dir}" for k in inherited})
+    for key in raw:
+        origin.setdefault(key, "checkpoint" if from_llava else "llm")
+    for key in ("model_type", "architectures", "transformers_version", "_name_or_path", "dtype", "torch_dtype"):
+        raw.pop(key, None)
+    overrides = _flag_overrides(model_args, data_args, training_args)
+    if from_llava:
+        for key in ("mm_projector_type", "mm_vision_select_layer"):
+            if key in overrides and key in raw and overrides[key] != raw[key]:
+                raise ValueError(f"--{key} {overrides[key]!r} differs from the checkpoint's {raw[key]!r}; the weights "
+                                 "were trained for the latter")
+    else:
+        if not model_args.vision_tower:
+            raise ValueError(f"{model_args.model_name_or_path} is a plain LLM: pass --vision_tower (a SigLIP checkpoint)")
+        select = overrides.get("mm_vision_select_layer", raw.get("mm_vision_select_layer", -2))
+        raw["vision_config"] = _vision_config(model_args.vision_tower, select).to_dict()
+        raw["mm_vision_tower"] = model_args.vision_tower
+        raw.pop("mm_hidden_size", None)
+        raw.setdefault("mm_vision_select_layer", select)
+    raw.update(overrides)
+    origin.update({k: "flag" for k in overrides})
+    raw["use_cache"] = False
+    config = LlavaQwenConfig(**raw)
+    config.manager = resolve_manager(model_args, config.manager, config.vision_config.num_hidden_layers,
+                                     config.num_hidden_layers)
+    if model_args.manager_type is not None or any(
+        getattr(model_args, f"manager_{k}") is not None for k in ("expert_layers", "inject_layers", "targets", "jitter")
+    ):
+        origin["manager"] = "flag"
+    config._attn_implementation = resolve_attn_implementation(training_args.attn_implementation)
+    MultimodalSpec.from_config(config)  # validates every multimodal field now, not at the first batch
+    return config, {k: origin.get(k, "default") for k in _INHERITED + ("tokenizer_model_max_length",)}
+
+
+def _flag_overrides(model_args, data_args, training_args) -> dict:
+    values = {
+        "mm_projector_type": model_args.mm_projector_type,
+        "mm_patch_merge_type": model_args.mm_patch_merge_type,
+        "mm_vision_select_layer": model_args.mm_vision_select_layer,
+        "image_aspect_ratio": data_args.image_aspect_ratio,
+        "tokenizer_model_max_length": training_args.model_max_length,
+        "tokenizer_padding_side": "right",
+        "mm_projector_lr": training_args.mm_projector_lr,
+        "mm_vision_tower_lr": training_args.mm_vision_tower_lr,
+        "mm_manager_lr": training_args.mm_manager_lr,
+        "mm_tunable_parts": model_args.mm_tunable_parts,
+    }
+    if data_args.image_grid_pinpoints is not None:
+        # Stored expanded, as LLaVA-NeXT does, so tools that do not parse the range syntax read the file too.
+        crop = 384 if not model_args.vision_tower else SiglipVisionConfig.from_pretrained(model_args.vision_tower).image_size
+        values["image_grid_pinpoints"] = [list(p) for p in parse_grid_pinpoints(data_args.image_grid_pinpoints, crop)]
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def build_model(model_args, data_args, training_args) -> tuple[LlavaQwenForCausalLM, dict[str, str]]:
+    config, origin = build_config(model_args, data_args, training_args)
+    model = LlavaQwenForCausalLM(config)
+    source = model_args.model_name_or_path
+    weights = read_weights(source)
+    if is_llava_checkpoint(_read_config(source)):
+        _load(model, weights, source, allowed_missing=lambda key: False)
+    else:
+        weights.update(_vision_weights(model_args.vision_tower, config.vision_config.num_hidden_layers))
+        fresh = ("model.mm_projector.", "model.image_newline", "model.managers.")  # new modules: initialised here
+        _load(model, weights, source, allowed_missing=lambda key: key.startswith(fresh))
+    if model_args.pretrain_mm_mlp_adapter:
+        _load_adapter(model, model_args.pretrain_mm_mlp_adapter)
+    for key, value in sorted(origin.items()):
+        logger.info("multimodal config: %s = %r (%s)", key, getattr(config, key, None), value)
+    return model, origin
+
+
+def _vision_weights(vision_tower: str, depth: int) -> dict:
+    """SigLIP weights renamed into the tower; layers past ``depth``, the pooling head and a full SigLIP's text
+    model are dropped. Accepts ``SiglipModel`` files (``vision_model.*``) and ``SiglipVisionModel`` ones."""
+    kept = {}
+    for key, tensor in read_weights(vision_tower).items():
+        name = key.removeprefix("vision_model.")
+        if not name.startswith(_SIGLIP_VISION_MODULES):
+            continue
+        parts = name.split(".")
+        if parts[:2] == ["encoder", "layers"] and int(parts[2]) >= depth:
+            continue
+        kept[_VISION_PREFIX + "vision_model." + name] = tensor
+    if not kept:
+        raise ValueError(f"{vision_tower}: no SigLIP vision weights found")
+    return kept
+
+
+def _load(model, weights: dict, source, allowed_missing) -> None:
+    result = model.load_state_dict(weights, strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"{source}: {len(result.unexpected_keys)} weights the model does not have, e.g. "
+                         f"{sorted(result.unexpected_keys)[:3]}")
+    check_missing_keys(model, [k for k in result.missing_keys if not allowed_missing(k)], source)
+
+
+def _load_adapter(model, path: str) -> None:
+    """Stage-1 weights: our ``mm_adapter.safetensors`` (projector, newline, managers) or LLaVA-NeXT's
+    ``mm_projector.bin`` (projector only)."""
+    weights = read_weights(path)
+    own = model.state_dict()
+    unknown = sorted(set(weights) - set(own))
+    if unknown:
+        raise ValueError(f"{path}: {len(unknown)} keys not in the model, e.g. {unknown[:3]}")
+    for key, tensor in weights.items():
+        if tensor.shape != own[key].shape:
+            raise ValueError(f"{path}: {key} has shape {tuple(tensor.shape)}, the model {tuple(own[key].shape)}")
+    model.load_state_dict(weights, strict=False)
+    if model.get_model().managers is not None and not any(k.startswith("model.managers.") for k in weights):
+        warnings.warn(f"{path} holds no manager weights; the managers start at zero", stacklevel=2)
+
+
+def build_tokenizer(model_args, training_args):
+    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path,
+                                              model_max_length=training_args.model_max_length, padding_side="right")
+    if tokenizer.pad_token_id is None:
+        if tokenizer.unk_token_id is None:
+            raise ValueError(f"{model_args.model_name_or_path}: the tokenizer has neither a pad nor an unk token")
+        tokenizer.pad_token = tokenizer.unk_token
+    return tokenizer
+
+
+def build_image_processor(config: LlavaQwenConfig) -> SigLipImageProcessor:
+    size = config.vision_config.image_size
+    return SigLipImageProcessor(size=(size, size))

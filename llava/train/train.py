@@ -1,0 +1,112 @@
+"""Train entry: ``python -m llava.train.train --model_name_or_path ... --data_path ... --output_dir ...``.
+
+Run it under ``torchrun`` or the ``deepspeed`` launcher with LLaVA-NeXT's flags (see ``llava.train.arguments``
+and ``docs/training.md``). On a machine without CUDA it runs on the CPU (``--use_cpu`` is implied; DeepSpeed uses
+gloo), which is how the tests drive it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+import torch
+from transformers import HfArgumentParser, set_seed
+
+from llava.data.collator import DataCollatorForSupervisedDataset
+from llava.data.dataset import DataConfig, LazySupervisedDataset
+from llava.data.mixture import load_mixture
+from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, warn_no_effect
+from llava.train.callbacks import BadSampleCallback, incomplete_checkpoints, latest_complete_checkpoint
+from llava.train.model_init import build_image_processor, build_model, build_tokenizer
+from llava.train.trainer import LLaVATrainer
+from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
+
+logger = logging.getLogger("llava.train")
+
+
+def parse_args(argv: list[str] | None = None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not torch.cuda.is_available() and not any(a.startswith("--use_cpu") for a in argv):
+        argv += ["--use_cpu", "True"]
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def resolve_resume(training_args) -> str | None:
+    """``--resume auto`` picks the newest complete checkpoint in ``output_dir`` (LLaVA-NeXT resumes from any
+    ``checkpoint-*``, including one a crash left half-written)."""
+    if training_args.resume == "never":
+        return None
+    if training_args.resume != "auto":
+        return training_args.resume
+    for path in incomplete_checkpoints(training_args.output_dir):
+        warnings.warn(f"ignoring incomplete checkpoint {path} (no COMPLETE marker: the save was interrupted)",
+                      stacklevel=2)
+    latest = latest_complete_checkpoint(training_args.output_dir)
+    return str(latest) if latest is not None else None
+
+
+def _init_distributed_for_cpu(training_args) -> None:
+    if training_args.deepspeed and not torch.cuda.is_available():
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="gloo")
+
+
+def train(argv: list[str] | None = None) -> LLaVATrainer:
+    model_args, data_args, training_args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    warn_no_effect(model_args, data_args)
+    _init_distributed_for_cpu(training_args)
+    set_seed(training_args.seed)
+    model, _ = build_model(model_args, data_args, training_args)
+    parts = parse_tunable_parts(model_args.mm_tunable_parts, tune_mm_mlp_adapter=model_args.tune_mm_mlp_adapter,
+                                unfreeze_mm_vision_tower=model_args.unfreeze_mm_vision_tower)
+    counts = apply_trainable_parts(model, parts)
+    if model.get_model().managers is not None and Part.MANAGER not in parts:
+        warnings.warn("the model has managers but mm_tunable_parts does not list mm_manager: they stay frozen",
+                      stacklevel=2)
+    logger.info("trainable parameters by part: %s", {p.value: n for p, n in counts.items()})
+    if training_args.activation_checkpointing and training_args.activation_checkpointing_kwargs is None:
+        # Non-reentrant checkpointing needs no input that requires grad, so frozen-LLM stages work as they are.
+        training_args.activation_checkpointing_kwargs = {"use_reentrant": False}
+    tokenizer = build_tokenizer(model_args, training_args)
+    mixture = load_mixture(data_args.data_path, seed=training_args.data_seed or training_args.seed)
+    dataset = LazySupervisedDataset(
+        mixture,
+        tokenizer=tokenizer,
+        image_processor=build_image_processor(model.config),
+        model_config=model.config,
+        data=DataConfig(template=model_args.version, image_folder=data_args.image_folder,
+                        unmask_chat_tokens=data_args.unmask_chat_tokens, max_length=training_args.model_max_length),
+    )
+    bad_samples = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
+    bad_samples.local.record(seen=len(mixture.issues),
+                             events=[{"sample_id": i.sample_id, "source": i.source, "kind": "malformed", "reason": i.reason}
+                                     for i in mixture.issues])
+    trainer = LLaVATrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=DataCollatorForSupervisedDataset(pad_token_id=tokenizer.pad_token_id, padding_side="right"),
+        processing_class=tokenizer,
+        callbacks=[bad_samples],
+        tunable_parts=parts,
+    )
+    trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+    trainer.save_state()
+    model.config.use_cache = True
+    trainer.save_model(training_args.output_dir)
+    logger.info(trainer.bad_samples.merged.summary())
+    return trainer
+
+
+def main() -> None:
+    train()
+
+
+if __name__ == "__main__":
+    main()

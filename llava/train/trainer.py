@@ -1,0 +1,135 @@
+"""``LLaVATrainer``: transformers' ``Trainer`` with the LLaVA-OV specifics, through public hooks only.
+
+* ``get_train_dataloader``: the length/modality-grouped sampler when ``group_by_modality_length`` is set;
+* ``create_optimizer``: one parameter group per trainable part and decay class (see ``llava.train.tunable``);
+  with a DeepSpeed config that offloads the optimizer, the same groups go to DeepSpeed's CPU Adam;
+* ``compute_loss``: takes the batch's ``data_report`` (skipped records) into the bad-sample ledger first;
+* ``save_model``: checkpoints during training stay complete (weights, optimizer, RNG: exact resume); the final
+  save follows the stage's parts: adapter-only stages write ``mm_adapter.safetensors`` + ``config.json``.
+* ``log``: adds the merged bad-sample counts.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader
+from transformers import Trainer
+from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+from transformers.trainer_utils import seed_worker
+
+from llava.data.collator import DATA_REPORT_KEY
+from llava.data.sampler import LengthGroupedSampler
+from llava.train.callbacks import BadSampleCallback
+from llava.train.tunable import Part, PartLearningRates, adapter_parameter_names, optimizer_groups, saves_adapter_only
+
+ADAPTER_FILE = "mm_adapter.safetensors"
+
+
+class LLaVATrainer(Trainer):
+    def __init__(self, *args, tunable_parts: frozenset[Part], **kwargs) -> None:
+        self.tunable_parts = tunable_parts
+        super().__init__(*args, **kwargs)
+
+    # -- data ------------------------------------------------------------------------------------------------------
+
+    def get_train_dataloader(self) -> DataLoader:
+        if not self.args.group_by_modality_length:
+            return super().get_train_dataloader()
+        dataset = self.train_dataset
+        # One megabatch = one optimizer step over all ranks, as in LLaVA-NeXT.
+        sampler = LengthGroupedSampler(
+            dataset.modality_lengths,
+            batch_size=self.args.per_device_train_batch_size,
+            world_size=self.args.world_size * self.args.gradient_accumulation_steps,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+        )
+        workers = self.args.dataloader_num_workers
+        loader = DataLoader(
+            dataset,
+            batch_size=self.args.per_device_train_batch_size,
+            sampler=sampler,
+            collate_fn=self.data_collator,
+            drop_last=self.args.dataloader_drop_last,
+            num_workers=workers,
+            pin_memory=self.args.dataloader_pin_memory,
+            persistent_workers=self.args.dataloader_persistent_workers and workers > 0,
+            prefetch_factor=self.args.dataloader_prefetch_factor if workers > 0 else None,
+            worker_init_fn=partial(seed_worker, num_workers=workers, rank=self.args.process_index),
+        )
+        return self.accelerator.prepare(loader)
+
+    @property
+    def bad_samples(self) -> BadSampleCallback:
+        # Looked up each time: resuming replaces the callback with one rebuilt from the checkpoint.
+        return next(cb for cb in self.callback_handler.callbacks if isinstance(cb, BadSampleCallback))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        report = inputs.pop(DATA_REPORT_KEY, None)
+        if report is not None:
+            self.bad_samples.record(report)
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        merged = self.bad_samples.merged
+        logs = {**logs, "bad_samples": merged.skipped, "bad_sample_share": round(merged.share, 6)}
+        super().log(logs, *args, **kwargs)
+
+    # -- optimisation ----------------------------------------------------------------------------------------------
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is not None:
+            return self.optimizer
+        lrs = PartLearningRates(
+            base=self.args.learning_rate,
+            projector=self.args.mm_projector_lr,
+            vision_tower=self.args.mm_vision_tower_lr,
+            manager=self.args.mm_manager_lr,
+        )
+        groups = optimizer_groups(self.model, self.tunable_parts, lrs, self.args.weight_decay)
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, self.model)
+        if _offloads_optimizer(self.args):
+            from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+            optimizer_cls = DeepSpeedCPUAdam
+            optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k in ("lr", "betas", "eps")}
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        return self.optimizer
+
+    # -- saving ----------------------------------------------------------------------------------------------------
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        if _internal_call or not saves_adapter_only(self.tunable_parts):
+            super().save_model(output_dir, _internal_call=_internal_call)
+            return
+        output_dir = output_dir or self.args.output_dir
+        state = self._gather_adapter()
+        if self.args.should_save:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            tmp = Path(output_dir) / f".{ADAPTER_FILE}.tmp"
+            save_file(state, tmp, metadata={"format": "pt", "parts": ",".join(sorted(p.value for p in self.tunable_parts))})
+            os.replace(tmp, Path(output_dir) / ADAPTER_FILE)
+            self.model.config.save_pretrained(output_dir)
+
+    def _gather_adapter(self) -> dict[str, torch.Tensor]:
+        """Adapter weights, gathered from the ZeRO-3 partitions when needed (a collective: all ranks call it)."""
+        names = set(adapter_parameter_names(self.model))
+        params = {n: p for n, p in self.model.named_parameters() if n in names}
+        if is_deepspeed_zero3_enabled():
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(params.values()), modifier_rank=None):
+                return {n: p.detach().cpu().clone().contiguous() for n, p in params.items()}
+        return {n: p.detach().cpu().clone().contiguous() for n, p in params.items()}
+
+
+def _offloads_optimizer(args) -> bool:
+    config = getattr(args, "hf_deepspeed_config", None)
+    if config is None:
+        return False
+    device = config.config.get("zero_optimization", {}).get("offload_optimizer", {}).get("device", "none")
+    return device in ("cpu", "nvme") and "optimizer" not in config.config
