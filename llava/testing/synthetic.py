@@ -107,13 +107,13 @@ BROKEN_KINDS = {
     "empty_conversation": "conversation",
     "unknown_role": "conversation",
     "no_answer": "conversation",
-    "not_an_object": "malformed",
     "video": "unsupported",
 }
 
 
 def write_broken_corpus(folder: str | Path, *, good: int = 4, seed: int = 0) -> tuple[Path, dict[str, str]]:
-    """A JSON with ``good`` valid samples and one of each broken kind; returns the path and id -> expected kind."""
+    """A JSON with ``good`` valid samples, then one of each broken kind; returns the path and, per broken record, its
+    id (``#index`` for the record that is not even an object) -> the expected skip kind."""
     folder = Path(folder)
     path = write_corpus(folder, count=good, template="qwen_1_5", seed=seed, name="broken.json")
     samples = json.loads(path.read_text())
@@ -137,9 +137,9 @@ def write_broken_corpus(folder: str | Path, *, good: int = 4, seed: int = 0) -> 
     }
     for key, record in broken.items():
         samples.append({"id": key, **record})
-    samples.append("not_an_object")
+    samples.append("not an object")
     path.write_text(json.dumps(samples, indent=1))
-    return path, BROKEN_KINDS
+    return path, {**BROKEN_KINDS, f"#{len(samples) - 1}": "malformed"}
 
 
 def main(argv: list[str] | None = None) -> None:

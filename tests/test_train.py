@@ -1,0 +1,124 @@
+"""The real train entry, single process: frozen vs trainable parts, stage hand-off, exact resume."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from llava.model.builder import load_pretrained_model
+from llava.train.callbacks import COMPLETE_MARKER
+from llava.train.model_init import build_model
+from llava.train.train import parse_args, resolve_resume, train
+from llava.train.trainer import ADAPTER_FILE
+from train_helpers import FULL_PARTS, losses, make_assets, rewind_to, stage1_args, stage2_args
+
+MM_FIELDS = ("mm_projector_type", "mm_patch_merge_type", "mm_vision_select_layer", "image_aspect_ratio",
+             "tokenizer_model_max_length", "vision_config", "manager", "mm_hidden_size")
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return make_assets(tmp_path_factory.mktemp("assets"))
+
+
+@pytest.fixture(scope="module")
+def stage1(assets, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stage1")
+    train(stage1_args(assets, out, steps=2))
+    return out
+
+
+def _initial_state(argv):
+    from transformers import set_seed
+
+    model_args, data_args, training_args = parse_args(argv)
+    set_seed(training_args.seed)
+    model, _ = build_model(model_args, data_args, training_args)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _check_parts(before, model, trainable_prefixes):
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    unused = {k for k in before if "post_layernorm" in k}  # SigLIP's last norm never runs (pre-norm features)
+    expected = {k for k in before if k.startswith(trainable_prefixes) and k not in unused}
+    assert changed == expected, (sorted(changed - expected)[:5], sorted(expected - changed)[:5])
+
+
+def test_stage1_trains_only_projector_and_managers(assets, tmp_path):
+    argv = stage1_args(assets, tmp_path, steps=1)
+    before = _initial_state(argv)
+    trainer = train(argv)
+    _check_parts(before, trainer.model, ("model.mm_projector.", "model.managers."))
+
+
+@pytest.mark.parametrize(
+    "parts,prefixes",
+    [(FULL_PARTS, ("model.",  "lm_head.")),
+     ("mm_language_model", ("model.embed_tokens.", "model.layers.", "model.norm.", "lm_head.")),
+     ("mm_vision_tower,mm_manager", ("model.vision_tower.", "model.managers."))],
+)
+def test_later_stages_train_exactly_their_parts(assets, stage1, tmp_path, parts, prefixes):
+    argv = stage2_args(assets, assets["llm"], tmp_path, steps=1, extra=[
+        "--vision_tower", str(assets["vision"]), "--pretrain_mm_mlp_adapter", str(stage1 / ADAPTER_FILE),
+        "--image_aspect_ratio", "pad", "--mm_patch_merge_type", "spatial_unpad", "--save_strategy", "no"])
+    argv[argv.index("--mm_tunable_parts") + 1] = parts
+    before = _initial_state(argv)
+    trainer = train(argv)
+    _check_parts(before, trainer.model, prefixes)
+
+
+def test_stage_handoff_carries_weights_and_a_complete_config(assets, stage1, tmp_path):
+    config1 = json.loads((stage1 / "config.json").read_text())
+    assert all(field in config1 for field in MM_FIELDS)
+    assert config1["manager"]["type"] == "saum" and config1["image_aspect_ratio"] == "square"
+    adapter = load_file(stage1 / ADAPTER_FILE)
+    assert {k.split(".")[1] for k in adapter} == {"mm_projector", "managers"}
+    assert all(v.abs().sum() > 0 for k, v in adapter.items() if "managers" in k), "stage 1 trained the managers"
+
+    # Stage 1.5: plain LLM + SigLIP + the stage-1 adapter, no manager flag: the adapter's config brings the managers.
+    out15 = tmp_path / "stage1_5"
+    argv15 = stage2_args(assets, assets["llm"], out15, steps=1, extra=[
+        "--vision_tower", str(assets["vision"]), "--pretrain_mm_mlp_adapter", str(stage1 / ADAPTER_FILE),
+        "--image_aspect_ratio", "pad", "--mm_patch_merge_type", "spatial_unpad", "--save_strategy", "no"])
+    start15 = _initial_state(argv15)
+    for key, value in adapter.items():
+        assert torch.equal(start15[key], value), key
+    train(argv15)
+    config15 = json.loads((out15 / "config.json").read_text())
+    assert config15["manager"] == config1["manager"] and config15["mm_patch_merge_type"] == "spatial_unpad"
+
+    # Stage 2 from the stage-1.5 checkpoint, switching to the grid; unspecified fields stay as stage 1.5 wrote them.
+    out2 = tmp_path / "stage2"
+    argv2 = stage2_args(assets, out15, out2, steps=1, extra=[
+        "--image_aspect_ratio", "anyres_max_9", "--image_grid_pinpoints", "(1x1),...,(6x6)", "--save_strategy", "no"])
+    start2 = _initial_state(argv2)
+    saved15 = load_file(out15 / "model.safetensors")
+    assert all(torch.equal(start2[k], v) for k, v in saved15.items())
+    train(argv2)
+    config2 = json.loads((out2 / "config.json").read_text())
+    assert config2["image_aspect_ratio"] == "anyres_max_9" and len(config2["image_grid_pinpoints"]) == 36
+    for field in ("manager", "mm_patch_merge_type", "mm_projector_type", "vision_config", "mm_vision_select_layer"):
+        assert config2[field] == config15[field], field
+    tokenizer, model, _, _ = load_pretrained_model(str(out2), device_map="cpu")
+    assert model.get_model().managers is not None and tokenizer.pad_token_id is not None
+
+
+def test_single_process_resume_is_exact(assets, tmp_path):
+    argv = stage2_args(assets, assets["llm"], tmp_path, steps=4, extra=[
+        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--mm_patch_merge_type",
+        "spatial_unpad", "--manager_type", "saum", "--manager_inject_layers", "count:2", "--save_strategy", "steps",
+        "--save_steps", "2", "--group_by_modality_length", "True"])
+    train(argv)
+    uninterrupted = losses(tmp_path)
+    assert (tmp_path / "checkpoint-2" / COMPLETE_MARKER).is_file()
+    assert json.loads((tmp_path / "checkpoint-2" / "bad_samples.json").read_text())["skipped"] == 0
+    rewind_to(tmp_path, 2)
+    (tmp_path / "checkpoint-3").mkdir()  # a save that died half-way: no COMPLETE marker
+    with pytest.warns(UserWarning, match="ignoring incomplete checkpoint"):
+        assert resolve_resume(parse_args(argv)[2]).endswith("checkpoint-2")
+    train(argv)
+    resumed = losses(tmp_path)
+    assert [resumed[s] for s in (3, 4)] == [uninterrupted[s] for s in (3, 4)]
+    assert uninterrupted[3] != uninterrupted[1]
