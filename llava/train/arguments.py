@@ -79,6 +79,8 @@ class TrainingArguments(transformers.TrainingArguments):
     bits: int = 16
     lora_enable: bool = False
     evaluation_strategy: str | None = field(default=None, metadata={"help": "old name of eval_strategy"})
+    warmup_ratio: float | None = field(default=None, metadata={"help": "share of steps for warmup (LLaVA-NeXT's flag; "
+                                                                      "transformers 5 folds it into warmup_steps)"})
     resume: str = field(default="auto", metadata={"help": "auto (latest complete checkpoint) | never | a checkpoint dir"})
 
     def __post_init__(self) -> None:
@@ -87,6 +89,12 @@ class TrainingArguments(transformers.TrainingArguments):
             self.activation_checkpointing = True if self.gradient_checkpointing is None else self.gradient_checkpointing
         if self.evaluation_strategy is not None:
             self.eval_strategy = self.evaluation_strategy
+        if self.warmup_ratio is not None:
+            if not 0 <= self.warmup_ratio < 1:
+                raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
+            if self.warmup_steps:
+                raise ValueError("give warmup_ratio or warmup_steps, not both")
+            self.warmup_steps = self.warmup_ratio
         if self.bits != 16:
             raise ValueError(f"bits={self.bits}: quantized training is not supported (load 4/8-bit for inference only)")
         if self.lora_enable:

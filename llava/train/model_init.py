@@ -147,6 +147,10 @@ def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig,
     origin.update({k: "flag" for k in overrides})
     raw["use_cache"] = False
     config = LlavaQwenConfig(**raw)
+    if isinstance(config.image_grid_pinpoints, str):
+        # Stored expanded, as LLaVA-NeXT does, so tools that do not parse the range syntax read the file too.
+        pinpoints = parse_grid_pinpoints(config.image_grid_pinpoints, config.vision_config.image_size)
+        config.image_grid_pinpoints = [list(p) for p in pinpoints]
     config.manager = resolve_manager(model_args, config.manager, config.vision_config.num_hidden_layers,
                                      config.num_hidden_layers)
     if model_args.manager_type is not None or any(
@@ -172,9 +176,7 @@ def _flag_overrides(model_args, data_args, training_args) -> dict:
         "mm_tunable_parts": model_args.mm_tunable_parts,
     }
     if data_args.image_grid_pinpoints is not None:
-        # Stored expanded, as LLaVA-NeXT does, so tools that do not parse the range syntax read the file too.
-        crop = 384 if not model_args.vision_tower else SiglipVisionConfig.from_pretrained(model_args.vision_tower).image_size
-        values["image_grid_pinpoints"] = [list(p) for p in parse_grid_pinpoints(data_args.image_grid_pinpoints, crop)]
+        values["image_grid_pinpoints"] = data_args.image_grid_pinpoints
     return {k: v for k, v in values.items() if v is not None}
 
 

@@ -1,0 +1,295 @@
+# shellcheck shell=bash
+# Shared part of the LLaVA-OV-Manager stage scripts (stage1.sh, stage1_5.sh, stage2.sh, curriculum.sh).
+# Sourced, never run: it checks the environment, detects the device and defines the flags every stage shares.
+#
+# Environment (see docs/training.md for the full table):
+#   VARIANT          baseline | manager | grid | grid_manager                              (required)
+#   PYTHON           interpreter with llava, torch, transformers, deepspeed installed      (default: python)
+#   NUM_GPUS         processes per node                         (default: the CUDA devices visible; required on CPU)
+#   NNODES           nodes (default 1). With NNODES > 1, NODE_RANK (or RANK), MASTER_ADDR and MASTER_PORT are
+#                    required; single-node defaults are 0, 127.0.0.1 and 29500.
+#   OUTPUT_ROOT      stage outputs go to $OUTPUT_ROOT/$VARIANT/{stage1,stage1_5,stage2}   (default: <repo>/outputs)
+#   STAGE1_DIR, STAGE1_5_DIR, STAGE2_DIR   override single stage directories (e.g. share one stage 1)
+#   DEEPSPEED        DeepSpeed config, or "none"                              (default: scripts/train/zero3.json)
+#   PRECISION        auto | bf16 | fp16 | fp32     (auto: bf16 on a GPU that supports it, else fp16; fp32 on CPU)
+#   ATTN             auto | flash_attention_2 | sdpa | eager   (auto: flash_attention_2 with CUDA, sdpa without)
+#   COMPILE          1 adds --torch_compile True --torch_compile_backend inductor                    (default: 0)
+#   REPORT_TO        wandb | tensorboard | none | ...                                            (default: wandb)
+#   WANDB_MODE       exported as offline unless set; WANDB_PROJECT defaults to llava-ov-manager
+#   RUN_NAME_PREFIX  run names are $RUN_NAME_PREFIX-$VARIANT-stageX                    (default: llava-ovm)
+#   NUM_WORKERS      dataloader workers per process                                                (default: 4)
+#   SAVE_STEPS       checkpoint interval of stages 1.5 and 2 (default 1000); stage 1: SAVE_STEPS_STAGE1 (2000)
+#   MANAGER_TYPE, MANAGER_EXPERTS, MANAGER_INJECT   manager variants: saum, top_half, count:6
+#   IMAGE_FOLDER     root of the image paths in the data (per stage: IMAGE_FOLDER_STAGE1, _STAGE1_5, _STAGE2)
+#
+# Arguments given to a stage script after its name are passed on to `python -m llava.train.train` after the
+# script's own flags, so they override them (argparse keeps the last value of a repeated flag).
+
+set -euo pipefail
+
+if (( BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4) )); then
+    echo "error: these scripts need bash >= 4.4 (found $BASH_VERSION)" >&2
+    exit 1
+fi
+
+TRAIN_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$TRAIN_SCRIPTS/../.." && pwd)
+
+die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+note() {
+    echo "[llava-ovm] $*" >&2
+}
+
+# require NAME "what it should hold": fail when the variable is unset or empty.
+require() {
+    local name=$1 hint=$2
+    [[ -n "${!name:-}" ]] || die "$name is not set: $hint"
+}
+
+# require_int NAME: the variable holds a non-negative integer.
+require_int() {
+    local name=$1
+    [[ "${!name}" =~ ^[0-9]+$ ]] || die "$name=${!name} must be a non-negative integer"
+}
+
+# require_model_dir NAME "what": the variable names a local directory with a config.json (llava.train reads
+# configs and weights from disk; hub ids are not resolved).
+require_model_dir() {
+    local name=$1 hint=$2
+    require "$name" "$hint"
+    [[ -f "${!name}/config.json" ]] || die "$name=${!name} is not a local model directory (no config.json): $hint"
+}
+
+# require_data NAME: a data file (.json, .jsonl or a .yaml mixture) that exists. A brace list dir/{a,b}.json is
+# passed through unchecked.
+require_data() {
+    local name=$1
+    require "$name" "the training data: a LLaVA .json/.jsonl file or a .yaml mixture"
+    if [[ "${!name}" != *"{"* && ! -f "${!name}" ]]; then
+        die "$name=${!name}: no such file"
+    fi
+}
+
+# image_folder_for STAGE DATA_VAR: prints the image folder of a stage (IMAGE_FOLDER_<STAGE>, else IMAGE_FOLDER).
+# It may stay empty only for a .yaml mixture (whose entries can carry their own image_folder).
+image_folder_for() {
+    local stage=$1 data_var=$2 specific="IMAGE_FOLDER_$1"
+    local folder=${!specific:-${IMAGE_FOLDER:-}}
+    if [[ -z "$folder" ]]; then
+        if [[ "${!data_var}" != *.yaml && "${!data_var}" != *.yml ]]; then
+            die "IMAGE_FOLDER (or $specific) is not set: the folder that the image paths of ${!data_var} are relative to"
+        fi
+    elif [[ ! -d "$folder" ]]; then
+        die "image folder of stage $stage: $folder is not a directory"
+    fi
+    echo "$folder"
+}
+
+# -- variant -------------------------------------------------------------------------------------------------------
+
+require VARIANT "one of baseline, manager, grid, grid_manager"
+case "$VARIANT" in
+    baseline) WITH_MANAGER=0 WITH_GRID=0 ;;
+    manager) WITH_MANAGER=1 WITH_GRID=0 ;;
+    grid) WITH_MANAGER=0 WITH_GRID=1 ;;
+    grid_manager) WITH_MANAGER=1 WITH_GRID=1 ;;
+    *) die "VARIANT=$VARIANT: expected one of baseline, manager, grid, grid_manager" ;;
+esac
+MANAGER_TYPE=${MANAGER_TYPE:-saum}
+MANAGER_EXPERTS=${MANAGER_EXPERTS:-top_half}
+MANAGER_INJECT=${MANAGER_INJECT:-count:6}
+
+# -- interpreter and device ----------------------------------------------------------------------------------------
+
+PYTHON=${PYTHON:-python}
+command -v "$PYTHON" >/dev/null 2>&1 || die "PYTHON=$PYTHON: not found (point it at the environment with llava installed)"
+# Run the checkout the script lives in, whether or not it is installed.
+export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+_probe=$("$PYTHON" - <<'PY'
+import importlib.util
+
+import torch
+
+count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+major = torch.cuda.get_device_capability(0)[0] if count else 0
+bf16 = int(count > 0 and torch.cuda.is_bf16_supported())
+found = {name: int(importlib.util.find_spec(name) is not None) for name in ("llava", "deepspeed", "wandb")}
+print(count, major, bf16, found["llava"], found["deepspeed"], found["wandb"])
+PY
+) || die "$PYTHON cannot import torch"
+read -r CUDA_COUNT CUDA_MAJOR CUDA_BF16 HAS_LLAVA HAS_DEEPSPEED HAS_WANDB <<<"$_probe"
+(( HAS_LLAVA )) || die "$PYTHON cannot import llava (install the project: pip install -e '.[train]')"
+
+if [[ -z "${NUM_GPUS:-}" ]]; then
+    (( CUDA_COUNT > 0 )) || die "NUM_GPUS is not set and no CUDA device is visible: set NUM_GPUS to the number of processes per node (CPU runs use gloo)"
+    NUM_GPUS=$CUDA_COUNT
+fi
+require_int NUM_GPUS
+(( NUM_GPUS > 0 )) || die "NUM_GPUS must be at least 1"
+
+# -- nodes ---------------------------------------------------------------------------------------------------------
+
+NNODES=${NNODES:-1}
+require_int NNODES
+(( NNODES > 0 )) || die "NNODES must be at least 1"
+NODE_RANK=${NODE_RANK:-${RANK:-}}
+if (( NNODES > 1 )); then
+    require NODE_RANK "this node's index in 0..$((NNODES - 1)) (NODE_RANK, or RANK), different on every node"
+    require MASTER_ADDR "the address of node 0, reachable from every node"
+    require MASTER_PORT "a free TCP port on node 0, the same on every node"
+else
+    NODE_RANK=${NODE_RANK:-0}
+    MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}
+    MASTER_PORT=${MASTER_PORT:-29500}
+fi
+require_int NODE_RANK
+(( NODE_RANK < NNODES )) || die "NODE_RANK=$NODE_RANK must be below NNODES=$NNODES"
+require_int MASTER_PORT
+
+# -- precision, attention, DeepSpeed, logging ----------------------------------------------------------------------
+
+PRECISION=${PRECISION:-auto}
+if [[ "$PRECISION" == auto ]]; then
+    if (( CUDA_COUNT == 0 )); then
+        PRECISION=fp32
+    elif (( CUDA_BF16 )); then
+        PRECISION=bf16
+    else
+        PRECISION=fp16
+    fi
+fi
+case "$PRECISION" in
+    bf16) PRECISION_ARGS=(--bf16 True) ;;
+    fp16) PRECISION_ARGS=(--fp16 True) ;;
+    fp32) PRECISION_ARGS=() ;;
+    *) die "PRECISION=$PRECISION: expected auto, bf16, fp16 or fp32" ;;
+esac
+# TF32 matmuls exist from Ampere (compute capability 8) on; transformers rejects --tf32 elsewhere.
+if (( CUDA_COUNT > 0 && CUDA_MAJOR >= 8 )); then
+    PRECISION_ARGS+=(--tf32 True)
+fi
+
+ATTN=${ATTN:-auto}
+if [[ "$ATTN" == auto ]]; then
+    # Without flash-attn installed, llava.train falls back to sdpa with a warning.
+    if (( CUDA_COUNT > 0 )); then ATTN=flash_attention_2; else ATTN=sdpa; fi
+fi
+
+DEEPSPEED=${DEEPSPEED:-$TRAIN_SCRIPTS/zero3.json}
+DEEPSPEED_ARGS=()
+if [[ "$DEEPSPEED" != none ]]; then
+    [[ -f "$DEEPSPEED" ]] || die "DEEPSPEED=$DEEPSPEED: no such file (or set DEEPSPEED=none)"
+    (( HAS_DEEPSPEED )) || die "DEEPSPEED=$DEEPSPEED but $PYTHON cannot import deepspeed (pip install -e '.[train]', or DEEPSPEED=none)"
+    DEEPSPEED_ARGS=(--deepspeed "$DEEPSPEED")
+fi
+
+COMPILE=${COMPILE:-0}
+COMPILE_ARGS=()
+case "$COMPILE" in
+    1) COMPILE_ARGS=(--torch_compile True --torch_compile_backend inductor) ;;
+    0) ;;
+    *) die "COMPILE=$COMPILE: expected 0 or 1" ;;
+esac
+
+REPORT_TO=${REPORT_TO:-wandb}
+if [[ ",$REPORT_TO," == *,wandb,* ]] && (( ! HAS_WANDB )); then
+    die "REPORT_TO=$REPORT_TO but $PYTHON cannot import wandb (pip install wandb, or REPORT_TO=none)"
+fi
+export WANDB_MODE=${WANDB_MODE:-offline}
+export WANDB_PROJECT=${WANDB_PROJECT:-llava-ov-manager}
+RUN_NAME_PREFIX=${RUN_NAME_PREFIX:-llava-ovm}
+
+NUM_WORKERS=${NUM_WORKERS:-4}
+require_int NUM_WORKERS
+SAVE_STEPS=${SAVE_STEPS:-1000}
+SAVE_STEPS_STAGE1=${SAVE_STEPS_STAGE1:-2000}
+require_int SAVE_STEPS
+require_int SAVE_STEPS_STAGE1
+# torchrun would set 1 thread per process and warn; LLaVA-OneVision's scripts use 8.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
+
+# -- stage directories ---------------------------------------------------------------------------------------------
+
+OUTPUT_ROOT=${OUTPUT_ROOT:-$REPO_ROOT/outputs}
+STAGE1_DIR=${STAGE1_DIR:-$OUTPUT_ROOT/$VARIANT/stage1}
+STAGE1_5_DIR=${STAGE1_5_DIR:-$OUTPUT_ROOT/$VARIANT/stage1_5}
+STAGE2_DIR=${STAGE2_DIR:-$OUTPUT_ROOT/$VARIANT/stage2}
+
+# Flags shared by every stage. Stage scripts add theirs, then the user's "$@".
+COMMON_ARGS=(
+    "${DEEPSPEED_ARGS[@]}"
+    --mm_projector_type mlp2x_gelu
+    --mm_vision_select_layer -2
+    "${PRECISION_ARGS[@]}"
+    --attn_implementation "$ATTN"
+    --gradient_checkpointing True
+    --weight_decay 0.
+    --warmup_ratio 0.03
+    --lr_scheduler_type cosine
+    --logging_steps 1
+    --num_train_epochs 1
+    --save_strategy steps
+    --save_total_limit 1
+    --dataloader_num_workers "$NUM_WORKERS"
+    --report_to "$REPORT_TO"
+    "${COMPILE_ARGS[@]}"
+)
+
+# -- per-stage checks (also run up front by curriculum.sh) ----------------------------------------------------------
+
+check_stage1_env() {
+    require_model_dir LLM "the LLM to start from, e.g. a local copy of Qwen/Qwen2-0.5B-Instruct"
+    require_model_dir VISION_TOWER "a local copy of google/siglip-so400m-patch14-384"
+    require_data DATA_STAGE1
+    image_folder_for STAGE1 DATA_STAGE1 >/dev/null
+}
+
+check_stage1_5_env() {
+    require_model_dir LLM "the LLM to start from, e.g. a local copy of Qwen/Qwen2-0.5B-Instruct"
+    require_model_dir VISION_TOWER "a local copy of google/siglip-so400m-patch14-384"
+    require_data DATA_STAGE1_5
+    image_folder_for STAGE1_5 DATA_STAGE1_5 >/dev/null
+}
+
+check_stage2_env() {
+    require_data DATA_STAGE2
+    image_folder_for STAGE2 DATA_STAGE2 >/dev/null
+}
+
+# manager_args LR: the manager flags of a manager variant (nothing otherwise), with the managers' learning rate.
+manager_args() {
+    MANAGER_ARGS=()
+    if (( WITH_MANAGER )); then
+        MANAGER_ARGS=(--manager_type "$MANAGER_TYPE" --manager_expert_layers "$MANAGER_EXPERTS"
+                      --manager_inject_layers "$MANAGER_INJECT" --mm_manager_lr "$1")
+    fi
+}
+
+# tunable_parts BASE: BASE plus ,mm_manager for manager variants.
+tunable_parts() {
+    if (( WITH_MANAGER )); then echo "$1,mm_manager"; else echo "$1"; fi
+}
+
+# launch STAGE OUTPUT_DIR PER_DEVICE_BATCH GRAD_ACCUM TRAIN_ARGS...: runs llava.train.train under torchrun on this
+# node and tees its output to OUTPUT_DIR/train_node<RANK>.log. Its exit status is the training's.
+launch() {
+    local stage=$1 out=$2 batch=$3 accum=$4
+    shift 4
+    require_int batch
+    require_int accum
+    mkdir -p "$out"
+    local cmd=("$PYTHON" -m torch.distributed.run
+               --nproc_per_node="$NUM_GPUS" --nnodes="$NNODES" --node_rank="$NODE_RANK"
+               --master_addr="$MASTER_ADDR" --master_port="$MASTER_PORT"
+               -m llava.train.train "$@")
+    note "stage $stage, variant $VARIANT, node $NODE_RANK of $NNODES, $NUM_GPUS processes per node, $PRECISION, $ATTN"
+    note "global batch = $NNODES nodes x $NUM_GPUS x $batch per device x $accum accumulation = $((NNODES * NUM_GPUS * batch * accum))"
+    note "output: $out"
+    note "command: ${cmd[*]}"
+    "${cmd[@]}" 2>&1 | tee -a "$out/train_node$NODE_RANK.log"
+}
