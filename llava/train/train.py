@@ -96,7 +96,12 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         callbacks=[bad_samples],
         tunable_parts=parts,
     )
-    trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+    resume = resolve_resume(training_args)
+    if resume:
+        logger.info("resuming from %s", resume)
+    else:
+        logger.info("starting from step 0 (no complete checkpoint in %s)", training_args.output_dir)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()
     model.config.use_cache = True
     trainer.save_model(training_args.output_dir)
