@@ -122,3 +122,59 @@ def test_single_process_resume_is_exact(assets, tmp_path):
     resumed = losses(tmp_path)
     assert [resumed[s] for s in (3, 4)] == [uninterrupted[s] for s in (3, 4)]
     assert uninterrupted[3] != uninterrupted[1]
+
+
+def test_optimizer_groups_follow_the_parts(assets, stage1, tmp_path):
+    argv = stage2_args(assets, assets["llm"], tmp_path, steps=1, extra=[
+        "--vision_tower", str(assets["vision"]), "--pretrain_mm_mlp_adapter", str(stage1 / ADAPTER_FILE),
+        "--image_aspect_ratio", "pad", "--mm_patch_merge_type", "spatial_unpad", "--save_strategy", "no",
+        "--mm_projector_lr", "5e-3", "--mm_manager_lr", "7e-3", "--weight_decay", "0.1"])
+    trainer = train(argv)
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    groups = {g["name"]: g for g in trainer.optimizer.param_groups}
+    assert list(groups) == [f"{part}/{kind}" for part in ("mm_language_model", "mm_vision_tower", "mm_mlp_adapter")
+                            for kind in ("decay", "no_decay")] + ["mm_manager/decay"]  # SAUM weights are 2-D
+    # After one cosine step every group keeps its ratio to the base learning rate.
+    base = groups["mm_language_model/decay"]["lr"]
+    assert groups["mm_mlp_adapter/decay"]["lr"] == pytest.approx(base * 5e-3 / 1e-3)
+    assert groups["mm_manager/decay"]["lr"] == pytest.approx(base * 7)
+    assert groups["mm_vision_tower/no_decay"]["lr"] == pytest.approx(base * 2e-4 / 1e-3)
+    no_decay = {names[id(p)] for kind, g in groups.items() if kind.endswith("no_decay") for p in g["params"]}
+    decay = {names[id(p)] for kind, g in groups.items() if kind.endswith("/decay") for p in g["params"]}
+    assert all(g["weight_decay"] == 0.1 for k, g in groups.items() if k.endswith("/decay"))
+    assert all(g["weight_decay"] == 0.0 for k, g in groups.items() if k.endswith("no_decay"))
+    assert "model.layers.0.self_attn.q_proj.bias" in no_decay and "model.norm.weight" in no_decay
+    assert "model.layers.0.input_layernorm.weight" in no_decay and "model.image_newline" in no_decay
+    assert "model.vision_tower.vision_tower.vision_model.encoder.layers.0.layer_norm1.weight" in no_decay
+    assert "model.layers.0.self_attn.q_proj.weight" in decay and "model.mm_projector.0.weight" in decay
+    assert decay.isdisjoint(no_decay) and len(decay | no_decay) == len(names)
+
+
+def test_bad_sample_report_and_limit(assets, tmp_path):
+    from llava.data.bad_samples import SkipLimitExceeded
+    from llava.testing.synthetic import write_broken_corpus
+
+    data, expected = write_broken_corpus(tmp_path / "data", good=12)
+    base = stage2_args(assets, assets["llm"], tmp_path / "ok", steps=3, extra=[
+        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--save_strategy", "no",
+        "--bad_sample_min_seen", "4"])
+    base[base.index("--data_path") + 1] = str(data)
+    base[base.index("--image_folder") + 1] = str(tmp_path / "data")
+    train(base + ["--max_bad_sample_share", "1.0"])
+    report = json.loads((tmp_path / "ok" / "bad_samples.json").read_text())
+    assert report["skipped"] > 0 and report["seen"] == report["skipped"] + 6  # 3 steps x 2 good samples
+    assert set(report["by_reason"]) <= set(expected.values()) and report["by_source"] == {str(data): report["skipped"]}
+    with pytest.raises(SkipLimitExceeded, match=r"records were skipped as bad .* max_bad_sample_share=5.0%"):
+        train([*base, "--max_bad_sample_share", "0.05", "--output_dir", str(tmp_path / "strict")])
+
+
+def test_wandb_logs_offline(assets, tmp_path, monkeypatch):
+    pytest.importorskip("wandb", reason="wandb is in the dev/train extras")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    argv = stage1_args(assets, tmp_path / "out", steps=2)
+    argv[argv.index("--report_to") + 1] = "wandb"
+    train(argv + ["--run_name", "tiny-stage1"])
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("*.wandb")), "an offline wandb run with its log file"

@@ -66,11 +66,12 @@ def part_parameters(model) -> dict[Part, list[tuple[str, nn.Parameter]]]:
     """Every named parameter of a ``LlavaQwenForCausalLM``, by part (tied weights listed once)."""
     inner = model.get_model()
     owners: dict[int, Part] = {}
+    # The language model first: the Trainer logs the first group's learning rate, which is then the base one.
     modules = {
+        Part.LANGUAGE_MODEL: [inner.embed_tokens, inner.layers, inner.norm, model.lm_head],
+        Part.VISION_TOWER: [inner.vision_tower],
         Part.PROJECTOR: [inner.mm_projector],
         Part.MANAGER: [inner.managers] if inner.managers is not None else [],
-        Part.VISION_TOWER: [inner.vision_tower],
-        Part.LANGUAGE_MODEL: [inner.embed_tokens, inner.layers, inner.norm, model.lm_head],
     }
     for part, members in modules.items():
         for module in members:
@@ -78,7 +79,7 @@ def part_parameters(model) -> dict[Part, list[tuple[str, nn.Parameter]]]:
                 owners[id(param)] = part
     if inner.image_newline is not None:
         owners[id(inner.image_newline)] = Part.PROJECTOR
-    grouped: dict[Part, list[tuple[str, nn.Parameter]]] = {part: [] for part in Part}
+    grouped: dict[Part, list[tuple[str, nn.Parameter]]] = {part: [] for part in modules}
     for name, param in model.named_parameters():
         assert id(param) in owners, f"parameter {name} belongs to no trainable part"
         grouped[owners[id(param)]].append((name, param))
