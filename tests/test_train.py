@@ -70,6 +70,7 @@ def test_later_stages_train_exactly_their_parts(assets, stage1, tmp_path, parts,
 
 
 def test_stage_handoff_carries_weights_and_a_complete_config(assets, stage1, tmp_path):
+    assert (stage1 / COMPLETE_MARKER).is_file()
     config1 = json.loads((stage1 / "config.json").read_text())
     assert all(field in config1 for field in MM_FIELDS)
     assert config1["manager"]["type"] == "saum" and config1["image_aspect_ratio"] == "square"

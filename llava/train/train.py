@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from pathlib import Path
 
 import torch
 from transformers import HfArgumentParser, set_seed
@@ -18,7 +19,12 @@ from llava.data.collator import DataCollatorForSupervisedDataset
 from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import load_mixture
 from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, warn_no_effect
-from llava.train.callbacks import BadSampleCallback, incomplete_checkpoints, latest_complete_checkpoint
+from llava.train.callbacks import (
+    COMPLETE_MARKER,
+    BadSampleCallback,
+    incomplete_checkpoints,
+    latest_complete_checkpoint,
+)
 from llava.train.model_init import build_image_processor, build_model, build_tokenizer
 from llava.train.trainer import LLaVATrainer
 from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
@@ -105,6 +111,9 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
     trainer.save_state()
     model.config.use_cache = True
     trainer.save_model(training_args.output_dir)
+    if training_args.should_save:
+        # Written last: the next stage (and its script) only trusts an output that holds it.
+        (Path(training_args.output_dir) / COMPLETE_MARKER).write_text(f"{trainer.state.global_step}\n")
     logger.info(trainer.bad_samples.merged.summary())
     return trainer
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import partial
 from pathlib import Path
@@ -28,6 +29,7 @@ from llava.train.callbacks import BadSampleCallback
 from llava.train.tunable import Part, PartLearningRates, adapter_parameter_names, optimizer_groups, saves_adapter_only
 
 ADAPTER_FILE = "mm_adapter.safetensors"
+logger = logging.getLogger(__name__)
 
 
 class LLaVATrainer(Trainer):
@@ -98,6 +100,8 @@ class LLaVATrainer(Trainer):
             optimizer_cls = DeepSpeedCPUAdam
             optimizer_kwargs = {k: v for k, v in optimizer_kwargs.items() if k in ("lr", "betas", "eps")}
         self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        summary = ", ".join(f"{g['name']} lr={g['lr']:g} wd={g['weight_decay']:g} ({len(g['params'])})" for g in groups)
+        logger.info("optimizer %s: %s", optimizer_cls.__name__, summary)
         return self.optimizer
 
     # -- saving ----------------------------------------------------------------------------------------------------

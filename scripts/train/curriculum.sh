@@ -18,11 +18,13 @@ STAGES=${STAGES:-1 1.5 2}
 read -r -a stage_list <<<"$STAGES"
 (( ${#stage_list[@]} > 0 )) || die "STAGES is empty"
 for stage in "${stage_list[@]}"; do
+    [[ "$stage" =~ ^(1|1\.5|1_5|2)$ ]] || die "STAGES: unknown stage '$stage' (expected 1, 1.5 or 2)"
+done
+for stage in "${stage_list[@]}"; do
     case "$stage" in
         1) check_stage1_env ;;
         1.5 | 1_5) check_stage1_5_env ;;
         2) check_stage2_env ;;
-        *) die "STAGES: unknown stage '$stage' (expected 1, 1.5 or 2)" ;;
     esac
 done
 
@@ -33,4 +35,4 @@ for stage in "${stage_list[@]}"; do
     bash "$script" "$@"
     note "curriculum $VARIANT: stage $stage finished in $((SECONDS - start)) s"
 done
-note "curriculum $VARIANT done: $STAGE2_DIR"
+note "curriculum $VARIANT done (stages: ${stage_list[*]})"
