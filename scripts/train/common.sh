@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # sourced: the variables are used by the stage scripts
 # Shared part of the LLaVA-OV-Manager stage scripts (stage1.sh, stage1_5.sh, stage2.sh, curriculum.sh).
 # Sourced, never run: it checks the environment, detects the device and defines the flags every stage shares.
 #
@@ -15,10 +15,13 @@
 #   ATTN             auto | flash_attention_2 | sdpa | eager   (auto: flash_attention_2 with CUDA, sdpa without)
 #   COMPILE          1 adds --torch_compile True --torch_compile_backend inductor                    (default: 0)
 #   REPORT_TO        wandb | tensorboard | none | ...                                            (default: wandb)
-#   WANDB_MODE       exported as offline unless set; WANDB_PROJECT defaults to llava-ov-manager
+#   WANDB_MODE       exported as offline unless set; WANDB_PROJECT defaults to llava-ov-manager; WANDB_DIR to the
+#                    stage's output directory
 #   RUN_NAME_PREFIX  run names are $RUN_NAME_PREFIX-$VARIANT-stageX                    (default: llava-ovm)
 #   NUM_WORKERS      dataloader workers per process                                                (default: 4)
 #   SAVE_STEPS       checkpoint interval of stages 1.5 and 2 (default 1000); stage 1: SAVE_STEPS_STAGE1 (2000)
+#   SAVE_TOTAL_LIMIT checkpoints kept per stage (default 1)
+#   REQUIRE_COMPLETE 0 lets a stage start from a previous-stage directory without the COMPLETE marker (default 1)
 #   MANAGER_TYPE, MANAGER_EXPERTS, MANAGER_INJECT   manager variants: saum, top_half, count:6
 #   IMAGE_FOLDER     root of the image paths in the data (per stage: IMAGE_FOLDER_STAGE1, _STAGE1_5, _STAGE2)
 #
@@ -56,12 +59,30 @@ require_int() {
     [[ "${!name}" =~ ^[0-9]+$ ]] || die "$name=${!name} must be a non-negative integer"
 }
 
-# require_model_dir NAME "what": the variable names a local directory with a config.json (llava.train reads
-# configs and weights from disk; hub ids are not resolved).
-require_model_dir() {
-    local name=$1 hint=$2
+# resolve_model_dir NAME "what": the variable must name a model. A local directory with a config.json is kept; a
+# Hugging Face hub id (org/name) is looked up in (or downloaded into) the hub cache with
+# huggingface_hub.snapshot_download, and the variable is set to that local snapshot: llava.train.train reads configs
+# and weights from local directories only. With HF_HUB_OFFLINE=1 only the cache is consulted.
+resolve_model_dir() {
+    local name=$1 hint=$2 path
     require "$name" "$hint"
-    [[ -f "${!name}/config.json" ]] || die "$name=${!name} is not a local model directory (no config.json): $hint"
+    [[ -f "${!name}/config.json" ]] && return 0
+    if [[ -e "${!name}" || ! "${!name}" =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$ ]]; then
+        die "$name=${!name} is neither a local model directory (no config.json) nor a hub id: $hint"
+    fi
+    note "$name=${!name}: resolving the hub id to a local snapshot"
+    path=$("$PYTHON" - "${!name}" <<'PY'
+import sys
+
+from huggingface_hub import snapshot_download
+
+print(snapshot_download(sys.argv[1], ignore_patterns=["*.msgpack", "*.h5", "*.onnx", "*.ot", "onnx/*", "flax_model*",
+                                                      "tf_model*", "openvino/*"]))
+PY
+) || die "$name=${!name}: neither in the Hugging Face cache nor downloadable (offline?); download it and set $name to the local directory"
+    [[ -f "$path/config.json" ]] || die "$name=${!name}: the snapshot $path has no config.json"
+    note "$name=$path"
+    printf -v "$name" '%s' "$path"
 }
 
 # require_data NAME: a data file (.json, .jsonl or a .yaml mixture) that exists. A brace list dir/{a,b}.json is
@@ -87,6 +108,25 @@ image_folder_for() {
         die "image folder of stage $stage: $folder is not a directory"
     fi
     echo "$folder"
+}
+
+# require_complete DIR WHAT HINT: DIR is a finished stage output, i.e. holds the COMPLETE marker that
+# llava.train.train writes last. On nodes other than 0 of a multi-node run, waits up to STAGE_WAIT_S seconds
+# (default 600) for node 0 to write it. REQUIRE_COMPLETE=0 accepts a directory without the marker (e.g. a checkpoint
+# trained elsewhere).
+require_complete() {
+    local dir=$1 what=$2 hint=$3 waited=0 limit=0
+    [[ "${REQUIRE_COMPLETE:-1}" == 1 ]] || return 0
+    if (( NNODES > 1 && NODE_RANK > 0 )); then
+        limit=${STAGE_WAIT_S:-600}
+    fi
+    while [[ ! -f "$dir/COMPLETE" ]] && (( waited < limit )); do
+        (( waited == 0 )) && note "waiting up to $limit s for node 0 to finish $what ($dir/COMPLETE)"
+        sleep 10
+        waited=$((waited + 10))
+    done
+    [[ -d "$dir" ]] || die "$what is missing: $dir does not exist ($hint)"
+    [[ -f "$dir/COMPLETE" ]] || die "$what is incomplete: $dir has no COMPLETE marker (the run was interrupted or is still running; re-run that stage to finish it, or set REQUIRE_COMPLETE=0 for a checkpoint trained elsewhere)"
 }
 
 # -- variant -------------------------------------------------------------------------------------------------------
@@ -208,8 +248,10 @@ NUM_WORKERS=${NUM_WORKERS:-4}
 require_int NUM_WORKERS
 SAVE_STEPS=${SAVE_STEPS:-1000}
 SAVE_STEPS_STAGE1=${SAVE_STEPS_STAGE1:-2000}
+SAVE_TOTAL_LIMIT=${SAVE_TOTAL_LIMIT:-1}
 require_int SAVE_STEPS
 require_int SAVE_STEPS_STAGE1
+require_int SAVE_TOTAL_LIMIT
 # torchrun would set 1 thread per process and warn; LLaVA-OneVision's scripts use 8.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 
@@ -234,7 +276,7 @@ COMMON_ARGS=(
     --logging_steps 1
     --num_train_epochs 1
     --save_strategy steps
-    --save_total_limit 1
+    --save_total_limit "$SAVE_TOTAL_LIMIT"
     --dataloader_num_workers "$NUM_WORKERS"
     --report_to "$REPORT_TO"
     "${COMPILE_ARGS[@]}"
@@ -243,15 +285,15 @@ COMMON_ARGS=(
 # -- per-stage checks (also run up front by curriculum.sh) ----------------------------------------------------------
 
 check_stage1_env() {
-    require_model_dir LLM "the LLM to start from, e.g. a local copy of Qwen/Qwen2-0.5B-Instruct"
-    require_model_dir VISION_TOWER "a local copy of google/siglip-so400m-patch14-384"
+    resolve_model_dir LLM "the LLM to start from: a local directory or a hub id such as Qwen/Qwen2-0.5B-Instruct"
+    resolve_model_dir VISION_TOWER "the SigLIP tower: a local directory or a hub id such as google/siglip-so400m-patch14-384"
     require_data DATA_STAGE1
     image_folder_for STAGE1 DATA_STAGE1 >/dev/null
 }
 
 check_stage1_5_env() {
-    require_model_dir LLM "the LLM to start from, e.g. a local copy of Qwen/Qwen2-0.5B-Instruct"
-    require_model_dir VISION_TOWER "a local copy of google/siglip-so400m-patch14-384"
+    resolve_model_dir LLM "the LLM to start from: a local directory or a hub id such as Qwen/Qwen2-0.5B-Instruct"
+    resolve_model_dir VISION_TOWER "the SigLIP tower: a local directory or a hub id such as google/siglip-so400m-patch14-384"
     require_data DATA_STAGE1_5
     image_folder_for STAGE1_5 DATA_STAGE1_5 >/dev/null
 }
@@ -291,5 +333,6 @@ launch() {
     note "global batch = $NNODES nodes x $NUM_GPUS x $batch per device x $accum accumulation = $((NNODES * NUM_GPUS * batch * accum))"
     note "output: $out"
     note "command: ${cmd[*]}"
-    "${cmd[@]}" 2>&1 | tee -a "$out/train_node$NODE_RANK.log"
+    # Unbuffered, so the log file follows the run; wandb's offline files go next to the stage's outputs.
+    PYTHONUNBUFFERED=1 WANDB_DIR="${WANDB_DIR:-$out}" "${cmd[@]}" 2>&1 | tee -a "$out/train_node$NODE_RANK.log"
 }

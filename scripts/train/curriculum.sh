@@ -28,6 +28,9 @@ for stage in "${stage_list[@]}"; do
     esac
 done
 
+# Hub ids were resolved to local snapshots by the checks: hand the stages the local paths.
+export LLM=${LLM:-} VISION_TOWER=${VISION_TOWER:-}
+
 for stage in "${stage_list[@]}"; do
     script=$here/stage${stage/./_}.sh
     note "curriculum $VARIANT: stage $stage ($script)"

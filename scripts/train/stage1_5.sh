@@ -5,8 +5,9 @@
 #   VARIANT=grid_manager LLM=/models/Qwen2-0.5B-Instruct VISION_TOWER=/models/siglip-so400m-patch14-384 \
 #   DATA_STAGE1_5=/data/mid_stage.yaml IMAGE_FOLDER=/data/images bash scripts/train/stage1_5.sh [extra flags]
 #
-# Needs $STAGE1_DIR/mm_adapter.safetensors and $STAGE1_DIR/config.json (set STAGE1_ADAPTER to start from another
-# adapter file, e.g. LLaVA-NeXT's mm_projector.bin; its directory must hold the stage-1 config.json).
+# Needs the finished stage 1 output: $STAGE1_DIR/mm_adapter.safetensors, config.json and the COMPLETE marker (set
+# STAGE1_ADAPTER to start from another adapter file, e.g. LLaVA-NeXT's mm_projector.bin; its directory must hold the
+# stage-1 config.json; no marker is required then).
 # Stage variables (defaults): LR_STAGE1_5 (1e-5), VISION_LR_STAGE1_5 (2e-6), MANAGER_LR_STAGE1_5 (= LR_STAGE1_5),
 # BS_STAGE1_5 (4 per device), GA_STAGE1_5 (1), MAX_LEN_STAGE1_5 (16384),
 # PINPOINTS_STAGE1_5 (grid variants; LLaVA-OneVision's mid-stage list, in pixels of a 384 crop).
@@ -15,7 +16,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 check_stage1_5_env
-STAGE1_ADAPTER=${STAGE1_ADAPTER:-$STAGE1_DIR/mm_adapter.safetensors}
+if [[ -z "${STAGE1_ADAPTER:-}" ]]; then
+    require_complete "$STAGE1_DIR" "the stage 1 output" "run stage1.sh for VARIANT=$VARIANT first, or set STAGE1_DIR / STAGE1_ADAPTER"
+    STAGE1_ADAPTER=$STAGE1_DIR/mm_adapter.safetensors
+fi
 [[ -f "$STAGE1_ADAPTER" ]] || die "stage 1 output missing: $STAGE1_ADAPTER does not exist (run stage1.sh for VARIANT=$VARIANT first, or set STAGE1_DIR / STAGE1_ADAPTER)"
 [[ -f "$(dirname "$STAGE1_ADAPTER")/config.json" ]] || die "stage 1 output incomplete: $(dirname "$STAGE1_ADAPTER")/config.json does not exist"
 

@@ -5,7 +5,8 @@
 #   VARIANT=grid_manager DATA_STAGE2=/data/single_image.yaml IMAGE_FOLDER=/data/images \
 #   bash scripts/train/stage2.sh [extra flags]
 #
-# Needs $STAGE1_5_DIR/config.json, its weights and tokenizer.
+# Needs the finished stage 1.5 output: $STAGE1_5_DIR/config.json, weights, tokenizer and the COMPLETE marker
+# (REQUIRE_COMPLETE=0 to start from a checkpoint trained elsewhere).
 # Stage variables (defaults): LR_STAGE2 (1e-5), VISION_LR_STAGE2 (2e-6), MANAGER_LR_STAGE2 (= LR_STAGE2),
 # BS_STAGE2 (1 per device), GA_STAGE2 (2; 16 gives LLaVA-OneVision's global batch 256 on 16 GPUs),
 # MAX_LEN_STAGE2 (16384), PINPOINTS_STAGE2 (grid variants; "(1x1),...,(6x6)").
@@ -14,6 +15,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 check_stage2_env
+require_complete "$STAGE1_5_DIR" "the stage 1.5 output" "run stage1_5.sh for VARIANT=$VARIANT first, or set STAGE1_5_DIR"
 [[ -f "$STAGE1_5_DIR/config.json" ]] || die "stage 1.5 output missing: $STAGE1_5_DIR/config.json does not exist (run stage1_5.sh for VARIANT=$VARIANT first, or set STAGE1_5_DIR)"
 if ! compgen -G "$STAGE1_5_DIR/*.safetensors" >/dev/null && ! compgen -G "$STAGE1_5_DIR/pytorch_model*.bin" >/dev/null; then
     die "stage 1.5 output incomplete: no model weights (*.safetensors or pytorch_model*.bin) in $STAGE1_5_DIR"
