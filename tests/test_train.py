@@ -179,3 +179,19 @@ def test_wandb_logs_offline(assets, tmp_path, monkeypatch):
     train(argv + ["--run_name", "tiny-stage1"])
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb")), "an offline wandb run with its log file"
+
+
+def test_resume_choice_prefers_marked_then_saved_checkpoints(tmp_path):
+    from llava.train.callbacks import latest_complete_checkpoint
+
+    assert latest_complete_checkpoint(tmp_path) is None
+    for step, files in ((2, ["trainer_state.json", COMPLETE_MARKER]), (4, ["trainer_state.json"]), (6, [])):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        for name in files:
+            (tmp_path / f"checkpoint-{step}" / name).write_text("{}")
+    assert latest_complete_checkpoint(tmp_path).name == "checkpoint-2"
+    # save_total_limit deleted the marked one before the marker reached the new one: trainer_state.json decides.
+    import shutil
+
+    shutil.rmtree(tmp_path / "checkpoint-2")
+    assert latest_complete_checkpoint(tmp_path).name == "checkpoint-4"

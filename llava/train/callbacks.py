@@ -15,6 +15,7 @@ from pathlib import Path
 import torch.distributed as dist
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from llava.data.bad_samples import BadSampleLedger, write_json_atomic
@@ -76,17 +77,30 @@ class BadSampleCallback(TrainerCallback, ExportableState):
             write_json_atomic(Path(args.output_dir) / BAD_SAMPLES_FILE, self.merged.to_dict())
 
 
-def latest_complete_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest ``checkpoint-N`` holding the completeness marker."""
+def _checkpoints(output_dir: str | Path, required_file: str) -> list[tuple[int, Path]]:
     folder = Path(output_dir)
     if not folder.is_dir():
-        return None
-    candidates = []
+        return []
+    found = []
     for child in folder.iterdir():
         step = child.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
-        if child.is_dir() and step.isdigit() and (child / COMPLETE_MARKER).is_file():
-            candidates.append((int(step), child))
-    return max(candidates)[1] if candidates else None
+        if child.is_dir() and step.isdigit() and (child / required_file).is_file():
+            found.append((int(step), child))
+    return sorted(found)
+
+
+def latest_complete_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` holding the completeness marker.
+
+    transformers deletes older checkpoints (``save_total_limit``) before ``on_save`` writes the marker; a crash in
+    that window leaves only an unmarked checkpoint. Its ``trainer_state.json`` is written after the weights, the
+    optimizer and the RNG states, so when no checkpoint is marked, the newest one holding that file is used.
+    """
+    marked = _checkpoints(output_dir, COMPLETE_MARKER)
+    if marked:
+        return marked[-1][1]
+    saved = _checkpoints(output_dir, TRAINER_STATE_NAME)
+    return saved[-1][1] if saved else None
 
 
 def incomplete_checkpoints(output_dir: str | Path) -> list[str]:

@@ -47,10 +47,11 @@ def resolve_resume(training_args) -> str | None:
         return None
     if training_args.resume != "auto":
         return training_args.resume
-    for path in incomplete_checkpoints(training_args.output_dir):
-        warnings.warn(f"ignoring incomplete checkpoint {path} (no COMPLETE marker: the save was interrupted)",
-                      stacklevel=2)
     latest = latest_complete_checkpoint(training_args.output_dir)
+    for path in incomplete_checkpoints(training_args.output_dir):
+        if latest is None or path != str(latest):
+            warnings.warn(f"ignoring incomplete checkpoint {path} (no COMPLETE marker: the save was interrupted)",
+                          stacklevel=2)
     return str(latest) if latest is not None else None
 
 
