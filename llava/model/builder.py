@@ -131,7 +131,7 @@ def load_pretrained_model(
     tokenizer = AutoTokenizer.from_pretrained(model_path if (Path(model_path) / "tokenizer_config.json").exists() else source)
     if len(tokenizer) > model.config.vocab_size:
         model.resize_token_embeddings(len(tokenizer))
-    _set_generation_defaults(model, tokenizer)
+    set_generation_defaults(model, tokenizer)
     model.eval()
     vision = model.config.vision_config
     image_processor = SigLipImageProcessor(size=(vision.image_size, vision.image_size))
@@ -185,7 +185,7 @@ def _overlay_weights(model: LlavaQwenForCausalLM, path: Path) -> None:
     model.load_state_dict(state, strict=False)
 
 
-def _set_generation_defaults(model: LlavaQwenForCausalLM, tokenizer) -> None:
+def set_generation_defaults(model: LlavaQwenForCausalLM, tokenizer) -> None:
     """Stop on ``<|im_end|>`` (lmms-eval gives no stop strings for images) and pad with the tokenizer's pad id."""
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     eos = model.generation_config.eos_token_id

@@ -1,0 +1,100 @@
+"""From lmms-eval results files to the paper's per-dataset scores and category averages (Tables IV, XI-XIII).
+
+* A score is the lmms-eval value times the benchmark's ``scale`` (percent; OCRBench as a count out of 1000).
+* Averages divide OCRBench by 10 and count MM-LiveBench's two months as two datasets, so the overall score is the
+  mean of 20 scores (Table IV).
+* A missing dataset stays missing: an average is taken over the datasets present and says how many those are.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from llava.eval.benchmarks import BENCHMARKS, Capability, ImageCategory, Resolution
+
+Scores = dict[str, float]  # benchmark key -> score in the paper's unit
+
+
+@dataclass(frozen=True, slots=True)
+class Average:
+    value: float | None
+    present: int
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return self.present == self.total
+
+
+def result_files(paths: list[str | Path]) -> list[Path]:
+    """Results files named directly or found under directories (``*_results.json``), oldest first."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(path.rglob("*_results.json"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise ValueError(f"{path}: no such results file or directory")
+    return sorted(set(files), key=lambda p: (p.stat().st_mtime, str(p)))
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def scores_from_file(path: Path) -> Scores:
+    """Scores in one file: an lmms-eval results JSON, or ``{"scores": {key: value}}`` (e.g. server results for
+    DocVQA/InfoVQA test) in the paper's unit."""
+    data = json.loads(path.read_text())
+    if "scores" in data:
+        unknown = sorted(set(data["scores"]) - {b.key for b in BENCHMARKS})
+        if unknown:
+            raise ValueError(f"{path}: unknown benchmark keys {unknown}; known: {[b.key for b in BENCHMARKS]}")
+        return {key: float(value) for key, value in data["scores"].items() if _number(value) is not None}
+    if "results" not in data:
+        raise ValueError(f"{path}: neither an lmms-eval results file ('results') nor a scores file ('scores')")
+    scores = {}
+    for bench in BENCHMARKS:
+        value = _number(data["results"].get(bench.task, {}).get(bench.metric))
+        if value is not None:
+            scores[bench.key] = value * bench.scale
+    return scores
+
+
+def collect_scores(paths: list[str | Path]) -> Scores:
+    """Merge the scores of several files; a later file wins, with a warning when it changes a value."""
+    merged: Scores = {}
+    for path in result_files(paths):
+        for key, value in scores_from_file(path).items():
+            if key in merged and not math.isclose(merged[key], value):
+                warnings.warn(f"{path}: {key} = {value:.2f} replaces {merged[key]:.2f} from an older file",
+                              stacklevel=2)
+            merged[key] = value
+    return merged
+
+
+def average(scores: Scores, keys: list[str]) -> Average:
+    divisors = {b.key: b.average_divisor for b in BENCHMARKS}
+    values = [scores[key] / divisors[key] for key in keys if key in scores]
+    return Average(statistics.fmean(values) if values else None, len(values), len(keys))
+
+
+def category_keys() -> dict[str, list[str]]:
+    """Column name -> benchmark keys, in Table XI's order."""
+    columns = {"Overall": [b.key for b in BENCHMARKS]}
+    for enum, field in ((Capability, "capability"), (ImageCategory, "image"), (Resolution, "resolution")):
+        for member in enum:
+            columns[member.value] = [b.key for b in BENCHMARKS if getattr(b, field) == member]
+    return columns
+
+
+def summarise(scores: Scores) -> dict[str, Average]:
+    return {column: average(scores, keys) for column, keys in category_keys().items()}
