@@ -62,8 +62,9 @@ def continuation_loss(model, tokenizer, item: rq.Prepared, prompt: str, full: st
     inputs = rq.collate([whole], pad_token_id=0, device=model.device)
     input_ids = inputs.pop("inputs")
     with torch.inference_mode():
-        logits = model(input_ids=input_ids, use_cache=False, **inputs).logits  # (1, L, V), L = expanded length
-    predicted = logits[0, -count - 1:-1].float()  # (count, V)
+        # Only the last count + 1 positions: full-sequence logits over a 152K vocabulary cost gigabytes.
+        logits = model(input_ids=input_ids, use_cache=False, logits_to_keep=count + 1, **inputs).logits
+    predicted = logits[0, :-1].float()  # (count, V)
     target = full_ids[-count:].to(predicted.device)  # (count,)
     loss = F.cross_entropy(predicted, target).item()
     greedy = bool((predicted.argmax(dim=-1) == target).all())
