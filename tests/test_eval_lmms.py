@@ -51,8 +51,8 @@ def _run(workspace, model_args: list[str], tasks: list[str], out: str, *, runner
                           timeout=600)
 
 
-def _results(workspace, out: str) -> tuple[dict, dict]:
-    folder = workspace["root"] / out
+def _results(workspace, out) -> tuple[dict, dict]:
+    folder = workspace["root"] / out  # an absolute `out` replaces the root
     results = json.loads(max(folder.rglob("*_results.json")).read_text())
     answers = {}
     for path in folder.rglob("*_samples_*.jsonl"):
@@ -180,3 +180,42 @@ def test_runner_refuses_local_tasks_that_shadow_builtin_ones(workspace, tmp_path
     with pytest.raises(EvalFailed, match=r"ai2d \("):
         check_no_shadowing(shadow)
     check_no_shadowing(workspace["tasks"])  # the probe tasks have their own names
+
+
+def _script(workspace, name: str, out: Path, **env):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "eval" / name
+    base = {key: value for key, value in workspace["env"].items() if key != "OPENAI_API_KEY"}
+    defaults = dict(CKPT=str(workspace["ckpt"]), OUT=str(out), PYTHON=sys.executable, NUM_GPUS="1",
+                    TASKS="ovm_probe_colour", INCLUDE_PATH=str(workspace["tasks"]))
+    full_env = {**base, **defaults, **env}
+    return subprocess.run(["bash", str(script)], cwd=workspace["root"], env=full_env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_eval_scripts_predict_then_replay_scores_like_a_direct_run(workspace, tmp_path):
+    out = tmp_path / "eval"
+    direct = _script(workspace, "eval_checkpoint.sh", out, BATCH_SIZE="2")
+    assert direct.returncode == 0, direct.stderr[-3000:]
+    refused = _script(workspace, "score_judged.sh", out)
+    assert refused.returncode == 1 and "OPENAI_API_KEY is not set" in refused.stderr
+    predicted = _script(workspace, "predict_judged.sh", out)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    scored = _script(workspace, "score_judged.sh", out, OPENAI_API_KEY="unused-by-exact-match")
+    assert scored.returncode == 0, scored.stderr[-3000:]
+
+    def result(folder):
+        return json.loads(max((out / folder).rglob("*_results.json")).read_text())["results"]["ovm_probe_colour"]
+
+    assert "bypass,none" in result("judged_predict")
+    assert result("judged_scored")["exact_match,none"] == result("offline")["exact_match,none"]
+    _, direct_answers = _results(workspace, out / "offline")
+    _, replayed = _results(workspace, out / "judged_scored")
+    assert replayed == direct_answers and len(replayed) == DOCS
+
+
+def test_eval_script_checks_its_environment_first(workspace, tmp_path):
+    missing = _script(workspace, "eval_checkpoint.sh", tmp_path, CKPT=str(tmp_path / "nothing"))
+    assert missing.returncode == 1 and "not a checkpoint directory" in missing.stderr
+    stock_batch = _script(workspace, "eval_checkpoint.sh", tmp_path, MODEL="llava_onevision", BATCH_SIZE="4")
+    assert stock_batch.returncode == 1 and "only runs BATCH_SIZE=1" in stock_batch.stderr

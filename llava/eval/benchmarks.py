@@ -153,9 +153,11 @@ def main(argv: list[str] | None = None) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--offline", action="store_true", help="only the rule-scored tasks")
     which.add_argument("--judged", action="store_true", help="only the GPT-judged tasks")
+    parser.add_argument("--local", action="store_true",
+                        help="names of the offline copies written by llava.eval.prepare_offline (<task>_local)")
     args = parser.parse_args(argv)
     tasks = offline_tasks() if args.offline else judged_tasks() if args.judged else [b.task for b in BENCHMARKS]
-    print(",".join(tasks))
+    print(",".join(f"{task}_local" if args.local else task for task in tasks))
 
 
 if __name__ == "__main__":

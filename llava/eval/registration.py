@@ -6,11 +6,13 @@ by the evaluator (``reference/lmms_eval_spec.md`` §2.1). The package must be in
 
 from __future__ import annotations
 
-MODEL_ID = "llava_ov_manager"
-CLASS_PATH = "llava.eval.lmms_model.LlavaOvManager"
+MODELS = {
+    "llava_ov_manager": "llava.eval.lmms_model.LlavaOvManager",  # our checkpoints, batched
+    "llava_ov_replay": "llava.eval.replay.ReplayModel",  # answers of a --predict_only pass, for judging later
+}
 
 
 def manifests():
     from lmms_eval.models.registry_v2 import ModelManifest
 
-    return [ModelManifest(model_id=MODEL_ID, simple_class_path=CLASS_PATH)]
+    return [ModelManifest(model_id=name, simple_class_path=path) for name, path in MODELS.items()]

@@ -5,7 +5,8 @@ task over an ``--include_path`` task of the same name (``reference/lmms_eval_spe
 
 1. refuses to start when a task named in ``--include_path`` shadows (or is shadowed by) a built-in task;
 2. runs ``python -m lmms_eval`` (or ``accelerate launch -m lmms_eval`` with ``--num_processes`` > 1);
-3. exits non-zero when lmms-eval did, or when no new results file holds every requested task with samples.
+3. exits non-zero when lmms-eval did, when no new results file holds every requested task with samples, or when
+   a judged score is one lmms-eval produces when the GPT judge failed (``llava.eval.summary.judge_failures``).
 
 It prints the results file it checked, so scripts can pick it up.
 """
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from llava.eval.summary import judge_failures
 
 _TASK_LINE = re.compile(r"^task:\s*['\"]?([A-Za-z0-9_\-.]+)['\"]?\s*$", re.MULTILINE)
 _GROUP_LINE = re.compile(r"^group:\s*['\"]?([A-Za-z0-9_\-.]+)['\"]?\s*$", re.MULTILINE)
@@ -107,7 +110,11 @@ def run(lmms_args: list[str], *, num_processes: int = 1) -> Path:
     if code != 0:
         raise EvalFailed(f"lmms-eval exited with code {code}")
     path = newest_results(output_path, started)
-    check_results(path, tasks)
+    data = check_results(path, tasks)
+    if "--predict_only" not in lmms_args:
+        problems = judge_failures(data)
+        if problems:
+            raise EvalFailed(f"{path}: " + "; ".join(problems))
     return path
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from llava.eval.benchmarks import BENCHMARKS, Capability, ImageCategory, Resolution
 
 Scores = dict[str, float]  # benchmark key -> score in the paper's unit
+LOCAL_SUFFIX = "_local"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +64,30 @@ def scores_from_file(path: Path) -> Scores:
         raise ValueError(f"{path}: neither an lmms-eval results file ('results') nor a scores file ('scores')")
     scores = {}
     for bench in BENCHMARKS:
-        value = _number(data["results"].get(bench.task, {}).get(bench.metric))
-        if value is not None:
-            scores[bench.key] = value * bench.scale
+        # Offline copies of the built-in tasks run under new names (``<task>_local``, see prepare_offline).
+        for task in (bench.task, f"{bench.task}{LOCAL_SUFFIX}"):
+            value = _number(data["results"].get(task, {}).get(bench.metric))
+            if value is not None:
+                scores[bench.key] = value * bench.scale
     return scores
+
+
+def judge_failures(data: dict) -> list[str]:
+    """Scores that lmms-eval 0.7.3 produces when the GPT judge failed, instead of an error.
+
+    LLaVA-W and LLaVA-Wilder score every failed judgement as ``[-1, -1]``, which aggregates to exactly 100.0; an
+    aggregate of ``None`` means no judgement succeeded (MathVista at 0 %, LiveBench). MMVet and ImageDC count
+    failures as 0 and cannot be told apart from wrong answers: read the judge log.
+    """
+    problems = []
+    for bench in (b for b in BENCHMARKS if b.judged):
+        for task in (bench.task, f"{bench.task}{LOCAL_SUFFIX}"):
+            if task not in data.get("results", {}):
+                continue
+            value = data["results"][task].get(bench.metric)
+            if value is None or (bench.metric == "gpt_eval_llava_all,none" and value == 100.0):
+                problems.append(f"{task}: {bench.metric} = {value!r} (the judge failed)")
+    return problems
 
 
 def collect_scores(paths: list[str | Path]) -> Scores:
