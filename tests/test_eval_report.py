@@ -118,3 +118,25 @@ def test_task_lists_split_judged_from_rule_scored():
     assert set(judged_tasks()) == {"mmvet", "mathvista_testmini_format", "dc100_en", "live_bench_2407",
                                    "live_bench_2409", "llava_in_the_wild", "llava_wilder_small"}
     assert len(offline_tasks()) == 13 and not set(offline_tasks()) & set(judged_tasks())
+
+
+def test_judge_failures_are_caught():
+    from llava.eval.summary import judge_failures
+
+    failed = {"results": {"llava_in_the_wild": {"gpt_eval_llava_all,none": 100.0},
+                          "mathvista_testmini_format_local": {"llm_as_judge_eval,none": None},
+                          "mmvet": {"gpt_eval_score,none": 23.1}, "ai2d": {"exact_match,flexible-extract": 0.5}}}
+    problems = judge_failures(failed)
+    assert len(problems) == 2
+    assert problems[0].startswith("mathvista_testmini_format_local") and problems[1].startswith("llava_in_the_wild")
+    assert judge_failures({"results": {"llava_in_the_wild": {"gpt_eval_llava_all,none": 68.4}}}) == []
+
+
+def test_runner_uses_accelerate_launch_for_several_processes():
+    from llava.eval.run import lmms_eval_command, requested_tasks
+
+    command = lmms_eval_command(["--tasks", "ai2d"], 8)
+    assert command[1:5] == ["-m", "accelerate.commands.launch", "--num_processes=8", "-m"]
+    assert command[5:] == ["lmms_eval", "--tasks", "ai2d"]
+    assert lmms_eval_command(["--tasks", "ai2d"], 1)[1:3] == ["-m", "lmms_eval"]
+    assert requested_tasks(["--tasks", "ai2d,mmmu_*,x.yaml,gqa"]) == ["ai2d", "gqa"]
