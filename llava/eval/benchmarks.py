@@ -139,6 +139,26 @@ BY_KEY = {b.key: b for b in BENCHMARKS}
 assert len(BY_KEY) == len(BENCHMARKS) == 20  # 19 datasets, MM-LiveBench twice
 
 
+def load_benchmarks(path) -> tuple[Benchmark, ...]:
+    """A benchmark set from JSON (a list of Benchmark fields; enum fields as their values, e.g. "Text-Rich")."""
+    import json
+    from pathlib import Path
+
+    entries = json.loads(Path(path).read_text())
+    out = []
+    for index, entry in enumerate(entries):
+        try:
+            fields = dict(entry, capability=Capability(entry["capability"]), image=ImageCategory(entry["image"]),
+                          resolution=Resolution(entry["resolution"]))
+            out.append(Benchmark(**fields))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path}: entry {index} is not a valid benchmark: {error}") from None
+    keys = [b.key for b in out]
+    if len(set(keys)) != len(keys) or not keys:
+        raise ValueError(f"{path}: benchmark keys must be unique and non-empty, got {keys}")
+    return tuple(out)
+
+
 def offline_tasks() -> list[str]:
     """The lmms-eval tasks scored with rule-based metrics (no judge)."""
     return [b.task for b in BENCHMARKS if not b.judged]

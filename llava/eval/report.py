@@ -16,8 +16,8 @@ import argparse
 import csv
 from pathlib import Path
 
-from llava.eval.benchmarks import BENCHMARKS, Capability
-from llava.eval.summary import Average, Scores, category_keys, collect_scores, summarise
+from llava.eval.benchmarks import BENCHMARKS, Benchmark, Capability, load_benchmarks
+from llava.eval.summary import Average, Scores, collect_scores, summarise
 
 MISSING = "-"
 
@@ -43,7 +43,7 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
 
 
 def table_xi(summaries: dict[str, dict[str, Average]], baseline: str) -> str:
-    columns = list(category_keys())
+    columns = list(next(iter(summaries.values())))
     rows = []
     for name, summary in summaries.items():
         base = None if name == baseline else summaries[baseline]
@@ -51,11 +51,14 @@ def table_xi(summaries: dict[str, dict[str, Average]], baseline: str) -> str:
     return _markdown(["Model"] + [f"{c} (%)" for c in columns], rows)
 
 
-def table_per_dataset(scores: dict[str, Scores], summaries, capabilities: list[Capability]) -> str:
+def table_per_dataset(scores: dict[str, Scores], summaries, capabilities: list[Capability],
+                      benchmarks: tuple[Benchmark, ...]) -> str:
     """Tables XII/XIII: each dataset's score and each capability's average (OCRBench as a count)."""
     header, picks = ["Model"], []
     for capability in capabilities:
-        benches = [b for b in BENCHMARKS if b.capability == capability]
+        benches = [b for b in benchmarks if b.capability == capability]
+        if not benches:
+            continue
         header += [b.label for b in benches] + [f"{capability.value} Average"]
         picks += [b.key for b in benches] + [capability.value]
     rows = []
@@ -67,19 +70,20 @@ def table_per_dataset(scores: dict[str, Scores], summaries, capabilities: list[C
     return _markdown(header, rows)
 
 
-def table_x() -> str:
+def table_x(benchmarks: tuple[Benchmark, ...]) -> str:
     rows = [[b.capability.value, b.name + (" ★" if b.ablation else ""), b.split, b.description, b.answer,
              b.image.value, b.resolution.value, b.resolution_stats, b.aspect_stats, b.samples,
-             f"`{b.task}`" + (" (judge)" if b.judged else "")] for b in BENCHMARKS]
+             f"`{b.task}`" + (" (judge)" if b.judged else "")] for b in benchmarks]
     return _markdown(["Capability", "Dataset", "Split", "Description", "Answer", "Image", "Resolution",
                       "Res. min/max/mean", "Aspect min/max/mean", "# Samples", "lmms-eval task"], rows)
 
 
-def write_csvs(out: Path, scores: dict[str, Scores], summaries, baseline: str) -> None:
+def write_csvs(out: Path, scores: dict[str, Scores], summaries, baseline: str,
+               benchmarks: tuple[Benchmark, ...]) -> None:
     with open(out / "scores.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["benchmark", "name", "split", "variant", "score", "delta_vs_" + baseline])
-        for bench in BENCHMARKS:
+        for bench in benchmarks:
             for name, variant in scores.items():
                 value, base = variant.get(bench.key), scores[baseline].get(bench.key)
                 delta = None if value is None or base is None else value - base
@@ -88,7 +92,7 @@ def write_csvs(out: Path, scores: dict[str, Scores], summaries, baseline: str) -
         writer = csv.writer(handle)
         writer.writerow(["category", "variant", "average", "datasets_present", "datasets_total",
                          "delta_vs_" + baseline])
-        for column in category_keys():
+        for column in next(iter(summaries.values())):
             for name, summary in summaries.items():
                 avg, base = summary[column], summaries[baseline][column]
                 delta = None if avg.value is None or base.value is None else avg.value - base.value
@@ -101,7 +105,7 @@ def plot(out: Path, summaries: dict[str, dict[str, Average]], baseline: str) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = list(category_keys())
+    columns = list(next(iter(summaries.values())))
     width = 0.8 / max(1, len(summaries))
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 8), sharex=True)
     for index, (name, summary) in enumerate(summaries.items()):
@@ -126,7 +130,25 @@ def plot(out: Path, summaries: dict[str, dict[str, Average]], baseline: str) -> 
     return path
 
 
-def build_report(variants: dict[str, list[str]], out: str | Path, baseline: str | None = None) -> dict:
+def _document(scores, summaries, missing, baseline: str, benchmarks: tuple[Benchmark, ...], title: str) -> str:
+    parts = [
+        f"# {title}", "",
+        "## Table XI: overall and category averages (OCRBench / 10; MM-LiveBench's two months count as two)", "",
+        table_xi(summaries, baseline), "",
+        "## Table XII: General and Text-Rich", "",
+        table_per_dataset(scores, summaries, [Capability.GENERAL, Capability.TEXT_RICH], benchmarks), "",
+        "## Table XIII: Knowledge and Real-World", "",
+        table_per_dataset(scores, summaries, [Capability.KNOWLEDGE, Capability.REAL_WORLD], benchmarks), "",
+        "## Missing datasets", "",
+        *[f"- {name}: {', '.join(labels) if labels else 'none'}" for name, labels in missing.items()], "",
+        "## Table X: datasets", "", table_x(benchmarks), "",
+    ]
+    return "\n".join(parts)
+
+
+def build_report(variants: dict[str, list[str]], out: str | Path, baseline: str | None = None, *,
+                 benchmarks: tuple[Benchmark, ...] = BENCHMARKS, title: str = "Zero-shot results") -> dict:
+    """Read every variant's results, write report.md, the CSVs and report.png into ``out``."""
     if not variants:
         raise ValueError("give at least one --variant NAME=PATH")
     baseline = baseline or next(iter(variants))
@@ -134,23 +156,11 @@ def build_report(variants: dict[str, list[str]], out: str | Path, baseline: str 
         raise ValueError(f"--baseline {baseline!r} is not one of the variants {list(variants)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    scores = {name: collect_scores(paths) for name, paths in variants.items()}
-    summaries = {name: summarise(variant) for name, variant in scores.items()}
-    missing = {name: [b.label for b in BENCHMARKS if b.key not in variant] for name, variant in scores.items()}
-    parts = [
-        "# Zero-shot results", "",
-        "## Table XI: overall and category averages (OCRBench / 10; MM-LiveBench's two months count as two)", "",
-        table_xi(summaries, baseline), "",
-        "## Table XII: General and Text-Rich", "",
-        table_per_dataset(scores, summaries, [Capability.GENERAL, Capability.TEXT_RICH]), "",
-        "## Table XIII: Knowledge and Real-World", "",
-        table_per_dataset(scores, summaries, [Capability.KNOWLEDGE, Capability.REAL_WORLD]), "",
-        "## Missing datasets", "",
-        *[f"- {name}: {', '.join(labels) if labels else 'none'}" for name, labels in missing.items()], "",
-        "## Table X: datasets", "", table_x(), "",
-    ]
-    (out / "report.md").write_text("\n".join(parts))
-    write_csvs(out, scores, summaries, baseline)
+    scores = {name: collect_scores(paths, benchmarks) for name, paths in variants.items()}
+    summaries = {name: summarise(variant, benchmarks) for name, variant in scores.items()}
+    missing = {name: [b.label for b in benchmarks if b.key not in variant] for name, variant in scores.items()}
+    (out / "report.md").write_text(_document(scores, summaries, missing, baseline, benchmarks, title))
+    write_csvs(out, scores, summaries, baseline, benchmarks)
     plot(out, summaries, baseline)
     return {"scores": scores, "summaries": summaries, "missing": missing, "out": out}
 
@@ -168,8 +178,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="NAME=PATH[,PATH...]: results files or directories of one variant (repeat)")
     parser.add_argument("--baseline", help="variant the deltas are taken against (default: the first)")
     parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--benchmarks", help="JSON benchmark set instead of the paper's (e.g. the playground's)")
+    parser.add_argument("--title", default="Zero-shot results")
     args = parser.parse_args(argv)
-    report = build_report(dict(args.variant), args.out, args.baseline)
+    benchmarks = load_benchmarks(args.benchmarks) if args.benchmarks else BENCHMARKS
+    report = build_report(dict(args.variant), args.out, args.baseline, benchmarks=benchmarks, title=args.title)
     print((report["out"] / "report.md").read_text().split("## Table XII")[0])
     print(f"wrote {report['out']}/report.md, scores.csv, categories.csv, report.png")
 

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from llava.eval.benchmarks import BENCHMARKS, Capability, ImageCategory, Resolution
+from llava.eval.benchmarks import BENCHMARKS, Benchmark, Capability, ImageCategory, Resolution
 
 Scores = dict[str, float]  # benchmark key -> score in the paper's unit
 LOCAL_SUFFIX = "_local"
@@ -51,19 +51,19 @@ def _number(value) -> float | None:
     return float(value)
 
 
-def scores_from_file(path: Path) -> Scores:
+def scores_from_file(path: Path, benches: tuple[Benchmark, ...] = BENCHMARKS) -> Scores:
     """Scores in one file: an lmms-eval results JSON, or ``{"scores": {key: value}}`` (e.g. server results for
     DocVQA/InfoVQA test) in the paper's unit."""
     data = json.loads(path.read_text())
     if "scores" in data:
-        unknown = sorted(set(data["scores"]) - {b.key for b in BENCHMARKS})
+        unknown = sorted(set(data["scores"]) - {b.key for b in benches})
         if unknown:
-            raise ValueError(f"{path}: unknown benchmark keys {unknown}; known: {[b.key for b in BENCHMARKS]}")
+            raise ValueError(f"{path}: unknown benchmark keys {unknown}; known: {[b.key for b in benches]}")
         return {key: float(value) for key, value in data["scores"].items() if _number(value) is not None}
     if "results" not in data:
         raise ValueError(f"{path}: neither an lmms-eval results file ('results') nor a scores file ('scores')")
     scores = {}
-    for bench in BENCHMARKS:
+    for bench in benches:
         # Offline copies of the built-in tasks run under new names (``<task>_local``, see prepare_offline).
         for task in (bench.task, f"{bench.task}{LOCAL_SUFFIX}"):
             value = _number(data["results"].get(task, {}).get(bench.metric))
@@ -90,11 +90,11 @@ def judge_failures(data: dict) -> list[str]:
     return problems
 
 
-def collect_scores(paths: list[str | Path]) -> Scores:
+def collect_scores(paths: list[str | Path], benches: tuple[Benchmark, ...] = BENCHMARKS) -> Scores:
     """Merge the scores of several files; a later file wins, with a warning when it changes a value."""
     merged: Scores = {}
     for path in result_files(paths):
-        for key, value in scores_from_file(path).items():
+        for key, value in scores_from_file(path, benches).items():
             if key in merged and not math.isclose(merged[key], value):
                 warnings.warn(f"{path}: {key} = {value:.2f} replaces {merged[key]:.2f} from an older file",
                               stacklevel=2)
@@ -102,20 +102,22 @@ def collect_scores(paths: list[str | Path]) -> Scores:
     return merged
 
 
-def average(scores: Scores, keys: list[str]) -> Average:
-    divisors = {b.key: b.average_divisor for b in BENCHMARKS}
+def average(scores: Scores, keys: list[str], benches: tuple[Benchmark, ...] = BENCHMARKS) -> Average:
+    divisors = {b.key: b.average_divisor for b in benches}
     values = [scores[key] / divisors[key] for key in keys if key in scores]
     return Average(statistics.fmean(values) if values else None, len(values), len(keys))
 
 
-def category_keys() -> dict[str, list[str]]:
-    """Column name -> benchmark keys, in Table XI's order."""
-    columns = {"Overall": [b.key for b in BENCHMARKS]}
+def category_keys(benches: tuple[Benchmark, ...] = BENCHMARKS) -> dict[str, list[str]]:
+    """Column name -> benchmark keys, in Table XI's order; categories no benchmark belongs to are left out."""
+    columns = {"Overall": [b.key for b in benches]}
     for enum, field in ((Capability, "capability"), (ImageCategory, "image"), (Resolution, "resolution")):
         for member in enum:
-            columns[member.value] = [b.key for b in BENCHMARKS if getattr(b, field) == member]
+            keys = [b.key for b in benches if getattr(b, field) == member]
+            if keys:
+                columns[member.value] = keys
     return columns
 
 
-def summarise(scores: Scores) -> dict[str, Average]:
-    return {column: average(scores, keys) for column, keys in category_keys().items()}
+def summarise(scores: Scores, benches: tuple[Benchmark, ...] = BENCHMARKS) -> dict[str, Average]:
+    return {column: average(scores, keys, benches) for column, keys in category_keys(benches).items()}
