@@ -43,9 +43,9 @@ class DemoConfig:
     llm_hidden: int = 64
     llm_layers: int = 4
     tower_layers: int = 5  # the tower keeps 4 (select layer -2 drops the last)
-    epochs: dict[str, float] = field(default_factory=lambda: {"stage1": 1, "stage1_5": 1, "stage2": 2})
+    epochs: dict[str, float] = field(default_factory=lambda: {"stage1": 1, "stage1_5": 1, "stage2": 10})
     batch: dict[str, int] = field(default_factory=lambda: {"stage1": 8, "stage1_5": 4, "stage2": 4})
-    lr: dict[str, str] = field(default_factory=lambda: {"stage1": "1e-3", "stage1_5": "2e-4", "stage2": "2e-4"})
+    lr: dict[str, str] = field(default_factory=lambda: {"stage1": "1e-3", "stage1_5": "1e-3", "stage2": "2e-3"})
     eval_batch: int = 8
 
     @property
@@ -163,7 +163,7 @@ def checks(cfg: DemoConfig, result: dict) -> list[tuple[str, bool]]:
     for variant in cfg.variants:
         for stage in STAGES:
             lines.append((f"{NAMES[variant]} {stage}: loss fell", loss_fell(loss_history(_stage_dir(cfg, variant, stage)))))
-        score = result["scores"][NAMES[variant]].get("colour")
+        score = result["scores"][NAMES[variant]].get("playground_colour")
         floor = 100 * chance["playground_colour"]
         shown = "missing" if score is None else f"{score:.1f}%"
         lines.append((f"{NAMES[variant]} colour accuracy {shown} vs chance {floor:.1f}% (needs +10 points)",

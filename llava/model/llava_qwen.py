@@ -18,6 +18,7 @@ import dataclasses
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, initialization as init
 from transformers.cache_utils import Cache, DynamicCache
@@ -32,7 +33,7 @@ from transformers.models.qwen2.modeling_qwen2 import (
 )
 from transformers.utils.output_capturing import capture_outputs
 
-from llava.constants import IMAGE_TOKEN_INDEX
+from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.images import ImageBatch, encode_images
 from llava.model.manager import AAUM, SAUM, ManagerStack, VisualInjection
@@ -145,6 +146,21 @@ class LlavaQwenModel(LlavaQwenPreTrainedModel):
         )
 
 
+def supervised_loss(lm_head: nn.Module, hidden: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None):
+    """Causal-LM cross-entropy computed only where a target exists; equals transformers' ``ForCausalLMLoss``.
+
+    hidden (B, L, D), labels (B, L) with IGNORE_INDEX where nothing is learned. Position t predicts labels[t + 1].
+    """
+    targets = F.pad(labels, (0, 1), value=IGNORE_INDEX)[:, 1:]  # (B, L)
+    picked = targets != IGNORE_INDEX  # (B, L)
+    logits = lm_head(hidden[picked]).float()  # (N, V), N = supervised positions
+    loss = F.cross_entropy(logits, targets[picked], reduction="sum")
+    denominator = num_items_in_batch if num_items_in_batch is not None else picked.sum().clamp(min=1)
+    if isinstance(denominator, torch.Tensor):
+        denominator = denominator.to(loss.device)
+    return loss / denominator
+
+
 class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
     _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
 
@@ -218,8 +234,11 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         return_dict: bool | None = None,
         cache_position=None,  # accepted for callers written for transformers 4.x; positions come from position_ids
         visual_injection: VisualInjection | None = None,
+        supervised_logits_only: bool = False,
         **kwargs,
     ) -> CausalLMOutputWithPast:
+        """LLaVA-NeXT's forward. ``supervised_logits_only`` (training): with ``labels``, project only the positions
+        that have a target onto the vocabulary and return no logits -- the same loss without a (B, L, 152K) tensor."""
         if inputs_embeds is None and input_ids is not None and images is not None:
             spliced = self.prepare_multimodal_inputs(input_ids, attention_mask, labels, images, image_sizes, modalities)
             input_ids, inputs_embeds = None, spliced.inputs_embeds
@@ -239,6 +258,9 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
             visual_injection=visual_injection,
             **kwargs,
         )
+        if supervised_logits_only and labels is not None:
+            loss = supervised_loss(self.lm_head, outputs.last_hidden_state, labels, kwargs.get("num_items_in_batch"))
+            return CausalLMOutputWithPast(loss=loss, logits=None, past_key_values=outputs.past_key_values)
         logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
         loss = None
         if labels is not None:

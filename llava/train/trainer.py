@@ -74,6 +74,9 @@ class LLaVATrainer(Trainer):
         report = inputs.pop(DATA_REPORT_KEY, None)
         if report is not None:
             self.bad_samples.record(report)
+        if not return_outputs:
+            # Only the loss is needed: skip the (B, L, vocab) logits of unsupervised positions (same loss).
+            inputs = {**inputs, "supervised_logits_only": True}
         return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     def log(self, logs: dict, *args, **kwargs) -> None:
