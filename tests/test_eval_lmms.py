@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from llava.testing import build_qwen2_tokenizer, tiny_model
 from llava.testing.lmms_tasks import write_probe_tasks
@@ -136,8 +137,6 @@ def test_loglikelihood_equals_the_models_label_loss_and_scores_multiple_choice(w
     model, tokenizer = in_memory["model"], in_memory["tokenizer"]
     docs = [json.loads(line) for line in (workspace["tasks"] / "ovm_probe_choice.jsonl").read_text().splitlines()]
     processor = SigLipImageProcessor(size=(384, 384))
-    from PIL import Image
-
     expected_hits, checked = [], 0
     for doc in docs:
         visuals = [Image.open(workspace["tasks"] / name).convert("RGB") for name in doc["images"]]

@@ -17,8 +17,15 @@ which only the server scores; the offline runs use the validation splits (``docv
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
+
+
+# Offline copies of built-in tasks run under new names (llava.eval.prepare_offline): lmms-eval silently prefers a
+# built-in task over an --include_path task of the same name.
+LOCAL_SUFFIX = "_local"
 
 
 class Capability(str, Enum):
@@ -63,6 +70,11 @@ class Benchmark:
     @property
     def label(self) -> str:
         return f"{self.name} {self.split}"
+
+    @property
+    def task_names(self) -> tuple[str, str]:
+        """The stock task and its offline copy; results may hold either."""
+        return self.task, self.task + LOCAL_SUFFIX
 
 
 def _b(key, name, split, cap, img, res, task, metric, scale, **extra) -> Benchmark:
@@ -141,9 +153,6 @@ assert len(BY_KEY) == len(BENCHMARKS) == 20  # 19 datasets, MM-LiveBench twice
 
 def load_benchmarks(path) -> tuple[Benchmark, ...]:
     """A benchmark set from JSON (a list of Benchmark fields; enum fields as their values, e.g. "Text-Rich")."""
-    import json
-    from pathlib import Path
-
     entries = json.loads(Path(path).read_text())
     out = []
     for index, entry in enumerate(entries):
@@ -177,7 +186,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="names of the offline copies written by llava.eval.prepare_offline (<task>_local)")
     args = parser.parse_args(argv)
     tasks = offline_tasks() if args.offline else judged_tasks() if args.judged else [b.task for b in BENCHMARKS]
-    print(",".join(f"{task}_local" if args.local else task for task in tasks))
+    print(",".join(task + LOCAL_SUFFIX if args.local else task for task in tasks))
 
 
 if __name__ == "__main__":

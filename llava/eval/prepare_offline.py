@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-LOCAL_SUFFIX = "_local"
+from llava.eval.benchmarks import LOCAL_SUFFIX
+
 # lmms-eval's own dataset_kwargs flags, which datasets.load_dataset does not take (``token: True`` is its default).
 _LMMS_ONLY_KWARGS = ("token", "load_from_disk")
 # Video tasks keep their files outside the dataset (hub snapshots, YouTube), which save_to_disk would not copy.

@@ -18,7 +18,6 @@ from pathlib import Path
 from llava.eval.benchmarks import BENCHMARKS, Benchmark, Capability, ImageCategory, Resolution
 
 Scores = dict[str, float]  # benchmark key -> score in the paper's unit
-LOCAL_SUFFIX = "_local"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +63,7 @@ def scores_from_file(path: Path, benches: tuple[Benchmark, ...] = BENCHMARKS) ->
         raise ValueError(f"{path}: neither an lmms-eval results file ('results') nor a scores file ('scores')")
     scores = {}
     for bench in benches:
-        # Offline copies of the built-in tasks run under new names (``<task>_local``, see prepare_offline).
-        for task in (bench.task, f"{bench.task}{LOCAL_SUFFIX}"):
+        for task in bench.task_names:
             value = _number(data["results"].get(task, {}).get(bench.metric))
             if value is not None:
                 scores[bench.key] = value * bench.scale
@@ -81,7 +79,7 @@ def judge_failures(data: dict) -> list[str]:
     """
     problems = []
     for bench in (b for b in BENCHMARKS if b.judged):
-        for task in (bench.task, f"{bench.task}{LOCAL_SUFFIX}"):
+        for task in bench.task_names:
             if task not in data.get("results", {}):
                 continue
             value = data["results"][task].get(bench.metric)
