@@ -7,14 +7,14 @@ writes into ``OUT`` (the ``IMAGE_FOLDER`` of the training scripts):
 * ``images/<stage>/*.png``: scenes of :mod:`playground.images` (48 to 900 px, wide, square and tall);
 * ``stage1.json``: plain captions (``<image>`` alone, then the caption);
 * ``stage1_5.json``: detailed descriptions and text reading, multi-turn;
-* ``stage2.json``: one to three one-word questions per image, six kinds, equally often;
+* ``stage2.json``: one to three one-word questions per image, seven kinds, equally often;
 * ``tasks/``: one lmms-eval task per kind of question (``playground_colour``, ..., group ``playground``) on images
   drawn from other random streams and checked to differ from every training image, with ``benchmarks.json``
   (Table-XI categories) and ``chance.json`` (task -> the accuracy a model blind to the image can reach);
 * ``manifest.json``: seed, counts, chance levels and the sha256 of every other file.
 
-The six kinds of question need different views of the image. Colour and shape of the largest shape are legible in
-one 56-px square of the whole image; count and position need the whole image (a single crop of a grid does not
+The seven kinds of question need different views of the image. The background colour is in every patch (the
+trivially learnable task); colour and shape of the largest shape are legible in one 56-px square of the whole image; count and position need the whole image (a single crop of a grid does not
 hold it); the text token and the colour of the tiny star are a few percent of the long side, so in a large image
 only a finer view resolves them. Detail sizes follow the image (see :mod:`playground.images`) and nothing is chosen
 with any model variant in mind. Training prompts and evaluation prompts are the same text:
@@ -32,10 +32,12 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from playground.images import ALPHABET, COLOURS, POSITIONS, SHAPES, Scene, png_bytes, region, render, sample_scene
+from playground.images import (ALPHABET, BACKGROUNDS, COLOURS, POSITIONS, SHAPES, Scene, png_bytes, region, render,
+                               sample_scene)
 
 SUFFIX = "\nAnswer with one word."
 QUESTIONS = {
+    "background": "What colour is the background?",
     "colour": "What colour is the largest shape?",
     "shape": "Is the largest shape a circle, a square or a triangle?",
     "count": "How many circles, squares and triangles are there in total?",
@@ -46,8 +48,8 @@ QUESTIONS = {
 KINDS = tuple(QUESTIONS)
 TASKS = {kind: f"playground_{kind}" for kind in KINDS}
 # Number of possible answers of each kind: uniform guessing scores 1/n.
-ANSWER_SPACE = {"colour": len(COLOURS), "shape": len(SHAPES), "count": 4, "position": len(POSITIONS),
-                "read": len(ALPHABET) ** 2 + len(ALPHABET) ** 3, "small_colour": len(COLOURS)}
+ANSWER_SPACE = {"background": len(BACKGROUNDS), "colour": len(COLOURS), "shape": len(SHAPES), "count": 4,
+                "position": len(POSITIONS), "read": len(ALPHABET) ** 2 + len(ALPHABET) ** 3, "small_colour": len(COLOURS)}
 DESCRIBE = ("Describe the image in detail.", "What is in this image? Describe everything you see.",
             "Give a detailed description of the picture.")
 WHERE = {"left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
@@ -56,16 +58,17 @@ NUMBERS = {1: "one", 2: "two", 3: "three", 4: "four"}
 # Table-XI categories. All images are synthetic; each task takes the categories of the paper benchmark whose kind of
 # question it imitates (Table X), so that a report has every column. Resolution is the real property here: "High"
 # tasks ask for detail that one 56-px view of a large image loses, "Low" ones are answerable from it.
+#   background   General    / Natural  / Low   the scene as a whole, as in VQAv2's "what colour is the wall"
 #   colour       General    / Natural  / Low   like VQAv2's attribute questions on the main object
 #   shape        General    / Abstract / Low   a plain visual category of a drawn figure
 #   count        Knowledge  / Abstract / Low   elementary counting, as in MathVista
 #   position     Knowledge  / Abstract / Low   layout of a figure, as in AI2D diagrams
 #   read         Text-Rich  / Hybrid   / High  reading a small token among graphics, as in OCRBench / TextVQA
 #   small_colour Real-World / Hybrid   / High  finding a tiny object in a large busy image, as in MM-LiveBench
-CATEGORIES = {"colour": ("General", "Natural", "Low"), "shape": ("General", "Abstract", "Low"),
+CATEGORIES = {"background": ("General", "Natural", "Low"), "colour": ("General", "Natural", "Low"), "shape": ("General", "Abstract", "Low"),
               "count": ("Knowledge", "Abstract", "Low"), "position": ("Knowledge", "Abstract", "Low"),
               "read": ("Text-Rich", "Hybrid", "High"), "small_colour": ("Real-World", "Hybrid", "High")}
-NAMES = {"colour": "Colour", "shape": "Shape", "count": "Count", "position": "Position", "read": "Read",
+NAMES = {"background": "Background", "colour": "Colour", "shape": "Shape", "count": "Count", "position": "Position", "read": "Read",
          "small_colour": "Small colour"}
 
 _UTILS = '''"""Document functions of the playground tasks (generated by playground.data)."""
@@ -124,6 +127,8 @@ class _Writer:
 
 def answer(scene: Scene, kind: str) -> str:
     """The one-word answer to ``QUESTIONS[kind]``."""
+    if kind == "background":
+        return scene.background
     if kind == "colour":
         return scene.main.colour
     if kind == "shape":
@@ -225,7 +230,8 @@ def _stage1_5(out: _Writer, rng: random.Random, count: int) -> list[dict]:
 def _stage2(out: _Writer, rng: random.Random, count: int) -> list[dict]:
     records = []
     for i in range(count):
-        # Kinds first, then a scene that can answer them: every kind is asked equally often.
+        # Kinds first, then a scene that can answer them: every kind is asked equally often. One to three questions
+        # per image: the tiny models learned less from conversations asking every kind at once (its far-apart turns).
         kinds = rng.sample(KINDS, rng.randint(1, 3))
         scene, image = _scene(rng, set(kinds)), f"images/stage2/{i:05d}.png"
         _image(out, image, scene)

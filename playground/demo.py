@@ -24,7 +24,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +55,11 @@ class DemoConfig:
     batch: dict[str, int] = field(default_factory=lambda: {"stage1": 8, "stage1_5": 4, "stage2": 4})
     lr: dict[str, str] = field(default_factory=lambda: {"stage1": "1e-3", "stage1_5": "1e-3", "stage2": "1e-3"})
     eval_batch: int = 8
+    jobs: int = 2  # variants trained side by side, each on cpu_count // jobs threads
+
+    @property
+    def threads(self) -> int:
+        return max(1, (os.cpu_count() or 1) // self.jobs)
 
     @property
     def data(self) -> Path:
@@ -92,7 +101,7 @@ def _train_env(cfg: DemoConfig, variant: str) -> dict[str, str]:
                STAGE1_DIR=str(_stage1_dir(cfg, variant)), NUM_GPUS="1", DEEPSPEED="none", PRECISION="fp32",
                ATTN="sdpa", REPORT_TO="none", NUM_WORKERS="0", SAVE_STEPS="100000", SAVE_STEPS_STAGE1="100000",
                MANAGER_INJECT="count:2", PINPOINTS_STAGE1_5="(1x1),...,(3x3)", PINPOINTS_STAGE2="(1x1),...,(6x6)",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(os.cpu_count() or 1),
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(cfg.threads),
                MASTER_PORT=str(29600 + VARIANTS.index(variant)))
     for stage, suffix in (("stage1", "STAGE1"), ("stage1_5", "STAGE1_5"), ("stage2", "STAGE2")):
         env[f"BS_{suffix}"], env[f"GA_{suffix}"] = str(cfg.batch[stage]), "1"
@@ -105,26 +114,33 @@ def _stage_dir(cfg: DemoConfig, variant: str, stage: str) -> Path:
     return _stage1_dir(cfg, variant) if stage == "stage1" else cfg.work / "runs" / variant / stage
 
 
+# Variants that share a stage-1 directory run side by side: the second waits for the first to finish it.
+_STAGE1_LOCKS: dict[Path, threading.Lock] = defaultdict(threading.Lock)
+
+
 def train(cfg: DemoConfig, variant: str, bar: tqdm) -> None:
     """Run the variant's unfinished stages through the cluster's curriculum script."""
-    todo = [stage for stage in STAGES if not (_stage_dir(cfg, variant, stage) / "COMPLETE").exists()]
-    bar.update(len(STAGES) - len(todo))
-    for stage in todo:
-        bar.set_description(f"{NAMES[variant]} {stage}")
-        env = dict(_train_env(cfg, variant), STAGES={"stage1": "1", "stage1_5": "1.5", "stage2": "2"}[stage])
-        log = cfg.work / "logs" / f"{variant}_{stage}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        started = time.time()
-        args = ["--num_train_epochs", str(cfg.epochs[stage]), "--seed", str(cfg.seed), "--data_seed", str(cfg.seed),
-                "--gradient_checkpointing", "False", "--logging_steps", "2"]
-        with open(log, "w") as handle:
-            code = subprocess.call(["bash", str(REPO / "scripts" / "train" / "curriculum.sh"), *args], env=env,
-                                   stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
-        if code != 0:
-            raise SystemExit(f"[playground] {variant} {stage} failed (exit {code}); see {log}")
-        losses = [loss for _, loss in loss_history(_stage_dir(cfg, variant, stage))]
-        _log(f"{NAMES[variant]} {stage}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {time.time() - started:.0f} s")
+    for stage in STAGES:
+        with _STAGE1_LOCKS[_stage1_dir(cfg, variant)] if stage == "stage1" else nullcontext():
+            if not (_stage_dir(cfg, variant, stage) / "COMPLETE").exists():
+                _train_stage(cfg, variant, stage)
         bar.update(1)
+
+
+def _train_stage(cfg: DemoConfig, variant: str, stage: str) -> None:
+    env = dict(_train_env(cfg, variant), STAGES={"stage1": "1", "stage1_5": "1.5", "stage2": "2"}[stage])
+    log = cfg.work / "logs" / f"{variant}_{stage}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    args = ["--num_train_epochs", str(cfg.epochs[stage]), "--seed", str(cfg.seed), "--data_seed", str(cfg.seed),
+            "--gradient_checkpointing", "False", "--logging_steps", "2", "--disable_tqdm", "True"]
+    with open(log, "w") as handle:
+        code = subprocess.call(["bash", str(REPO / "scripts" / "train" / "curriculum.sh"), *args], env=env,
+                               stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
+    if code != 0:
+        raise SystemExit(f"[playground] {variant} {stage} failed (exit {code}); see {log}")
+    losses = [loss for _, loss in loss_history(_stage_dir(cfg, variant, stage))]
+    _log(f"{NAMES[variant]} {stage}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {time.time() - started:.0f} s")
 
 
 def evaluate(cfg: DemoConfig, variant: str, tasks: list[str]) -> Path:
@@ -133,7 +149,7 @@ def evaluate(cfg: DemoConfig, variant: str, tasks: list[str]) -> Path:
         return out
     env = dict(os.environ, CKPT=str(_stage_dir(cfg, variant, "stage2")), OUT=str(out), PYTHON=sys.executable,
                NUM_GPUS="1", TASKS=",".join(tasks), INCLUDE_PATH=str(cfg.data / "tasks"),
-               BATCH_SIZE=str(cfg.eval_batch), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               BATCH_SIZE=str(cfg.eval_batch), OMP_NUM_THREADS=str(cfg.threads), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                HF_HOME=str(cfg.work / "hf_home"))
     log = cfg.work / "logs" / f"{variant}_eval.log"
     with open(log, "w") as handle:
@@ -158,8 +174,12 @@ def report(cfg: DemoConfig, evals: dict[str, Path]) -> dict:
     return result
 
 
+TRIVIAL_TASK = "playground_background"  # in every patch of every image: the check that images are used at all
+
+
 def checks(cfg: DemoConfig, result: dict) -> list[tuple[str, bool]]:
-    """What the demo claims: every stage's loss fell, and trained variants beat chance on the colour task."""
+    """What the demo claims: every stage's loss fell, and every trained variant beats chance on the trivially
+    learnable task by 10 points. The other tasks are reported, not required: at this scale they may stay at chance."""
     from playground.plots import loss_fell
 
     chance = json.loads((cfg.data / "tasks" / "chance.json").read_text())
@@ -167,29 +187,46 @@ def checks(cfg: DemoConfig, result: dict) -> list[tuple[str, bool]]:
     for variant in cfg.variants:
         for stage in STAGES:
             lines.append((f"{NAMES[variant]} {stage}: loss fell", loss_fell(loss_history(_stage_dir(cfg, variant, stage)))))
-        score = result["scores"][NAMES[variant]].get("playground_colour")
-        floor = 100 * chance["playground_colour"]
+        score = result["scores"][NAMES[variant]].get(TRIVIAL_TASK)
+        floor = 100 * chance[TRIVIAL_TASK]
         shown = "missing" if score is None else f"{score:.1f}%"
-        lines.append((f"{NAMES[variant]} colour accuracy {shown} vs chance {floor:.1f}% (needs +10 points)",
+        lines.append((f"{NAMES[variant]} background accuracy {shown} vs chance {floor:.1f}% (needs +10 points)",
                       score is not None and score > floor + 10))
     return lines
+
+
+def above_chance(cfg: DemoConfig, result: dict) -> dict[str, list[str]]:
+    """Per variant, the tasks whose accuracy beats chance (the better of guessing and the commonest answer)."""
+    chance = json.loads((cfg.data / "tasks" / "chance.json").read_text())
+    return {NAMES[v]: [task for task, level in chance.items()
+                       if (result["scores"][NAMES[v]].get(task) or 0) > 100 * level] for v in cfg.variants}
+
+
+def _train_and_evaluate(cfg: DemoConfig, variant: str, tasks: list[str], bar: tqdm) -> Path:
+    train(cfg, variant, bar)
+    bar.set_postfix_str(f"evaluating {NAMES[variant]}")
+    out = evaluate(cfg, variant, tasks)
+    bar.update(1)
+    return out
 
 
 def run(cfg: DemoConfig) -> int:
     started = time.time()
     prepare(cfg)
     tasks = [entry["task"] for entry in json.loads((cfg.data / "tasks" / "benchmarks.json").read_text())]
-    with tqdm(total=len(cfg.variants) * len(STAGES), desc="training", unit="stage") as bar:
-        for variant in cfg.variants:
-            train(cfg, variant, bar)
-    evals = {}
-    for variant in tqdm(cfg.variants, desc="evaluating (lmms-eval)", unit="variant"):
-        evals[variant] = evaluate(cfg, variant, tasks)
+    _log(f"training and evaluating {len(cfg.variants)} variants, {cfg.jobs} at a time ({cfg.threads} threads each); "
+         f"logs in {cfg.work / 'logs'}")
+    with tqdm(total=len(cfg.variants) * (len(STAGES) + 1), desc="stages and evaluations", unit="step") as bar:
+        with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+            futures = {v: pool.submit(_train_and_evaluate, cfg, v, tasks, bar) for v in cfg.variants}
+            evals = {v: future.result() for v, future in futures.items()}
     result = report(cfg, evals)
     print((result["out"] / "report.md").read_text().split("## Table XII")[0])
     lines = checks(cfg, result)
     for text, ok in lines:
         print(f"  [{'ok' if ok else 'FAILED'}] {text}")
+    for name, tasks_won in above_chance(cfg, result).items():
+        print(f"  {name}: above chance on {', '.join(tasks_won) or 'no task'}")
     print(f"report, CSVs and plots in {result['out']} ({(time.time() - started) / 60:.1f} min)")
     return 0 if all(ok for _, ok in lines) else 1
 
@@ -200,12 +237,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reduced", action="store_true", help="a few-minute version (CI)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--jobs", type=int, default=2, help="variants trained side by side (default 2)")
     args = parser.parse_args(argv)
     variants = tuple(v for v in args.variants.split(",") if v)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    cfg = DemoConfig(work=args.work, reduced=args.reduced, seed=args.seed, variants=variants)
+    cfg = DemoConfig(work=args.work, reduced=args.reduced, seed=args.seed, variants=variants, jobs=args.jobs)
     raise SystemExit(run(cfg))
 
 
