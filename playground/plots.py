@@ -64,10 +64,12 @@ def plot_manager_weights(checkpoints: dict[str, Path], out: Path) -> Path | None
     fig, axes = plt.subplots(1, len(weights), figsize=(6 * len(weights), 4), squeeze=False)
     for axis, (name, layers) in zip(axes[0], weights.items()):
         experts = len(next(iter(layers.values())))
+        expert_layers = json.loads((Path(checkpoints[name]) / "config.json").read_text())["manager"]["expert_layers"]
+        assert len(expert_layers) == experts, (expert_layers, experts)
         width = 0.8 / experts
-        for expert in range(experts):
+        for expert, vision_layer in enumerate(expert_layers):
             xs = [index + expert * width for index in range(len(layers))]
-            axis.bar(xs, [values[expert] for values in layers.values()], width, label=f"expert {expert}")
+            axis.bar(xs, [values[expert] for values in layers.values()], width, label=f"vision layer {vision_layer}")
         axis.set_xticks([index + 0.4 - width / 2 for index in range(len(layers))],
                         [f"LLM layer {layer}" for layer in layers])
         axis.axhline(0, color="black", linewidth=0.8)
