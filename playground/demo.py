@@ -57,6 +57,7 @@ class DemoConfig:
     epochs: dict[str, float] = field(default_factory=lambda: dict(FULL_EPOCHS))
     batch: dict[str, int] = field(default_factory=lambda: {"stage1": 8, "stage1_5": 4, "stage2": 4})
     lr: dict[str, str] = field(default_factory=lambda: {"stage1": "1e-3", "stage1_5": "1e-3", "stage2": "1e-3"})
+    tower_lr: str = "2e-5"  # stages 1.5 and 2 (the tower is frozen in stage 1)
     eval_batch: int = 8
     # LLaVA-NeXT supervises every chat token of the sequence (llava.data.formatting); with the 151,936-row vocabulary
     # of a 64-wide model those positions are most of a step's cost, so the demo supervises answers only.
@@ -112,7 +113,7 @@ def _train_env(cfg: DemoConfig, variant: str) -> dict[str, str]:
     for stage, suffix in (("stage1", "STAGE1"), ("stage1_5", "STAGE1_5"), ("stage2", "STAGE2")):
         env[f"BS_{suffix}"], env[f"GA_{suffix}"] = str(cfg.batch[stage]), "1"
         env[f"LR_{suffix}"] = cfg.lr[stage]
-    env["VISION_LR_STAGE1_5"] = env["VISION_LR_STAGE2"] = "2e-5"
+    env["VISION_LR_STAGE1_5"] = env["VISION_LR_STAGE2"] = cfg.tower_lr
     return env
 
 
@@ -157,8 +158,8 @@ def evaluate(cfg: DemoConfig, variant: str, tasks: list[str]) -> Path:
         return out
     env = dict(os.environ, CKPT=str(_stage_dir(cfg, variant, "stage2")), OUT=str(out), PYTHON=sys.executable,
                NUM_GPUS="1", TASKS=",".join(tasks), INCLUDE_PATH=str(cfg.data / "tasks"),
-               BATCH_SIZE=str(cfg.eval_batch), OMP_NUM_THREADS=str(cfg.threads), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               HF_HOME=str(cfg.work / "hf_home"))
+               BATCH_SIZE=str(cfg.eval_batch), OMP_NUM_THREADS=str(cfg.threads), HF_HUB_OFFLINE="1",
+               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(cfg.work / "hf_home"))
     log = cfg.work / "logs" / f"{variant}_eval.log"
     with open(log, "w") as handle:
         code = subprocess.call(["bash", str(REPO / "scripts" / "eval" / "eval_checkpoint.sh")], env=env,
@@ -194,7 +195,8 @@ def checks(cfg: DemoConfig, result: dict) -> list[tuple[str, bool]]:
     lines = []
     for variant in cfg.variants:
         for stage in STAGES:
-            lines.append((f"{NAMES[variant]} {stage}: loss fell", loss_fell(loss_history(_stage_dir(cfg, variant, stage)))))
+            fell = loss_fell(loss_history(_stage_dir(cfg, variant, stage)))
+            lines.append((f"{NAMES[variant]} {stage}: loss fell", fell))
         score = result["scores"][NAMES[variant]].get(TRIVIAL_TASK)
         floor = 100 * chance[TRIVIAL_TASK]
         shown = "missing" if score is None else f"{score:.1f}%"
