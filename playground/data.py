@@ -237,7 +237,7 @@ def _stage2(out: _Writer, rng: random.Random, count: int) -> list[dict]:
         # Kinds first, then a scene that can answer them. Every conversation asks the background colour (the warm-up
         # that teaches a model from scratch to read the image at all: as one kind in seven it was never learned at
         # this scale) and one or two of the other kinds, equally often, in a random order.
-        kinds = ["background", *rng.sample(KINDS[1:], rng.randint(1, 2))]
+        kinds = ["background", *rng.sample([k for k in KINDS if k != "background"], rng.randint(1, 2))]
         rng.shuffle(kinds)
         scene, image = _scene(rng, set(kinds)), f"images/stage2/{i:05d}.png"
         _image(out, image, scene)

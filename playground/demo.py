@@ -54,7 +54,6 @@ class DemoConfig:
     llm_hidden: int = 64
     llm_layers: int = 4
     tower_layers: int = 5  # the tower keeps 4 (select layer -2 drops the last)
-    epochs: dict[str, float] = field(default_factory=lambda: dict(FULL_EPOCHS))
     batch: dict[str, int] = field(default_factory=lambda: {"stage1": 8, "stage1_5": 4, "stage2": 4})
     lr: dict[str, str] = field(default_factory=lambda: {"stage1": "1e-3", "stage1_5": "1e-3", "stage2": "1e-3"})
     tower_lr: str = "2e-5"  # stages 1.5 and 2 (the tower is frozen in stage 1)
@@ -63,6 +62,10 @@ class DemoConfig:
     # of a 64-wide model those positions are most of a step's cost, so the demo supervises answers only.
     supervise_chat_tokens: bool = False
     jobs: int = 2  # variants trained side by side, each on cpu_count // jobs threads
+
+    @property
+    def epochs(self) -> dict[str, float]:
+        return REDUCED_EPOCHS if self.reduced else FULL_EPOCHS
 
     @property
     def threads(self) -> int:
@@ -186,12 +189,11 @@ def report(cfg: DemoConfig, evals: dict[str, Path]) -> dict:
 TRIVIAL_TASK = "playground_background"  # in every patch of every image: the check that images are used at all
 
 
-def checks(cfg: DemoConfig, result: dict) -> list[tuple[str, bool]]:
+def checks(cfg: DemoConfig, result: dict, chance: dict[str, float]) -> list[tuple[str, bool]]:
     """What the demo claims: every stage's loss fell, and every trained variant beats chance on the trivially
     learnable task by 10 points. The other tasks are reported, not required: at this scale they may stay at chance."""
     from playground.plots import loss_fell
 
-    chance = json.loads((cfg.data / "tasks" / "chance.json").read_text())
     lines = []
     for variant in cfg.variants:
         for stage in STAGES:
@@ -205,9 +207,8 @@ def checks(cfg: DemoConfig, result: dict) -> list[tuple[str, bool]]:
     return lines
 
 
-def above_chance(cfg: DemoConfig, result: dict) -> dict[str, list[str]]:
+def above_chance(cfg: DemoConfig, result: dict, chance: dict[str, float]) -> dict[str, list[str]]:
     """Per variant, the tasks whose accuracy beats chance (the better of guessing and the commonest answer)."""
-    chance = json.loads((cfg.data / "tasks" / "chance.json").read_text())
     return {NAMES[v]: [task for task, level in chance.items()
                        if (result["scores"][NAMES[v]].get(task) or 0) > 100 * level] for v in cfg.variants}
 
@@ -232,10 +233,11 @@ def run(cfg: DemoConfig) -> int:
             evals = {v: future.result() for v, future in futures.items()}
     result = report(cfg, evals)
     print((result["out"] / "report.md").read_text().split("## Table XII")[0])
-    lines = checks(cfg, result)
+    chance = json.loads((cfg.data / "tasks" / "chance.json").read_text())
+    lines = checks(cfg, result, chance)
     for text, ok in lines:
         print(f"  [{'ok' if ok else 'FAILED'}] {text}")
-    for name, tasks_won in above_chance(cfg, result).items():
+    for name, tasks_won in above_chance(cfg, result, chance).items():
         print(f"  {name}: above chance on {', '.join(tasks_won) or 'no task'}")
     print(f"report, CSVs and plots in {result['out']} ({(time.time() - started) / 60:.1f} min)")
     return 0 if all(ok for _, ok in lines) else 1
@@ -254,8 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    cfg = DemoConfig(work=args.work, reduced=args.reduced, seed=args.seed, variants=variants, jobs=args.jobs,
-                     epochs=REDUCED_EPOCHS if args.reduced else FULL_EPOCHS)
+    cfg = DemoConfig(work=args.work, reduced=args.reduced, seed=args.seed, variants=variants, jobs=args.jobs)
     raise SystemExit(run(cfg))
 
 
