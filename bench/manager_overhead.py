@@ -21,16 +21,10 @@ from PIL import Image
 from llava.mm_utils import process_images
 from llava.model.manager_config import expert_layer_preset, inject_layer_preset
 from llava.processing import SigLipImageProcessor
-from llava.testing import tiny_config
+from llava.testing.tiny import BENCH_SIZES, tiny_config
 from llava.model import LlavaQwenForCausalLM
 
-SIZES = {
-    "tiny": dict(hidden_size=64, num_hidden_layers=4, intermediate_size=128, vision_hidden_size=32, vision_layers=4,
-                 vision_intermediate_size=64, vocab_size=4096),
-    "medium": dict(hidden_size=256, num_hidden_layers=12, num_attention_heads=8, intermediate_size=1024,
-                   vision_hidden_size=192, vision_layers=8, vision_heads=4, vision_intermediate_size=768,
-                   vocab_size=32000),
-}
+SIZES = BENCH_SIZES
 VARIANTS = {"Baseline": "pad", "+Grid": "anyres_max_9"}
 
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from llava.mm_utils import process_images
-from llava.model import LlavaQwenConfig, LlavaQwenForCausalLM
+from llava.model import LlavaQwenForCausalLM
 from llava.model.builder import load_pretrained_model
+from llava.model.config import ov_0p5b_config
 from llava.model.manager import SAUM, VisualInjection
 from llava.model.manager_config import ManagerConfig, expert_layer_preset, inject_layer_preset, paper_default
 from llava.model.packing import BASE, GRID, NEWLINE
@@ -152,18 +153,10 @@ def test_out_of_range_indices_name_index_and_range():
         ManagerConfig(type="saum", expert_layers=(3, 2), inject_layers=(0,))
 
 
-def _real_size_config(**extra):
-    return LlavaQwenConfig(
-        vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-        num_key_value_heads=2, tie_word_embeddings=True, rope_parameters={"rope_type": "default", "rope_theta": 1e6},
-        **extra,
-    )
-
-
 def test_real_size_parameter_counts_on_meta():
     with torch.device("meta"):
-        baseline = sum(p.numel() for p in LlavaQwenForCausalLM(_real_size_config()).parameters())
-        managed = sum(p.numel() for p in LlavaQwenForCausalLM(_real_size_config(manager=paper_default().to_dict())).parameters())
+        baseline = sum(p.numel() for p in LlavaQwenForCausalLM(ov_0p5b_config()).parameters())
+        managed = sum(p.numel() for p in LlavaQwenForCausalLM(ov_0p5b_config(manager=paper_default().to_dict())).parameters())
     assert baseline == 893_618_208
     assert managed - baseline == 6 * 13 * 896 == 69_888
 

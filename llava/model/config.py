@@ -34,6 +34,17 @@ SIGLIP_SO400M_26 = {
     "vision_use_head": False,
 }
 DEFAULT_VISION_TOWER = "google/siglip-so400m-patch14-384"
+# Qwen2-0.5B, the LLM of LLaVA-OneVision-0.5B (with SIGLIP_SO400M_26: 893,618,208 parameters, the paper's 893.62M).
+QWEN2_0P5B = {
+    "vocab_size": 151936,
+    "hidden_size": 896,
+    "intermediate_size": 4864,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "tie_word_embeddings": True,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1e6},
+}
 OV_GRID_PINPOINTS = "(1x1),...,(6x6)"
 
 _MLP_GELU = re.compile(r"^mlp(\d+)x_gelu$")
@@ -155,3 +166,11 @@ def _projector_spec(config: LlavaQwenConfig) -> ProjectorSpec:
             )
         return ProjectorSpec(kind=kind, depth=1, **common)
     raise ValueError(f"mm_projector_type={kind!r} is not supported; expected 'mlpNx_gelu', 'linear' or 'identity'")
+
+
+def ov_0p5b_config(**overrides) -> "LlavaQwenConfig":
+    """The real-size LLaVA-OV-0.5B architecture (+Grid: anyres_max_9 over the 6 x 6 pinpoints), for budgets and
+    random-initialised GPU runs; ``overrides`` go to ``LlavaQwenConfig`` unchanged."""
+    fields = dict(QWEN2_0P5B, image_aspect_ratio="anyres_max_9", image_grid_pinpoints=OV_GRID_PINPOINTS,
+                  mm_patch_merge_type="spatial_unpad", mm_projector_type="mlp2x_gelu")
+    return LlavaQwenConfig(**{**fields, **overrides})

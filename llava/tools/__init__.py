@@ -1,0 +1,1 @@
+"""Command-line tools that inspect models: ``python -m llava.tools.budget``."""

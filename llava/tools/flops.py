@@ -1,0 +1,120 @@
+"""Multiply-adds of one sample through the model, counted by ``torch.utils.flop_counter`` on the meta device.
+
+The paper's Table IV uses fvcore, which counts one multiply-add as one "FLOP"; ``FlopCounterMode`` counts two.
+Everything here is reported in multiply-adds (MACs = counted FLOPs / 2) so numbers compare with the paper directly.
+Both count matrix products, convolutions and attention only; elementwise work (norms, activations, the managers'
+weighted sums) is not counted by either and is reported separately by the budget tool.
+
+The model's own ``forward`` cannot run on meta tensors: splicing images into the text reads token ids. The count
+below runs the same modules in the same order instead -- ``encode_images`` (tower, projector, packing), the decoder
+stack with the managers' injection, ``lm_head`` -- on an input whose layout (text tokens, then the packed image)
+is fixed in advance. ``tests/test_budget.py`` checks that the sum equals the count of a real forward.
+
+Training counts forward + backward as autograd differentiates the plain attention math. Fused attention kernels
+(FlashAttention, SDPA on CPU) also recompute ``Q K^T`` in backward: one more (L x L x width) product per attention
+layer, which a real CPU step counts on top (the test pins that difference exactly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+from llava.mm_utils import process_images
+from llava.model.images import ImageBatch, encode_images
+from llava.model.manager import VisualInjection
+from llava.processing import SigLipImageProcessor
+
+
+def _cpu_sdpa(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query, key, value)
+
+
+def _cpu_sdpa_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_backward_flop_count(grad_out, query, key, value)
+
+
+# torch's registry covers the CUDA attention kernels and the math path, but not the fused CPU kernel that SDPA picks
+# on real CPU tensors; without these, attention would silently count as zero in a CPU forward.
+_CPU_ATTENTION = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa,
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward,
+}
+
+
+def flop_counter() -> FlopCounterMode:
+    """``FlopCounterMode`` that also counts CPU attention; silent (no table printed on exit)."""
+    return FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ForwardMacs:
+    """Multiply-adds of one forward, by component, and of forward + backward (full fine-tuning)."""
+
+    tower: int
+    projector: int  # the main features and, with managers, every expert layer not shared with them
+    llm: int  # decoder layers
+    lm_head: int  # logits at every position, as a plain forward computes them
+    train: int  # forward + backward, every parameter trainable
+    crops: int
+    visual_tokens: int  # packed image length in the LLM sequence
+    sequence: int
+
+    @property
+    def total(self) -> int:
+        return self.tower + self.projector + self.llm + self.lm_head
+
+
+def crop_pixels(config, image_size: tuple[int, int]) -> torch.Tensor:
+    """``(P, 3, S, S)`` crops the real preprocessing makes of a ``(width, height)`` image under ``config``."""
+    side = config.vision_config.image_size
+    pixels = process_images([Image.new("RGB", image_size)], SigLipImageProcessor(size=(side, side)), config)[0]
+    return pixels if pixels.dim() == 4 else pixels[None]  # "pad" gives one (3, S, S) crop per image
+
+
+def count_forward(model, image_size: tuple[int, int], text_tokens: int) -> ForwardMacs:
+    """Count one sample (one image of ``image_size`` after ``text_tokens`` text tokens) on a meta-device model."""
+    assert next(model.parameters()).device.type == "meta", "build the model under torch.device('meta')"
+    config, inner = model.config, model.model
+    pixels = crop_pixels(config, image_size).to("meta")
+    batch = ImageBatch.from_inputs([pixels], [image_size], None)
+    spec = model.mm_spec
+    experts = spec.manager.expert_layers if spec.manager.enabled else ()
+    with flop_counter() as tower_only:
+        inner.vision_tower(pixels, hidden_state_indices=experts)
+    with flop_counter() as counter:
+        encoded = encode_images(inner, batch, spec)  # (N, D) tokens, (E, N, D) experts
+        encode = counter.get_total_flops()
+        text = inner.embed_tokens(torch.zeros(1, text_tokens, dtype=torch.long, device="meta"))
+        embeds = torch.cat([text, encoded.tokens[None]], dim=1)  # (1, L, D): text, then the packed image
+        hidden = inner(inputs_embeds=embeds, attention_mask=_unpadded_masks(config), use_cache=False,
+                       visual_injection=_meta_injection(encoded, text_tokens)).last_hidden_state
+        decoder = counter.get_total_flops() - encode
+        logits = model.lm_head(hidden)  # (1, L, V)
+        forward = counter.get_total_flops()
+        logits.float().sum().backward()
+        train = counter.get_total_flops()
+    tower = tower_only.get_total_flops()
+    return ForwardMacs(
+        tower=tower // 2, projector=(encode - tower) // 2, llm=decoder // 2, lm_head=(forward - encode - decoder) // 2,
+        train=train // 2, crops=pixels.shape[0], visual_tokens=encoded.tokens.shape[0], sequence=embeds.shape[1],
+    )
+
+
+def _unpadded_masks(config) -> dict:
+    # One unpadded sequence: every layer attends causally with no mask tensor, as create_causal_mask returns for SDPA.
+    return {kind: None for kind in set(config.layer_types)}
+
+
+def _meta_injection(encoded, offset: int) -> VisualInjection | None:
+    """The managers' injection at every packed image row (newline rows included: on meta only shapes matter, and
+    the elementwise additions there are not counted anyway)."""
+    if encoded.experts is None:
+        return None
+    rows = encoded.tokens.shape[0]
+    positions = torch.zeros(1, offset + rows, dtype=torch.bool, device="meta")
+    flat_index = torch.empty(rows, dtype=torch.long, device="meta")
+    return VisualInjection(positions=positions, flat_index=flat_index, experts=encoded.experts)
