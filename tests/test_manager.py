@@ -7,7 +7,7 @@ from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
 from llava.model.builder import load_pretrained_model
 from llava.model.config import ov_0p5b_config
-from llava.model.manager import SAUM, VisualInjection
+from llava.model.manager import SAUM, VisualInjection, weighted_sum
 from llava.model.manager_config import ManagerConfig, expert_layer_preset, inject_layer_preset, paper_default
 from llava.model.packing import BASE, GRID, NEWLINE
 from llava.processing import SigLipImageProcessor
@@ -216,3 +216,16 @@ def test_attention_maps_can_be_captured():
                     output_hidden_states=True)
     assert len(out.attentions) == 4 and out.attentions[0].shape == (1, 4, 732, 732)
     assert len(out.hidden_states) == 5
+
+
+@pytest.mark.parametrize("per_token", [False, True], ids=["saum-weights", "aaum-weights"])
+def test_weighted_sum_gradients_match_autograd(per_token):
+    torch.manual_seed(0)
+    experts = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)  # (E, N, D)
+    shape = (3, 5, 1) if per_token else (3, 4)
+    weights = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(weighted_sum, (experts, weights))
+    reference = (experts * (weights if per_token else weights[:, None, :])).sum(0)
+    torch.testing.assert_close(weighted_sum(experts, weights), reference)
+    only_experts = torch.autograd.grad(weighted_sum(experts, weights.detach()).sum(), experts)[0]
+    torch.testing.assert_close(only_experts, torch.autograd.grad(reference.sum(), experts)[0])

@@ -122,11 +122,9 @@ def budget(config: LlavaQwenConfig, *, image_size=(384, 384), text_tokens: int =
 def _table(rows: list[VariantBudget]) -> list[str]:
     reference = rows[0].macs.total  # Baseline
     scale, unit = (1e9, "G") if reference >= 1e10 else (1e6, "M")
-    lines = [
-        f"| variant | params (M) | crops | image tokens | sequence | tower | projector | LLM | lm_head "
-        f"| forward {unit}MACs | x Baseline | train {unit}MACs | train ms/sample | infer ms/sample |",
-        "|---" * 14 + "|",
-    ]
+    header = (f"| variant | params (M) | crops | image tokens | sequence | tower | projector | LLM | lm_head "
+              f"| forward {unit}MACs | x Baseline | train {unit}MACs | train ms/sample | infer ms/sample |")
+    lines = [header, "|---" * 14 + "|"]
     for row in rows:
         m = row.macs
         parts = (m.tower, m.projector, m.llm, m.lm_head, m.total)
