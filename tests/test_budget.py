@@ -36,7 +36,8 @@ def test_real_size_reproduces_the_papers_parameters_and_manager_macs(real_size):
     # Executed: V_26 is both an expert and the main features, so 12 extra passes; the rest of the model is unchanged.
     assert managed.macs.total - base.macs.total == 12 * SO400M_PROJECTOR_PASS
     assert (managed.macs.tower, managed.macs.llm) == (base.macs.tower, base.macs.llm)
-    assert managed.aggregation == 6 * 13 * 730 * 896  # elementwise, reported apart
+    assert managed.macs.manager_rows == 729  # the newline gets nothing
+    assert managed.aggregation == 6 * 13 * 729 * 896  # elementwise, reported apart
     assert base.macs.crops == 1 and base.macs.visual_tokens == 730 and base.macs.sequence == 32 + 730
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from llava.model.manager_config import ManagerConfig
 from llava.model.packing import BASE, GRID
 
-_TARGET_KINDS = {"all": (BASE, GRID), "base": (BASE,), "grid": (GRID,)}
+TARGET_KINDS = {"all": (BASE, GRID), "base": (BASE,), "grid": (GRID,)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,7 @@ class VisualInjection:
               targets: str) -> "VisualInjection":
         """``token_kinds``/``image_token_index`` come from the splice; ``expert_tokens`` is (E, rows, D)."""
         positions = torch.zeros_like(token_kinds, dtype=torch.bool)
-        for kind in _TARGET_KINDS[targets]:
+        for kind in TARGET_KINDS[targets]:
             positions |= token_kinds == kind
         return cls(
             positions=positions,

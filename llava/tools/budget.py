@@ -113,7 +113,7 @@ def budget(config: LlavaQwenConfig, *, image_size=(384, 384), text_tokens: int =
         experts, managers = len(spec.manager.expert_layers), len(spec.manager.inject_layers)
         rows.append(VariantBudget(
             variant=variant, params=count_parameters(model), macs=macs,
-            aggregation=managers * experts * macs.visual_tokens * config.hidden_size if spec.manager.enabled else 0,
+            aggregation=managers * experts * macs.manager_rows * config.hidden_size,
             expert_projection=experts * projector_pass[spec.aspect_ratio.is_anyres],
         ))
     return rows

@@ -25,7 +25,8 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 from llava.mm_utils import process_images
 from llava.model.images import ImageBatch, encode_images
-from llava.model.manager import VisualInjection
+from llava.model.manager import TARGET_KINDS, VisualInjection
+from llava.model.packing import pack_flat, pack_image
 from llava.processing import SigLipImageProcessor
 
 
@@ -61,6 +62,7 @@ class ForwardMacs:
     train: int  # forward + backward, every parameter trainable
     crops: int
     visual_tokens: int  # packed image length in the LLM sequence
+    manager_rows: int  # visual positions the managers write to (newlines excluded); 0 without managers
     sequence: int
 
     @property
@@ -90,8 +92,9 @@ def count_forward(model, image_size: tuple[int, int], text_tokens: int) -> Forwa
         encode = counter.get_total_flops()
         text = inner.embed_tokens(torch.zeros(1, text_tokens, dtype=torch.long, device="meta"))
         embeds = torch.cat([text, encoded.tokens[None]], dim=1)  # (1, L, D): text, then the packed image
+        injection = _meta_injection(encoded, pixels, image_size, spec)
         hidden = inner(inputs_embeds=embeds, attention_mask=_unpadded_masks(config), use_cache=False,
-                       visual_injection=_meta_injection(encoded, text_tokens)).last_hidden_state
+                       visual_injection=injection).last_hidden_state
         decoder = counter.get_total_flops() - encode
         logits = model.lm_head(hidden)  # (1, L, V)
         forward = counter.get_total_flops()
@@ -101,6 +104,7 @@ def count_forward(model, image_size: tuple[int, int], text_tokens: int) -> Forwa
     return ForwardMacs(
         tower=tower // 2, projector=(encode - tower) // 2, llm=decoder // 2, lm_head=(forward - encode - decoder) // 2,
         train=train // 2, crops=pixels.shape[0], visual_tokens=encoded.tokens.shape[0], sequence=embeds.shape[1],
+        manager_rows=injection.flat_index.shape[0] if injection is not None else 0,
     )
 
 
@@ -109,12 +113,17 @@ def _unpadded_masks(config) -> dict:
     return {kind: None for kind in set(config.layer_types)}
 
 
-def _meta_injection(encoded, offset: int) -> VisualInjection | None:
-    """The managers' injection at every packed image row (newline rows included: on meta only shapes matter, and
-    the elementwise additions there are not counted anyway)."""
+def _meta_injection(encoded, pixels: torch.Tensor, image_size, spec) -> VisualInjection | None:
+    """The managers' injection at the rows they write to. Which rows those are (base and grid tokens, not newlines)
+    is data on the meta device, so it is read from the same packing run on a one-channel CPU stand-in."""
     if encoded.experts is None:
         return None
-    rows = encoded.tokens.shape[0]
-    positions = torch.zeros(1, offset + rows, dtype=torch.bool, device="meta")
-    flat_index = torch.empty(rows, dtype=torch.long, device="meta")
-    return VisualInjection(positions=positions, flat_index=flat_index, experts=encoded.experts)
+    stand_in = torch.zeros(pixels.shape[0], spec.tokens_per_side**2, 1)  # (P, T, 1)
+    packed = pack_flat(stand_in) if spec.merge_type == "flat" else pack_image(stand_in, image_size, spec, None)
+    targets = torch.zeros_like(packed.kinds, dtype=torch.bool)
+    for kind in TARGET_KINDS[spec.manager.targets]:
+        targets |= packed.kinds == kind
+    rows = int(targets.sum())
+    index = torch.empty(rows, dtype=torch.long, device="meta")
+    return VisualInjection(positions=torch.zeros(1, 1, dtype=torch.bool, device="meta"), flat_index=index,
+                           experts=encoded.experts.index_select(1, index))  # (E, rows, D)
