@@ -24,11 +24,11 @@ from PIL import Image
 from llava.mm_utils import process_images
 from llava.model.manager_config import expert_layer_preset, inject_layer_preset
 from llava.processing import SigLipImageProcessor
+from llava.testing.benchmarking import add_timing_args, timing_setup
 from llava.testing.tiny import BENCH_SIZES, tiny_config
 from llava.model import LlavaQwenForCausalLM
 
 SIZES = BENCH_SIZES
-CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 VARIANTS = {"Baseline": "pad", "+Grid": "anyres_max_9"}
 
 
@@ -120,22 +120,13 @@ def main(argv: list[str] | None = None) -> list[tuple]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="tiny,medium")
     parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                        help="cpu: process CPU time, which time spent descheduled by a busy host does not inflate "
-                             "(with one thread it is the work done); wall: elapsed time")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 1 by default: on a shared 2-core machine two threads stall on each other "
-                             "and on neighbours, which swamps the few percent being measured (0 = torch's default)")
+    add_timing_args(parser)
     parser.add_argument("--new-tokens", type=int, default=8)
     args = parser.parse_args(argv)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads or previous_threads)
     rows = []
-    try:
+    with timing_setup(args) as clock:
         for name in args.sizes.split(","):
-            rows += measure(name, args.reps, args.new_tokens, CLOCKS[args.clock])
-    finally:
-        torch.set_num_threads(previous_threads)  # callers in the same process keep their setting
+            rows += measure(name, args.reps, args.new_tokens, clock)
     print(f"{'size':<8} {'ratio':<28} {'phase':<16} {'baseline ms':>11} {'median':>7} {'min-max':>13}")
     for size, label, phase, base_ms, med, lo, hi in rows:
         print(f"{size:<8} {label:<28} {phase:<16} {base_ms:>11.1f} {med:>7.3f} {lo:>6.3f}-{hi:<6.3f}")

@@ -26,6 +26,7 @@ from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
 from llava.model.convert import to_hf_model
 from llava.processing import SigLipImageProcessor
+from llava.testing.benchmarking import add_timing_args, timing_setup
 from llava.testing.tiny import BENCH_SIZES, tiny_config
 
 # transformers encodes a lone image always with its grid, and single crops only for several images per sample:
@@ -33,7 +34,6 @@ from llava.testing.tiny import BENCH_SIZES, tiny_config
 ASPECTS = {"Baseline": ("pad", 2), "+Grid": ("anyres_max_9", 1)}
 TEXT = list(range(20, 52))  # 32 prompt tokens around the images
 IMAGE_SIZE = (640, 480)
-CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
 def _pair(size: dict, aspect: str):
@@ -128,22 +128,13 @@ def main(argv: list[str] | None = None) -> list[tuple]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="tiny,medium")
     parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
-                        help="cpu: process CPU time, which time spent descheduled by a busy host does not inflate "
-                             "(with one thread it is the work done); wall: elapsed time")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 1 by default: on a shared 2-core machine two threads stall on each other "
-                             "and on neighbours, which swamps the few percent being measured (0 = torch's default)")
+    add_timing_args(parser)
     parser.add_argument("--new-tokens", type=int, default=16)
     args = parser.parse_args(argv)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads or previous_threads)
     rows = []
-    try:
+    with timing_setup(args) as clock:
         for name in args.sizes.split(","):
-            rows += measure(name, args.reps, args.new_tokens, CLOCKS[args.clock])
-    finally:
-        torch.set_num_threads(previous_threads)  # callers in the same process keep their setting
+            rows += measure(name, args.reps, args.new_tokens, clock)
     print("| size | variant | sequence | ratio | transformers ms | median | min-max | max \\|diff\\| logits |")
     print("|---|---|---|---|---|---|---|---|")
     for size, variant, seq, label, base_ms, med, lo, hi, diff in rows:

@@ -1,0 +1,32 @@
+"""Timing options shared by the ``bench/`` scripts: the clock and the torch thread count."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def add_timing_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="cpu",
+                        help="cpu: process CPU time, which time spent descheduled by a busy host does not inflate "
+                             "(with one thread it is the work done); wall: elapsed time")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; 1 by default: on a shared 2-core machine two threads stall on each other "
+                             "and on neighbours, which swamps the few percent being measured (0 = torch's default)")
+
+
+@contextmanager
+def timing_setup(args: argparse.Namespace) -> Iterator[Callable[[], float]]:
+    """Yield the chosen clock with ``--threads`` applied; callers in the same process keep their thread count."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(args.threads or previous)
+    try:
+        yield CLOCKS[args.clock]
+    finally:
+        torch.set_num_threads(previous)
