@@ -100,15 +100,15 @@ class Running:
         return sorted(self._count)
 
     def mean(self, key: Hashable) -> float:
-        count = self._count[key]
+        count = self.count(key)
         return self._sum[key] / count if count else math.nan
 
     def std(self, key: Hashable) -> float:
-        count = self._count[key]
+        count = self.count(key)
         if not count:
             return math.nan
         variance = self._squares[key] / count - self.mean(key) ** 2
         return math.sqrt(max(variance, 0.0))
 
     def count(self, key: Hashable) -> int:
-        return self._count[key]
+        return self._count.get(key, 0)
