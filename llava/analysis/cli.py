@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from llava.analysis.checkpoints import DTYPES, parse_checkpoints
@@ -45,6 +46,10 @@ def build_parser(metrics: tuple[str, ...] | None, description: str) -> argparse.
 def _samples(args):
     from llava.analysis.samples import LlavaDataSamples, TaskSamples
 
+    if args.image_folder and not args.data:
+        warnings.warn("--image-folder has no effect without --data", stacklevel=2)
+    if args.include_path and not args.tasks:
+        warnings.warn("--include-path has no effect without --tasks", stacklevel=2)
     if args.data:
         return LlavaDataSamples(args.data, image_folder=args.image_folder, template=args.template, limit=args.limit)
     if args.tasks:

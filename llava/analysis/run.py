@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,8 @@ def analyse(checkpoints: list[Checkpoint], samples, config: AnalysisConfig) -> d
     """Measure, write ``config.out``/{CSVs, PNGs, summary.json}; returns the summary."""
     if samples is None and needs_samples(config, checkpoints):
         raise ValueError(f"metrics {config.metrics} are measured on samples: give --data or --tasks")
+    if "manager_weights" in config.metrics and not any(c.manager.enabled for c in checkpoints):
+        warnings.warn("manager_weights: no checkpoint has managers, the table stays empty", stacklevel=2)
     config.out.mkdir(parents=True, exist_ok=True)
     tables: dict[str, list[dict]] = {metric: [] for metric in config.metrics}
     summary = {"metrics": list(config.metrics), "samples_from": getattr(samples, "name", None), "checkpoints": {}}
