@@ -7,7 +7,8 @@
    one CPU process, no DeepSpeed); stage 1 is shared by the variants it is identical for;
 3. evaluates every variant with lmms-eval through ``scripts/eval/eval_checkpoint.sh`` on the held-out tasks;
 4. writes the Table-XI-style report, loss curves and manager weights under ``DIR/report`` and prints the table
-   and the checks.
+   and the checks;
+5. draws the paper's analysis figures for the trained variants (``llava.analysis``) under ``DIR/report/analysis``.
 
 The checks: every stage's loss fell, and every variant beats chance by 10 points on the background task (the
 answer is in every patch). The other tasks are reported as they come out; see docs/playground.md.
@@ -183,7 +184,23 @@ def report(cfg: DemoConfig, evals: dict[str, Path]) -> dict:
     runs = {NAMES[v]: {stage: _stage_dir(cfg, v, stage) for stage in STAGES} for v in evals}
     plot_losses(runs, out)
     plot_manager_weights({NAMES[v]: _stage_dir(cfg, v, "stage2") for v in evals if "manager" in v}, out)
+    analyse_variants(cfg, list(evals), out / "analysis")
     return result
+
+
+ANALYSIS_DOCS = 4  # documents per held-out task: enough for smooth curves on the tiny models, seconds per variant
+
+
+def analyse_variants(cfg: DemoConfig, variants: list[str], out: Path) -> dict:
+    """The paper's analysis figures (llava.analysis) for the trained variants, on the held-out task documents."""
+    from llava.analysis.checkpoints import parse_checkpoints
+    from llava.analysis.run import AnalysisConfig, analyse
+    from llava.analysis.samples import TaskSamples
+
+    tasks = [entry["task"] for entry in json.loads((cfg.data / "tasks" / "benchmarks.json").read_text())]
+    checkpoints = parse_checkpoints([f"{NAMES[v]}={_stage_dir(cfg, v, 'stage2')}" for v in variants])
+    samples = TaskSamples(tasks, include_path=str(cfg.data / "tasks"), limit=ANALYSIS_DOCS)
+    return analyse(checkpoints, samples, AnalysisConfig(out=out))
 
 
 TRIVIAL_TASK = "playground_background"  # in every patch of every image: the check that images are used at all

@@ -90,13 +90,22 @@ def _reference_block_stats(attn: torch.Tensor, queries, keys) -> tuple[float, fl
     return sum(ent) / len(ent), sum(kl) / len(kl), sum(mass) / len(mass)
 
 
-@pytest.mark.parametrize("aspect", ["pad", "anyres_max_9"])
+def _two_image_sample(model) -> AnalysisSample:
+    """Text, image, text, image, text: the image tokens are two separate runs of positions."""
+    first, second = _sample(model, seed=1), _sample(model, seed=2)
+    image = torch.tensor([IMAGE_TOKEN_INDEX])
+    ids = torch.cat([torch.arange(10, 13), image, torch.arange(40, 44), image, torch.arange(50, 56)])
+    return AnalysisSample(sample_id="two", input_ids=ids, images=first.images + second.images,
+                          image_sizes=first.image_sizes + second.image_sizes, modalities=["image", "image"])
+
+
+@pytest.mark.parametrize("aspect, images", [("pad", 1), ("anyres_max_9", 1), ("pad", 2)])
 @torch.no_grad()
-def test_streamed_attention_statistics_equal_the_full_maps_for_any_query_chunk(aspect):
+def test_streamed_attention_statistics_equal_the_full_maps_for_any_query_chunk(aspect, images):
     model = _model(aspect=aspect, manager=MANAGER)
     for manager in model.model.managers.layers.values():
         torch.nn.init.normal_(manager.weight, std=0.2)
-    sample = _sample(model, size=(120, 70))
+    sample = _sample(model, size=(120, 70)) if images == 1 else _two_image_sample(model)
     layout, spliced = _layout(model, sample)
     model.set_attn_implementation("eager")
     full = model.model(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask,

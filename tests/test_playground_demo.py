@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,16 @@ def test_report_tables_and_plots_exist(demo):
     assert all(row["score"] != "-" for row in rows)  # every task of every variant was scored
     for name in ("report.png", "loss_curves.png", "manager_weights.png"):
         assert (report / name).stat().st_size > 10_000, name
+
+
+def test_analysis_figures_of_the_trained_variants(demo):
+    work, done = demo
+    analysis = work / "report" / "analysis"
+    summary = json.loads((analysis / "summary.json").read_text())
+    assert list(summary["checkpoints"]) == list(NAMES)
+    assert all(entry["samples"] > 0 for entry in summary["checkpoints"].values())
+    for metric in ("layer_similarity", "attention_entropy", "head_kl", "attention_distance", "manager_weights"):
+        assert (analysis / f"{metric}.png").stat().st_size > 10_000, metric
+        with open(analysis / f"{metric}.csv") as handle:
+            variants = {row["variant"] for row in csv.DictReader(handle)}
+        assert variants == ({"+Grid+Manager"} if metric == "manager_weights" else set(NAMES)), metric

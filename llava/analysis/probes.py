@@ -204,7 +204,8 @@ class Probe:
             return
         visible = torch.searchsorted(keys, queries, right=True)  # (Q,) keys at or before each query (causal)
         for chunk, seen in zip(queries.split(self.query_chunk), visible.split(self.query_chunk)):
-            rows = weights.index_select(1, chunk).index_select(2, keys).float()  # (H, c, K)
+            # Keys after the chunk's last query carry no attention (causal): leave them out of the work.
+            rows = _gather(weights, chunk, keys[: int(seen[-1])]).float()  # (H, c, K')
             mass = rows.sum(dim=-1)  # (H, c)
             kept = (mass > 0).all(dim=0)  # (c,): a row with no mass on the block has no distribution there
             probs = renormalize(rows[:, kept])  # (H, c', K)
@@ -228,3 +229,18 @@ class Probe:
 
         return hook
 
+
+
+def _gather(weights: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """``weights[:, rows][:, :, columns]`` for (H, L, L) weights; contiguous index runs (one image) are sliced."""
+    if _is_run(rows):
+        picked = weights[:, int(rows[0]) : int(rows[-1]) + 1]
+    else:
+        picked = weights.index_select(1, rows)
+    if _is_run(columns):
+        return picked[..., int(columns[0]) : int(columns[-1]) + 1]
+    return picked.index_select(2, columns)
+
+
+def _is_run(index: torch.Tensor) -> bool:
+    return index.numel() > 0 and int(index[-1]) - int(index[0]) + 1 == index.numel()
