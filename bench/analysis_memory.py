@@ -96,7 +96,8 @@ def _eager(model, sample: AnalysisSample, *, output_attentions: bool = False) ->
         model.set_attn_implementation("sdpa")
 
 
-def run_size(size: str, args, device: torch.device) -> None:
+def run_size(size: str, args, device: torch.device) -> dict:
+    """Print and return the peaks (bytes above resident), one layer's map and the time ratios of one size."""
     model = _model(size, device)
     width, height = (int(v) for v in args.image.split("x"))
     sample = _sample(model, width, height)
@@ -121,13 +122,16 @@ def run_size(size: str, args, device: torch.device) -> None:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - started)
+    result = {"size": size, "length": length, "one_map": one_map, "peaks": peaks, "time": {}}
     for base in ("eager", "forward"):
         ratios = [p / b for p, b in zip(times["probe"], times[base])]
+        result["time"][base] = statistics.median(ratios)
         print(f"  time probe / {base}: median x{statistics.median(ratios):.2f} (min x{min(ratios):.2f}, "
               f"max x{max(ratios):.2f}, {args.reps} reps); probe median {statistics.median(times['probe']):.2f} s")
+    return result
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="tiny,medium", help=f"comma-separated: {', '.join(BENCH_SIZES)}, ov-0.5b")
     parser.add_argument("--image", default="768x768", help="WIDTHxHEIGHT of the generated image (default 768x768)")
@@ -139,10 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     held, reallocated = memory.check_tracker(device)
     print(f"measuring path check: a {memory.CHECK_MB} MB block held through a prefill adds {held / MB:.1f} MB; "
           f"allocated twice, {reallocated / MB:.1f} MB")
-    for size in args.sizes.split(","):
-        if size not in BENCH_SIZES and size != "ov-0.5b":
-            parser.error(f"unknown size {size!r}")
-        run_size(size, args, device)
+    sizes = args.sizes.split(",")
+    unknown = [size for size in sizes if size not in BENCH_SIZES and size != "ov-0.5b"]
+    if unknown:
+        parser.error(f"unknown sizes {unknown}")
+    return [run_size(size, args, device) for size in sizes]
 
 
 if __name__ == "__main__":

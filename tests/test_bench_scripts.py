@@ -59,3 +59,16 @@ def test_memory_bench_prints_peak_ratios_and_checks_its_tracker_with_known_alloc
     block = 100 * 2**20
     assert f"a block of {block} B held through a prefill raises its peak by {block} B;" in out
     assert f"allocated again it peaks at {block} B above resident" in out
+
+
+def test_analysis_memory_bench_shows_the_probe_bounded_by_one_layer_map(capsys):
+    rows = _load("analysis_memory").main(["--sizes", "tiny", "--image", "300x200", "--reps", "1", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert "memory probe / eager" in out and "time probe / eager" in out
+    (row,) = rows
+    peaks = row["peaks"]
+    # Memory is deterministic, so the bound is a test, not a benchmark: the probe costs an eager forward plus less
+    # than one layer's map, and storing every layer's map costs more.
+    assert peaks["eager"] <= peaks["probe"] < peaks["eager"] + row["one_map"]
+    assert peaks["all maps"] > peaks["probe"] > peaks["forward"]
+    assert all(ratio > 0 for ratio in row["time"].values())
