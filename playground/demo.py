@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -112,13 +113,20 @@ def _train_env(cfg: DemoConfig, variant: str) -> dict[str, str]:
                STAGE1_DIR=str(_stage1_dir(cfg, variant)), NUM_GPUS="1", DEEPSPEED="none", PRECISION="fp32",
                ATTN="sdpa", REPORT_TO="none", NUM_WORKERS="0", SAVE_STEPS="100000", SAVE_STEPS_STAGE1="100000",
                MANAGER_INJECT="count:2", PINPOINTS_STAGE1_5="(1x1),...,(3x3)", PINPOINTS_STAGE2="(1x1),...,(6x6)",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(cfg.threads),
-               MASTER_PORT=str(29600 + VARIANTS.index(variant)))
+               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(cfg.threads))
     for stage, suffix in (("stage1", "STAGE1"), ("stage1_5", "STAGE1_5"), ("stage2", "STAGE2")):
         env[f"BS_{suffix}"], env[f"GA_{suffix}"] = str(cfg.batch[stage]), "1"
         env[f"LR_{suffix}"] = cfg.lr[stage]
     env["VISION_LR_STAGE1_5"] = env["VISION_LR_STAGE2"] = cfg.tower_lr
     return env
+
+
+def _free_port() -> int:
+    # A port the OS reports free now, not a fixed one: two demos (or a demo and a test run) on one machine must not
+    # collide on the launcher's rendezvous port (EADDRINUSE kills the stage).
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _stage_dir(cfg: DemoConfig, variant: str, stage: str) -> Path:
@@ -139,7 +147,8 @@ def train(cfg: DemoConfig, variant: str, bar: tqdm) -> None:
 
 
 def _train_stage(cfg: DemoConfig, variant: str, stage: str) -> None:
-    env = dict(_train_env(cfg, variant), STAGES={"stage1": "1", "stage1_5": "1.5", "stage2": "2"}[stage])
+    env = dict(_train_env(cfg, variant), STAGES={"stage1": "1", "stage1_5": "1.5", "stage2": "2"}[stage],
+               MASTER_PORT=str(_free_port()))
     log = cfg.work / "logs" / f"{variant}_{stage}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()

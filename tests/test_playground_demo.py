@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# One worker runs the module (the demo fixture is minutes of training; pyproject's addopts use --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("playground_demo")
 NAMES = ("Baseline", "+Grid+Manager")  # the reduced demo's variants: every code path (grid, managers) once
 
 
@@ -36,6 +38,7 @@ def test_reduced_demo_passes_its_own_checks(demo):
 
 def test_report_tables_and_plots_exist(demo):
     work, done = demo
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     report = work / "report"
     text = (report / "report.md").read_text()
     assert "## Table XI" in text and all(f"| {name} |" in text for name in NAMES)
@@ -49,6 +52,7 @@ def test_report_tables_and_plots_exist(demo):
 
 def test_analysis_figures_of_the_trained_variants(demo):
     work, done = demo
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     analysis = work / "report" / "analysis"
     summary = json.loads((analysis / "summary.json").read_text())
     assert list(summary["checkpoints"]) == list(NAMES)
