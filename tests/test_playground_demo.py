@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# One worker runs the module (the demo fixture is minutes of training; pyproject's addopts use --dist loadgroup).
+# The demo is minutes of training: it runs once per test session. One xdist worker takes the module (pyproject's
+# addopts use --dist loadgroup), and the fixture is session-scoped because a module-scoped one is torn down and
+# rebuilt whenever that worker runs another module's test in between.
 pytestmark = pytest.mark.xdist_group("playground_demo")
 NAMES = ("Baseline", "+Grid+Manager")  # the reduced demo's variants: every code path (grid, managers) once
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     pytest.importorskip("lmms_eval")
     work = tmp_path_factory.mktemp("demo")
