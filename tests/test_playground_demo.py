@@ -11,14 +11,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# The demo is minutes of training: it runs once per test session. One xdist worker takes the module (pyproject's
-# addopts use --dist loadgroup), and the fixture is session-scoped because a module-scoped one is torn down and
-# rebuilt whenever that worker runs another module's test in between.
-pytestmark = pytest.mark.xdist_group("playground_demo")
+# The demo is minutes of training: the module fixture runs it once, as pyproject's addopts (--dist loadscope) hand
+# the whole module to one xdist worker, and `early` schedules it first.
+pytestmark = pytest.mark.early
 NAMES = ("Baseline", "+Grid+Manager")  # the reduced demo's variants: every code path (grid, managers) once
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     pytest.importorskip("lmms_eval")
     work = tmp_path_factory.mktemp("demo")
