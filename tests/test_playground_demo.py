@@ -26,9 +26,14 @@ def demo(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return work, done
 
 
+def _assert_finished(done: subprocess.CompletedProcess) -> None:
+    # Checked first by every test, so a failed demo shows its own output instead of a missing report file.
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+
 def test_reduced_demo_passes_its_own_checks(demo):
     work, done = demo
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    _assert_finished(done)
     # Every stage of every variant reported its loss falling, and each variant beat chance on the background task.
     for name in NAMES:
         for stage in ("stage1", "stage1_5", "stage2"):
@@ -39,7 +44,7 @@ def test_reduced_demo_passes_its_own_checks(demo):
 
 def test_report_tables_and_plots_exist(demo):
     work, done = demo
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    _assert_finished(done)
     report = work / "report"
     text = (report / "report.md").read_text()
     assert "## Table XI" in text and all(f"| {name} |" in text for name in NAMES)
@@ -53,7 +58,7 @@ def test_report_tables_and_plots_exist(demo):
 
 def test_analysis_figures_of_the_trained_variants(demo):
     work, done = demo
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    _assert_finished(done)
     analysis = work / "report" / "analysis"
     summary = json.loads((analysis / "summary.json").read_text())
     assert list(summary["checkpoints"]) == list(NAMES)
