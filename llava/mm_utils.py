@@ -40,10 +40,17 @@ __all__ = [
 
 
 def _crop_size(image_processor) -> int:
+    """The square crop side of ``image_processor``: ours holds ``(H, W)``; transformers' hold a dict (4.x) or a
+    ``SizeDict`` (5.x), keyed ``height``/``width`` or ``shortest_edge``."""
     size = image_processor.size
-    if isinstance(size, dict):
-        return int(size.get("shortest_edge", size.get("height")))
-    return int(size[0])
+    if isinstance(size, (tuple, list)):
+        height, width = size
+    else:
+        get = size.get  # dict and SizeDict both answer .get(key) (None when unset)
+        height, width = get("height") or get("shortest_edge"), get("width") or get("shortest_edge")
+    if height is None or height != width:
+        raise ValueError(f"image processor size {size!r}: LLaVA-OV crops are square (height == width)")
+    return int(height)
 
 
 def process_anyres_image(image: Image.Image, image_processor, grid_pinpoints) -> torch.Tensor:

@@ -25,7 +25,8 @@ def make_assets(root: Path) -> dict[str, Path]:
 
 
 def common_args(output_dir: Path, *, steps: int, lr: float = 1e-3) -> list[str]:
-    return ["--output_dir", str(output_dir), "--per_device_train_batch_size", "2", "--learning_rate", str(lr),
+    return ["--output_dir", str(output_dir), "--mm_projector_type", "mlp2x_gelu", "--per_device_train_batch_size", "2",
+            "--learning_rate", str(lr),
             "--max_steps", str(steps), "--logging_steps", "1", "--report_to", "none", "--attn_implementation", "sdpa",
             "--model_max_length", "1024", "--seed", "3", "--lr_scheduler_type", "cosine", "--warmup_ratio", "0.0",
             "--disable_tqdm", "True"]

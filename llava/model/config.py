@@ -134,14 +134,18 @@ class MultimodalSpec:
         aspect_ratio = AspectRatioMode.parse(config.image_aspect_ratio)
         manager = ManagerConfig.from_dict(config.manager)
         manager.validate(vision_layers=vision.num_hidden_layers, llm_layers=config.num_hidden_layers)
-        pinpoints_value = config.image_grid_pinpoints
-        if pinpoints_value is None:
-            pinpoints_value = OV_GRID_PINPOINTS
+        # No default is filled in: process_images reads the config's own field, so a pinpoint list invented here
+        # would build a model that the image pipeline then disagrees with.
+        if aspect_ratio.is_anyres and config.image_grid_pinpoints is None:
+            raise ValueError(f"image_aspect_ratio={config.image_aspect_ratio!r} needs image_grid_pinpoints (e.g. "
+                             f"{OV_GRID_PINPOINTS!r}, LLaVA-OneVision's)")
+        pinpoints = () if config.image_grid_pinpoints is None else parse_grid_pinpoints(
+            config.image_grid_pinpoints, vision.image_size)
         return cls(
             projector=_projector_spec(config),
             merge_type=config.mm_patch_merge_type,
             aspect_ratio=aspect_ratio,
-            grid_pinpoints=parse_grid_pinpoints(pinpoints_value, vision.image_size),
+            grid_pinpoints=pinpoints,
             crop_size=vision.image_size,
             tokens_per_side=vision.image_size // vision.patch_size,
             padding_side=config.tokenizer_padding_side,

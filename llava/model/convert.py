@@ -33,7 +33,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config
 
-from llava.model.config import LlavaQwenConfig, MultimodalSpec
+from llava.model.anyres import parse_grid_pinpoints
+from llava.model.config import OV_GRID_PINPOINTS, LlavaQwenConfig, MultimodalSpec
 from llava.model.llava_qwen import LlavaQwenForCausalLM
 
 _TO_HF_PREFIXES = (
@@ -108,23 +109,89 @@ def to_hf_config(
         vision_feature_layer=-1,
         multimodal_projector_bias=True,
         tie_word_embeddings=config.tie_word_embeddings,
-        image_grid_pinpoints=[[h, w] for (w, h) in spec.grid_pinpoints],
+        # A non-anyres model has no pinpoints; transformers needs some (and warns above that it differs anyway).
+        image_grid_pinpoints=[[h, w] for (w, h) in spec.grid_pinpoints or parse_grid_pinpoints(OV_GRID_PINPOINTS,
+                                                                                                spec.crop_size)],
         vision_aspect_ratio=f"anyres_max_{max_crops}",
     )
 
 
+def _hf_feature_layer(config: LlavaOnevisionConfig) -> int:
+    """``vision_feature_layer`` as one index into SigLIP's hidden states; several layers cannot be represented."""
+    layer = config.vision_feature_layer
+    if isinstance(layer, (list, tuple)):
+        if len(layer) != 1:
+            raise ValueError(f"vision_feature_layer={list(layer)}: transformers concatenates these layers' features "
+                             "along channels before the projector; a LLaVA-NeXT projector reads one layer")
+        layer = layer[0]
+    return int(layer)
+
+
+def hf_vision_depth(config: LlavaOnevisionConfig) -> int:
+    """How many SigLIP layers our tower keeps for ``config``: its features are the last kept layer's output."""
+    layer = _hf_feature_layer(config)
+    total = config.vision_config.num_hidden_layers
+    depth = total + 1 + layer if layer < 0 else layer
+    if not 1 <= depth <= total:
+        raise ValueError(f"vision_feature_layer={config.vision_feature_layer!r} selects no encoder layer of a "
+                         f"{total}-layer vision tower")
+    return depth
+
+
+def check_hf_config(config: LlavaOnevisionConfig) -> None:
+    """Refuse, by name, every setting our model cannot reproduce exactly (instead of converting it silently)."""
+    unsupported = {
+        "text_config.model_type": (config.text_config.model_type, ("qwen2",)),
+        "vision_config.model_type": (config.vision_config.model_type, ("siglip_vision_model",)),
+        # "default" drops the first token, a CLS token for CLIP but a patch for SigLIP (no CLS): 728 tokens.
+        "vision_feature_select_strategy": (config.vision_feature_select_strategy, ("full",)),
+        # LLaVA-NeXT's mlp2x_gelu is exact GELU; the tanh approximation gives other logits.
+        "projector_hidden_act": (config.projector_hidden_act, ("gelu",)),
+    }
+    for name, (value, allowed) in unsupported.items():
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r} cannot be converted: the LLaVA-NeXT layout supports {allowed}")
+    hf_vision_depth(config)
+
+
 def from_hf_config(config: LlavaOnevisionConfig) -> LlavaQwenConfig:
+    check_hf_config(config)
     text = config.text_config
     fields = {f: getattr(text, f) for f in _TEXT_FIELDS if hasattr(text, f)}
     fields["tie_word_embeddings"] = config.tie_word_embeddings
+    vision = {**config.vision_config.to_dict(), "num_hidden_layers": hf_vision_depth(config), "vision_use_head": False}
     return LlavaQwenConfig(
         **fields,
-        vision_config=config.vision_config.to_dict(),
+        vision_config=vision,
+        mm_vision_select_layer=_hf_feature_layer(config),
         mm_projector_type="mlp2x_gelu",
         mm_patch_merge_type="spatial_unpad",
         image_aspect_ratio=config.vision_aspect_ratio,
         image_grid_pinpoints=[[w, h] for (h, w) in config.image_grid_pinpoints],
     )
+
+
+def _fit_hf_state(state: dict[str, torch.Tensor], config: LlavaOnevisionConfig) -> dict[str, torch.Tensor]:
+    """Our-named weights of a transformers model, shaped as ``from_hf_config(config)`` builds the model: the
+    vision layers past the feature layer dropped, and zero projector biases where transformers has none (a zero
+    bias computes exactly what no bias does)."""
+    depth = hf_vision_depth(config)
+    vision = "model.vision_tower.vision_tower.vision_model."
+    layers = vision + "encoder.layers."
+
+    def kept_key(key: str) -> bool:
+        if key.startswith(vision + "head."):  # SigLIP's pooling head: transformers' LlavaOnevision never runs it
+            return False
+        return not (key.startswith(layers) and int(key[len(layers):].split(".")[0]) >= depth)
+
+    kept = {k: v for k, v in state.items() if kept_key(k)}
+    if not config.multimodal_projector_bias:
+        warnings.warn("multimodal_projector_bias=False: the projector gets zero biases (same outputs; they train if "
+                      "the model is fine-tuned)", stacklevel=3)
+        for index in (0, 2):
+            weight = kept[f"model.mm_projector.{index}.weight"]
+            kept[f"model.mm_projector.{index}.bias"] = weight.new_zeros(weight.shape[0])
+    return kept
 
 
 def to_hf_model(model: LlavaQwenForCausalLM, **token_ids) -> LlavaOnevisionForConditionalGeneration:
@@ -141,7 +208,7 @@ def from_hf_model(
     config = from_hf_config(hf.config)
     config.manager = manager
     model = LlavaQwenForCausalLM(config)
-    state = from_hf_state_dict(hf.state_dict())
+    state = _fit_hf_state(from_hf_state_dict(hf.state_dict()), hf.config)
     state.update(manager_weights or {})
     model.load_state_dict(state, strict=True)
     return model.to(hf.dtype).eval()
@@ -157,6 +224,7 @@ def convert_checkpoint(src: str | Path, dst: str | Path, direction: str) -> None
         converted = to_hf_model(model, image_token_index=image_id, video_token_index=video_id)
         _, managers = split_managers(model.state_dict())
     elif direction == "from-hf":
+        check_hf_config(LlavaOnevisionConfig.from_pretrained(src))  # before minutes of weight loading
         tokenizer = AutoTokenizer.from_pretrained(src)
         manager, managers = _read_manager_side_file(Path(src))
         converted = from_hf_model(LlavaOnevisionForConditionalGeneration.from_pretrained(src), manager, managers)

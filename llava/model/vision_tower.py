@@ -50,6 +50,12 @@ class SigLipVisionTower(nn.Module):
     def tokens_per_side(self) -> int:
         return self.config.image_size // self.config.patch_size
 
+    def unused_parameters(self) -> list[nn.Parameter]:
+        """Weights the checkpoint carries but :meth:`forward` never runs: SigLIP's ``post_layernorm`` (LLaVA reads
+        pre-norm features). Kept so checkpoints round-trip to LLaVA-NeXT and transformers; never trainable, since
+        DDP stops at the second step when a trainable parameter gets no gradient."""
+        return list(self.vision_tower.vision_model.post_layernorm.parameters())
+
     def forward(self, pixel_values: torch.Tensor, *, hidden_state_indices: tuple[int, ...] = ()) -> VisionOutput:
         """Encode ``(N, 3, S, S)`` crops; see the module docstring for ``hidden_state_indices``."""
         model = self.vision_tower.vision_model

@@ -1,8 +1,8 @@
 """Command-line arguments of ``llava.train.train``: LLaVA-NeXT's names and meanings, plus typed manager flags.
 
-Multimodal fields default to ``None``, meaning "keep what the starting checkpoint's config says" (or the
-LLaVA-OneVision default when a stage starts from a plain LLM). LLaVA-NeXT instead re-applies its own defaults
-(``linear``, ``flat``, ``square``) whenever a flag is left out, so a later stage could silently change the model.
+Multimodal fields default to ``None``. A stage that starts from a plain LLM then gets LLaVA-NeXT's defaults
+(``square``, ``flat``, ``linear``); a stage that starts from a LLaVA checkpoint keeps what its config says, with a
+warning where LLaVA-NeXT would have re-applied its defaults (silently changing the model in a later stage).
 
 Flags LLaVA-NeXT scripts pass that have no effect here are accepted and warned about (``lazy_preprocess``: data is
 always lazy; ``mm_use_im_start_end`` / ``mm_use_im_patch_token`` must stay off, as for OneVision).
@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
+import torch
 import transformers
 
 
@@ -95,6 +96,11 @@ class TrainingArguments(transformers.TrainingArguments):
             if self.warmup_steps:
                 raise ValueError("give warmup_ratio or warmup_steps, not both")
             self.warmup_steps = self.warmup_ratio
+        if self.tf32 and not torch.cuda.is_available():
+            # LLaVA-NeXT's scripts pass --tf32 True; transformers refuses it without an Ampere GPU. On a machine
+            # without CUDA (a laptop run of an upstream script) it can only mean nothing.
+            warnings.warn("tf32 has no effect without a CUDA device; ignored", stacklevel=1)
+            self.tf32 = None
         if self.bits != 16:
             raise ValueError(f"bits={self.bits}: quantized training is not supported (load 4/8-bit for inference only)")
         if self.lora_enable:

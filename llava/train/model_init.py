@@ -9,8 +9,10 @@ Two starting points:
   at zero (warm start from a baseline).
 
 Multimodal settings resolve in this order: command-line flag, then the config of the checkpoint (or of the
-stage-1 adapter directory), then LLaVA-OneVision's defaults. The resolved value and its origin are logged, and
-the model's ``config.json`` carries all of them, so a later stage never falls back to a default silently.
+stage-1 adapter directory), then -- for a plain LLM only -- LLaVA-NeXT's flag defaults (``square``, ``flat``,
+``linear``), so an upstream stage-1 script that leaves them out trains what it trains upstream. The resolved value
+and its origin are logged, and the model's ``config.json`` carries all of them, so a later stage never falls back
+to a default silently. ``MultimodalSpec`` validates every image setting before the model is built.
 
 The model is constructed directly and its weights loaded from the files (no ``from_pretrained``): under ZeRO-3 the
 Trainer's arguments would otherwise wrap construction in ``zero.Init``, where SigLIP's initialisation fails; each
@@ -31,7 +33,7 @@ from llava.model.builder import check_missing_keys, resolve_attn_implementation
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.llava_qwen import LlavaQwenForCausalLM
 from llava.model.manager_config import ManagerConfig, expert_layer_preset, inject_layer_preset
-from llava.model.weights import read_weights
+from llava.model.weights import read_adapter, read_weights
 from llava.processing import SigLipImageProcessor
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ _MM_KEYS = ("mm_vision_tower", "mm_projector_type", "mm_hidden_size", "vision_co
 # Fields a stage-1 adapter directory hands on to the next stage.
 _INHERITED = ("mm_projector_type", "mm_patch_merge_type", "mm_vision_select_layer", "image_aspect_ratio",
               "image_grid_pinpoints", "manager")
+# What LLaVA-NeXT's train.py uses when a stage script leaves these flags out (its pretrain_siglip.sh relies on the
+# first two). A stage that starts from a plain LLM gets them too; a LLaVA checkpoint keeps its own values.
+LLAVA_NEXT_DEFAULTS = {"image_aspect_ratio": "square", "mm_patch_merge_type": "flat", "mm_projector_type": "linear"}
 _VISION_PREFIX = "model.vision_tower.vision_tower."
 _SIGLIP_VISION_MODULES = ("embeddings.", "encoder.", "post_layernorm.")
 
@@ -135,6 +140,7 @@ def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig,
             if key in overrides and key in raw and overrides[key] != raw[key]:
                 raise ValueError(f"--{key} {overrides[key]!r} differs from the checkpoint's {raw[key]!r}; the weights "
                                  "were trained for the latter")
+        _warn_kept_settings(raw, overrides)
     else:
         if not model_args.vision_tower:
             raise ValueError(f"{model_args.model_name_or_path} is a plain LLM: pass --vision_tower (a SigLIP checkpoint)")
@@ -143,6 +149,10 @@ def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig,
         raw["mm_vision_tower"] = model_args.vision_tower
         raw.pop("mm_hidden_size", None)
         raw.setdefault("mm_vision_select_layer", select)
+        for key, value in LLAVA_NEXT_DEFAULTS.items():
+            if key not in raw and key not in overrides:
+                raw[key] = value
+                origin[key] = "LLaVA-NeXT default"
     raw.update(overrides)
     origin.update({k: "flag" for k in overrides})
     raw["use_cache"] = False
@@ -158,8 +168,20 @@ def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig,
     ):
         origin["manager"] = "flag"
     config._attn_implementation = resolve_attn_implementation(training_args.attn_implementation)
-    MultimodalSpec.from_config(config)  # validates every multimodal field now, not at the first batch
+    spec = MultimodalSpec.from_config(config)  # validates every multimodal field now, not at the first batch
+    if "image_grid_pinpoints" in overrides and not spec.aspect_ratio.is_anyres:
+        warnings.warn(f"--image_grid_pinpoints has no effect with image_aspect_ratio={config.image_aspect_ratio!r}",
+                      stacklevel=2)
     return config, {k: origin.get(k, "default") for k in _INHERITED + ("tokenizer_model_max_length",)}
+
+
+def _warn_kept_settings(checkpoint: dict, overrides: dict) -> None:
+    """A checkpoint's image settings survive an omitted flag; LLaVA-NeXT would reset them to its defaults (its
+    projector type too, but the weights fix that one, so it is not worth a warning)."""
+    for key, default in LLAVA_NEXT_DEFAULTS.items():
+        if key != "mm_projector_type" and key not in overrides and key in checkpoint and checkpoint[key] != default:
+            warnings.warn(f"--{key} not given: keeping the checkpoint's {checkpoint[key]!r} (LLaVA-NeXT would reset "
+                          f"it to its default {default!r}; pass the flag to be explicit)", stacklevel=3)
 
 
 def _flag_overrides(model_args, data_args, training_args) -> dict:
@@ -225,8 +247,8 @@ def _load(model, weights: dict, source, allowed_missing) -> None:
 
 def _load_adapter(model, path: str) -> None:
     """Stage-1 weights: our ``mm_adapter.safetensors`` (projector, newline, managers) or LLaVA-NeXT's
-    ``mm_projector.bin`` (projector only)."""
-    weights = read_weights(path)
+    ``mm_projector.bin`` (projector only; see ``read_adapter``)."""
+    weights = read_adapter(path)
     own = model.state_dict()
     unknown = sorted(set(weights) - set(own))
     if unknown:

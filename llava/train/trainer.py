@@ -1,11 +1,14 @@
 """``LLaVATrainer``: transformers' ``Trainer`` with the LLaVA-OV specifics, through public hooks only.
 
 * ``get_train_dataloader``: the length/modality-grouped sampler when ``group_by_modality_length`` is set;
+* ``create_accelerator_and_postprocess``: ``--torch_compile`` compiles the repeated blocks, not the whole model
+  (``llava.train.compile``: whole-model tracing fails under ZeRO-3);
 * ``create_optimizer``: one parameter group per trainable part and decay class (see ``llava.train.tunable``);
   with a DeepSpeed config that offloads the optimizer, the same groups go to DeepSpeed's CPU Adam;
 * ``compute_loss``: takes the batch's ``data_report`` (skipped records) into the bad-sample ledger first;
 * ``save_model``: checkpoints during training stay complete (weights, optimizer, RNG: exact resume); the final
-  save follows the stage's parts: adapter-only stages write ``mm_adapter.safetensors`` + ``config.json``.
+  save follows the stage's parts: adapter-only stages write ``mm_adapter.safetensors`` + ``config.json``, plus
+  LLaVA-NeXT's ``mm_projector.bin`` (projector only) for upstream stage scripts.
 * ``log``: adds the merged bad-sample counts.
 """
 
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
+from accelerate.utils import DynamoBackend
 from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
@@ -25,10 +29,11 @@ from transformers.trainer_utils import seed_worker
 
 from llava.data.collator import DATA_REPORT_KEY
 from llava.data.sampler import LengthGroupedSampler
+from llava.model.weights import ADAPTER_FILE, LLAVA_NEXT_ADAPTER_FILE, PROJECTOR_PREFIX
 from llava.train.callbacks import BadSampleCallback
+from llava.train.compile import compile_blocks
 from llava.train.tunable import Part, PartLearningRates, adapter_parameter_names, optimizer_groups, saves_adapter_only
 
-ADAPTER_FILE = "mm_adapter.safetensors"
 logger = logging.getLogger(__name__)
 
 
@@ -36,6 +41,14 @@ class LLaVATrainer(Trainer):
     def __init__(self, *args, tunable_parts: frozenset[Part], **kwargs) -> None:
         self.tunable_parts = tunable_parts
         super().__init__(*args, **kwargs)
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        if self.args.torch_compile:
+            # Not the whole model (see llava.train.compile): accelerate's own compile is switched off, the blocks
+            # are compiled here, before DeepSpeed or DDP wrap the model.
+            self.accelerator.state.dynamo_plugin.backend = DynamoBackend.NO
+            compile_blocks(self.model, backend=self.args.torch_compile_backend, mode=self.args.torch_compile_mode)
 
     # -- data ------------------------------------------------------------------------------------------------------
 
@@ -113,13 +126,17 @@ class LLaVATrainer(Trainer):
         if _internal_call or not saves_adapter_only(self.tunable_parts):
             super().save_model(output_dir, _internal_call=_internal_call)
             return
-        output_dir = output_dir or self.args.output_dir
+        output_dir = Path(output_dir or self.args.output_dir)
         state = self._gather_adapter()
         if self.args.should_save:
-            Path(output_dir).mkdir(parents=True, exist_ok=True)
-            tmp = Path(output_dir) / f".{ADAPTER_FILE}.tmp"
-            save_file(state, tmp, metadata={"format": "pt", "parts": ",".join(sorted(p.value for p in self.tunable_parts))})
-            os.replace(tmp, Path(output_dir) / ADAPTER_FILE)
+            output_dir.mkdir(parents=True, exist_ok=True)
+            parts = ",".join(sorted(p.value for p in self.tunable_parts))
+            _atomic_write(output_dir / ADAPTER_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "pt",
+                                                                                                  "parts": parts}))
+            # LLaVA-NeXT's stage-1 file, for its scripts' --pretrain_mm_mlp_adapter .../mm_projector.bin: the
+            # projector alone, under the model's key names (our loader reads mm_adapter.safetensors beside it).
+            projector = {k: v for k, v in state.items() if k.startswith(PROJECTOR_PREFIX)}
+            _atomic_write(output_dir / LLAVA_NEXT_ADAPTER_FILE, lambda tmp: torch.save(projector, tmp))
             self.model.config.save_pretrained(output_dir)
 
     def _gather_adapter(self) -> dict[str, torch.Tensor]:
@@ -132,6 +149,13 @@ class LLaVATrainer(Trainer):
             with deepspeed.zero.GatheredParameters(list(params.values()), modifier_rank=None):
                 return {n: p.detach().cpu().clone().contiguous() for n, p in params.items()}
         return {n: p.detach().cpu().clone().contiguous() for n, p in params.items()}
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(tmp)`` then rename: a reader never sees a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def _offloads_optimizer(args) -> bool:

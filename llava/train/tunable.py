@@ -87,12 +87,14 @@ def part_parameters(model) -> dict[Part, list[tuple[str, nn.Parameter]]]:
 
 
 def apply_trainable_parts(model, parts: frozenset[Part]) -> dict[Part, int]:
-    """Freeze everything outside ``parts``; returns the number of trainable elements per part."""
+    """Freeze everything outside ``parts`` and the weights no forward uses; returns the number of trainable
+    elements per part."""
+    unused = {id(p) for p in model.get_model().vision_tower.unused_parameters()}
     counts = {}
     for part, params in part_parameters(model).items():
         for _, param in params:
-            param.requires_grad_(part in parts)
-        counts[part] = sum(p.numel() for _, p in params) if part in parts else 0
+            param.requires_grad_(part in parts and id(param) not in unused)
+        counts[part] = sum(p.numel() for _, p in params if p.requires_grad)
     if Part.MANAGER in parts and not part_parameters(model)[Part.MANAGER]:
         warnings.warn("mm_tunable_parts lists mm_manager but the model has no managers (manager_type none)",
                       stacklevel=2)

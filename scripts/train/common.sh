@@ -10,7 +10,7 @@
 #                    required; single-node defaults are 0, 127.0.0.1 and 29500.
 #   OUTPUT_ROOT      stage outputs go to $OUTPUT_ROOT/$VARIANT/{stage1,stage1_5,stage2}   (default: <repo>/outputs)
 #   STAGE1_DIR, STAGE1_5_DIR, STAGE2_DIR   override single stage directories (e.g. share one stage 1)
-#   DEEPSPEED        DeepSpeed config, or "none"                              (default: scripts/train/zero3.json)
+#   DEEPSPEED        DeepSpeed config, or "none"                              (default: scripts/zero3.json)
 #   PRECISION        auto | bf16 | fp16 | fp32     (auto: bf16 on a GPU that supports it, else fp16; fp32 on CPU)
 #   ATTN             auto | flash_attention_2 | sdpa | eager   (auto: flash_attention_2 with CUDA, sdpa without)
 #   COMPILE          1 adds --torch_compile True --torch_compile_backend inductor                    (default: 0)
@@ -220,7 +220,7 @@ if [[ "$ATTN" == auto ]]; then
     if (( CUDA_COUNT > 0 )); then ATTN=flash_attention_2; else ATTN=sdpa; fi
 fi
 
-DEEPSPEED=${DEEPSPEED:-$TRAIN_SCRIPTS/zero3.json}
+DEEPSPEED=${DEEPSPEED:-$REPO_ROOT/scripts/zero3.json}
 DEEPSPEED_ARGS=()
 if [[ "$DEEPSPEED" != none ]]; then
     [[ -f "$DEEPSPEED" ]] || die "DEEPSPEED=$DEEPSPEED: no such file (or set DEEPSPEED=none)"

@@ -6,8 +6,8 @@
 #   DATA_STAGE1_5=/data/mid_stage.yaml IMAGE_FOLDER=/data/images bash scripts/train/stage1_5.sh [extra flags]
 #
 # Needs the finished stage 1 output: $STAGE1_DIR/mm_adapter.safetensors, config.json and the COMPLETE marker (set
-# STAGE1_ADAPTER to start from another adapter file, e.g. LLaVA-NeXT's mm_projector.bin; its directory must hold the
-# stage-1 config.json; no marker is required then).
+# STAGE1_ADAPTER to start from another adapter file, e.g. LLaVA-NeXT's mm_projector.bin, with or without a stage-1
+# config.json beside it; no marker is required then).
 # Stage variables (defaults): LR_STAGE1_5 (1e-5), VISION_LR_STAGE1_5 (2e-6), MANAGER_LR_STAGE1_5 (= LR_STAGE1_5),
 # BS_STAGE1_5 (4 per device), GA_STAGE1_5 (1), MAX_LEN_STAGE1_5 (16384),
 # PINPOINTS_STAGE1_5 (grid variants; LLaVA-OneVision's mid-stage list, in pixels of a 384 crop).
@@ -21,7 +21,10 @@ if [[ -z "${STAGE1_ADAPTER:-}" ]]; then
     STAGE1_ADAPTER=$STAGE1_DIR/mm_adapter.safetensors
 fi
 [[ -f "$STAGE1_ADAPTER" ]] || die "stage 1 output missing: $STAGE1_ADAPTER does not exist (run stage1.sh for VARIANT=$VARIANT first, or set STAGE1_DIR / STAGE1_ADAPTER)"
-[[ -f "$(dirname "$STAGE1_ADAPTER")/config.json" ]] || die "stage 1 output incomplete: $(dirname "$STAGE1_ADAPTER")/config.json does not exist"
+if [[ ! -f "$(dirname "$STAGE1_ADAPTER")/config.json" ]]; then
+    # A LLaVA-NeXT mm_projector.bin may come alone: this script's flags say everything the adapter's config would.
+    note "no config.json beside $STAGE1_ADAPTER: the multimodal settings come from this script's flags alone"
+fi
 
 IMAGE_FOLDER_STAGE1_5=$(image_folder_for STAGE1_5 DATA_STAGE1_5)
 LR_STAGE1_5=${LR_STAGE1_5:-1e-5}

@@ -40,7 +40,7 @@ export OUTPUT_ROOT=${OUTPUT_ROOT:-$WORK/runs}
 
 export NUM_GPUS=${NUM_GPUS:-2}
 export MASTER_PORT=${MASTER_PORT:-29517}
-export DEEPSPEED=${DEEPSPEED:-$here/zero3.json}
+export DEEPSPEED=${DEEPSPEED:-$here/../zero3.json}
 export PRECISION=${PRECISION:-fp32}
 export ATTN=${ATTN:-sdpa}
 export REPORT_TO=${REPORT_TO:-none}
