@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from train_helpers import make_assets, stage1_args
 from transformers import LlavaOnevisionForConditionalGeneration
 from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 from transformers.utils import is_torchvision_available
@@ -17,7 +18,6 @@ from llava.processing import SigLipImageProcessor
 from llava.testing import tiny_model
 from llava.train.model_init import build_config, build_model
 from llava.train.train import parse_args, train
-from train_helpers import make_assets, stage1_args
 
 IMAGE_ID, VIDEO_ID = 1000, 1001
 TEXT_BEFORE, TEXT_AFTER = [5, 6, 7], [8, 9]

@@ -148,7 +148,10 @@ def test_optimizer_groups_follow_the_parts(assets, stage1, tmp_path):
     assert "model.layers.0.input_layernorm.weight" in no_decay and "model.image_newline" in no_decay
     assert "model.vision_tower.vision_tower.vision_model.encoder.layers.0.layer_norm1.weight" in no_decay
     assert "model.layers.0.self_attn.q_proj.weight" in decay and "model.mm_projector.0.weight" in decay
-    assert decay.isdisjoint(no_decay) and len(decay | no_decay) == len(names)
+    trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
+    assert decay.isdisjoint(no_decay) and decay | no_decay == trainable
+    assert {n for n in names.values() if n not in trainable} == {
+        f"model.vision_tower.vision_tower.vision_model.post_layernorm.{p}" for p in ("weight", "bias")}, "never used"
 
 
 def test_bad_sample_report_and_limit(assets, tmp_path):

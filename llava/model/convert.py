@@ -12,6 +12,11 @@ Managers have no place in transformers' classes: ``to-hf`` writes them to ``mana
 ``manager_config.json`` next to the transformers checkpoint (which then runs as the baseline there), and ``from-hf``
 puts them back.
 
+From transformers, settings our layout cannot express are refused by name before any weight is read
+(``check_hf_config``: several feature layers, a non-GELU projector, ``vision_feature_select_strategy="default"``);
+``vision_feature_layer=-k`` becomes a tower cut after that layer and a bias-free projector gets zero biases, both
+exact.
+
 transformers needs ``<image>``/``<video>`` ids inside the vocabulary; Qwen2's embedding has spare rows above the
 tokenizer (151646..151935), so the defaults use those instead of resizing the embedding (transformers' own
 converter grows the vocabulary to 152000). Grid pinpoints flip from (width, height) to (height, width).

@@ -16,7 +16,7 @@ if __name__ == "__main__":
     sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _here]
     sys.path.insert(0, str(_here.parents[1]))
 
-from llava.train.train import main  # noqa: E402  (after the path fix above)
+from llava.train.train import main  # after the path fix above, on purpose
 
 if __name__ == "__main__":
     main()

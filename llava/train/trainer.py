@@ -20,8 +20,8 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 from accelerate.utils import DynamoBackend
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled

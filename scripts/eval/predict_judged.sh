@@ -2,6 +2,8 @@
 # GPT-judged benchmarks, first pass: answers only (--predict_only), no judge, no network needed:
 #   CKPT=outputs/grid_manager/stage2 bash scripts/eval/predict_judged.sh [lmms-eval args...]
 # Score them later with score_judged.sh on a machine that reaches the judge. Environment: see common.sh.
+set -euo pipefail
+# shellcheck source=scripts/eval/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # mmvet, dc100_en, llava_wilder_small and live_bench_2409 build an OpenAI client when lmms-eval imports them and

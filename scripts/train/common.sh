@@ -13,7 +13,9 @@
 #   DEEPSPEED        DeepSpeed config, or "none"                              (default: scripts/zero3.json)
 #   PRECISION        auto | bf16 | fp16 | fp32     (auto: bf16 on a GPU that supports it, else fp16; fp32 on CPU)
 #   ATTN             auto | flash_attention_2 | sdpa | eager   (auto: flash_attention_2 with CUDA, sdpa without)
-#   COMPILE          1 adds --torch_compile True --torch_compile_backend inductor                    (default: 0)
+#   COMPILE          1 adds --torch_compile True --torch_compile_backend $COMPILE_BACKEND (default: 0); the decoder
+#                    and vision layers are compiled, one by one (works under ZeRO-3)
+#   COMPILE_BACKEND  torch.compile backend                                                   (default: inductor)
 #   REPORT_TO        wandb | tensorboard | none | ...                                            (default: wandb)
 #   WANDB_MODE       exported as offline unless set; WANDB_PROJECT defaults to llava-ov-manager; WANDB_DIR to the
 #                    stage's output directory
@@ -229,9 +231,10 @@ if [[ "$DEEPSPEED" != none ]]; then
 fi
 
 COMPILE=${COMPILE:-0}
+COMPILE_BACKEND=${COMPILE_BACKEND:-inductor}
 COMPILE_ARGS=()
 case "$COMPILE" in
-    1) COMPILE_ARGS=(--torch_compile True --torch_compile_backend inductor) ;;
+    1) COMPILE_ARGS=(--torch_compile True --torch_compile_backend "$COMPILE_BACKEND") ;;
     0) ;;
     *) die "COMPILE=$COMPILE: expected 0 or 1" ;;
 esac
