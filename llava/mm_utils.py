@@ -13,6 +13,7 @@ from PIL import Image
 from transformers import StoppingCriteria
 
 from llava.constants import IMAGE_TOKEN_INDEX
+from llava.processing.image_processor import to_8bit
 from llava.model.anyres import (
     AspectRatioMode,
     divide_to_patches,
@@ -75,6 +76,7 @@ def _pixel_values(image_processor, image: Image.Image) -> torch.Tensor:
 def process_images(images: list[Image.Image], image_processor, model_cfg):
     """Preprocess PIL images according to ``model_cfg.image_aspect_ratio`` (see module docstring)."""
     mode = AspectRatioMode.parse(getattr(model_cfg, "image_aspect_ratio", None))
+    images = [to_8bit(image) for image in images]  # before any resize: 16-bit grey would otherwise turn white
     if mode.is_anyres:
         pinpoints = getattr(model_cfg, "image_grid_pinpoints", None)
         if pinpoints is None:

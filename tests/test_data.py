@@ -128,13 +128,22 @@ def test_packed_length_matches_the_model(make_image):
         assert encoded.lengths == [packed_length(spec, crops.shape[0], size)], size
 
 
+def _one_image_a_turn(dataset):
+    """Record 3 (two images) with one image and one answer per turn, so a cut between them keeps an answer."""
+    record = dataset.mixture.samples[3]
+    record["conversations"] = [{"from": "human", "value": "<image>\nFirst colour?"}, {"from": "gpt", "value": "Red."},
+                               {"from": "human", "value": "<image>\nSecond colour?"}, {"from": "gpt", "value": "Blue."}]
+    return dataset
+
+
 def test_truncation_after_expansion_never_cuts_an_image(tmp_path, qwen_tokenizer):
-    full = _dataset(tmp_path / "a", qwen_tokenizer, image_aspect_ratio="pad")[3]  # "<image>\n<image>\n...", 17 tokens each
+    full = _one_image_a_turn(_dataset(tmp_path / "a", qwen_tokenizer, image_aspect_ratio="pad"))[3]  # 17 tokens each
     ids = full["input_ids"].tolist()
     first, second = [i for i, t in enumerate(ids) if t == IMAGE_TOKEN_INDEX]
     second_start = second + 16  # expanded position of the second image: the first one adds 16 tokens
     # The limit falls inside the second image: it is dropped whole, with everything after it.
-    cut = _dataset(tmp_path / "b", qwen_tokenizer, image_aspect_ratio="pad", max_length=second_start + 5)[3]
+    cut = _one_image_a_turn(_dataset(tmp_path / "b", qwen_tokenizer, image_aspect_ratio="pad",
+                                     max_length=second_start + 5))[3]
     assert cut["truncated"] and cut["modalities"] == ["image"] and len(cut["images"]) == 1
     assert cut["input_ids"].tolist() == ids[:second]
     assert len(cut["input_ids"]) - 1 + 17 <= second_start + 5
@@ -145,7 +154,7 @@ def test_sample_left_without_supervision_is_skipped_and_counted(tmp_path, qwen_t
     dataset = _dataset(tmp_path, qwen_tokenizer, max_length=40, unmask=False)
     item = dataset[0]
     assert item["skipped"] and item["skipped"][0]["kind"] == "no_supervised_tokens"
-    assert "no supervised token left after truncation to 40 tokens" in item["skipped"][0]["reason"]
+    assert "no answer token left after truncation to 40 tokens" in item["skipped"][0]["reason"]
 
 
 def test_collator_pads_and_reports(tmp_path, qwen_tokenizer):
@@ -165,3 +174,47 @@ def test_collator_pads_and_reports(tmp_path, qwen_tokenizer):
     assert report["seen"] == 2
     loss = model(**batch).loss
     assert torch.isfinite(loss)
+
+
+def test_malformed_yaml_names_the_file_and_line(tmp_path):
+    path = tmp_path / "mix.yaml"
+    path.write_text("datasets:\n  - json_path: a.json\n    sampling_strategy: [all\n")
+    with pytest.raises(ValueError, match=rf"{path}: line \d+, column \d+: malformed YAML") as caught:
+        parse_data_path(str(path))
+    assert caught.value.__cause__ is None and "<unicode string>" not in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I", "F"])
+def test_high_bit_depth_images_are_scaled_not_clipped(tmp_path, qwen_tokenizer, mode):
+    """A 16-bit grey PNG (and 32-bit int / float images) came out 99.6% white after convert("RGB")."""
+    import numpy as np
+    from PIL import Image
+
+    from llava.mm_utils import process_images
+
+    levels = np.tile(np.linspace(0, 65535, 112), (56, 1))  # (H, W): a dark-to-bright ramp over the 16-bit range
+    if mode == "F":
+        image = Image.fromarray((levels / 65535).astype(np.float32), mode="F")
+    else:
+        image = Image.fromarray(levels.astype(np.uint16 if mode == "I;16" else np.int32))
+        image = image if mode == "I" else Image.frombytes("I;16", image.size, levels.astype("<u2").tobytes())
+    assert image.mode == mode
+    reference = Image.fromarray(np.rint(levels / 257).astype(np.uint8), mode="L").convert("RGB")
+    processor, config = SigLipImageProcessor(size=(56, 56)), tiny_config(image_size=56, image_aspect_ratio="pad")
+    for aspect in ("pad", "anyres_max_9", "square"):
+        config.image_aspect_ratio = aspect
+        torch.testing.assert_close(process_images([image], processor, config),
+                                   process_images([reference], processor, config), rtol=0, atol=2 / 255 * 2)
+    # Training reads files: a 16-bit PNG on disk gives the 8-bit reference's pixels.
+    if mode == "I;16":
+        path = write_corpus(tmp_path, count=1, template="qwen_1_5")
+        record = json.loads(path.read_text())
+        image.save(tmp_path / "images" / "deep.png")
+        record[0]["image"] = "images/deep.png"
+        path.write_text(json.dumps(record))
+        dataset = LazySupervisedDataset(load_mixture(str(path), seed=0), tokenizer=qwen_tokenizer,
+                                        image_processor=processor, model_config=config,
+                                        data=DataConfig(image_folder=str(tmp_path)))
+        assert Image.open(tmp_path / "images" / "deep.png").mode == "I;16"
+        torch.testing.assert_close(dataset[0]["images"][0], process_images([reference], processor, config),
+                                   rtol=0, atol=2 / 255 * 2)

@@ -23,13 +23,13 @@ def _rendered(conv):
 
 
 def test_qwen_ids_equal_the_inference_prompt(qwen_tokenizer):
-    ids, labels = format_qwen(CONV, qwen_tokenizer)
+    ids, labels, _ = format_qwen(CONV, qwen_tokenizer)
     assert ids == tokenizer_image_token(_rendered(CONV), qwen_tokenizer)
     assert len(labels) == len(ids) and ids.count(IMAGE_TOKEN_INDEX) == 1
 
 
 def test_qwen_labels_with_upstream_quirk(qwen_tokenizer):
-    ids, labels = format_qwen(CONV, qwen_tokenizer)
+    ids, labels, _ = format_qwen(CONV, qwen_tokenizer)
     specials = {151644, 151645, 198}
     text = qwen_tokenizer.decode([t for t, l in zip(ids, labels) if l != IGNORE_INDEX])
     # Assistant turns whole, plus every ChatML token and "\n" elsewhere (system and user turns included).
@@ -45,18 +45,18 @@ def test_qwen_labels_with_upstream_quirk(qwen_tokenizer):
 
 
 def test_qwen_labels_without_quirk(qwen_tokenizer):
-    ids, labels = format_qwen(CONV, qwen_tokenizer, unmask_chat_tokens=False)
+    ids, labels, _ = format_qwen(CONV, qwen_tokenizer, unmask_chat_tokens=False)
     text = qwen_tokenizer.decode([t for t, l in zip(ids, labels) if l != IGNORE_INDEX])
     assert text == "<|im_start|>assistant\nRed.<|im_end|>\n<|im_start|>assistant\nBlue.<|im_end|>\n"
 
 
 def test_leading_assistant_turn_is_dropped(qwen_tokenizer):
-    ids, _ = format_qwen([{"from": "gpt", "value": "hi"}] + CONV[:2], qwen_tokenizer)
+    ids, _, _ = format_qwen([{"from": "gpt", "value": "hi"}] + CONV[:2], qwen_tokenizer)
     assert ids == format_qwen(CONV[:2], qwen_tokenizer)[0]
 
 
 def test_plain(qwen_tokenizer):
-    ids, labels = format_plain([{"from": "human", "value": "Describe.\n<image>"}, {"from": "gpt", "value": "A red circle"}],
+    ids, labels, _ = format_plain([{"from": "human", "value": "Describe.\n<image>"}, {"from": "gpt", "value": "A red circle"}],
                                qwen_tokenizer)
     caption = qwen_tokenizer("A red circle\n").input_ids
     assert ids == [IMAGE_TOKEN_INDEX] + caption

@@ -166,7 +166,7 @@ def test_bad_sample_report_and_limit(assets, tmp_path):
     base[base.index("--image_folder") + 1] = str(tmp_path / "data")
     train(base + ["--max_bad_sample_share", "1.0"])
     report = json.loads((tmp_path / "ok" / "bad_samples.json").read_text())
-    assert report["skipped"] > 0 and report["seen"] == report["skipped"] + 6  # 3 steps x 2 good samples
+    assert report["seen"] == 6 and 0 < report["skipped"] < 6  # 3 steps x 2 records drawn, bad ones counted once
     assert set(report["by_reason"]) <= set(expected.values()) and report["by_source"] == {str(data): report["skipped"]}
     with pytest.raises(SkipLimitExceeded, match=r"records were skipped as bad .* max_bad_sample_share=5.0%"):
         train([*base, "--max_bad_sample_share", "0.05", "--output_dir", str(tmp_path / "strict")])
@@ -198,3 +198,25 @@ def test_resume_choice_prefers_marked_then_saved_checkpoints(tmp_path):
 
     shutil.rmtree(tmp_path / "checkpoint-2")
     assert latest_complete_checkpoint(tmp_path).name == "checkpoint-4"
+
+
+@pytest.mark.parametrize("problem", ["missing file", "bad strategy", "missing image folder"])
+def test_data_errors_surface_before_the_model_is_built(assets, tmp_path, monkeypatch, problem):
+    import llava.train.train as entry
+
+    argv = stage1_args(assets, tmp_path, steps=1)
+    if problem == "missing file":
+        argv[argv.index("--data_path") + 1] = str(tmp_path / "nowhere.json")
+    elif problem == "bad strategy":
+        mix = tmp_path / "mix.yaml"
+        mix.write_text(f"datasets:\n  - json_path: {assets['data'] / 'stage1.json'}\n    sampling_strategy: most\n")
+        argv[argv.index("--data_path") + 1] = str(mix)
+    else:
+        argv[argv.index("--image_folder") + 1] = str(tmp_path / "no_images")
+
+    def build_model(*args):
+        raise AssertionError("the model was built before the data was checked")
+
+    monkeypatch.setattr(entry, "build_model", build_model)
+    with pytest.raises(ValueError, match="nowhere.json: no such file|sampling_strategy='most'|no_images is not a dir"):
+        train(argv)

@@ -48,7 +48,7 @@ class DataCollatorForSupervisedDataset:
             "image_sizes": [size for item in items for size in item["image_sizes"]],
             "modalities": [modality for item in items for modality in item["modalities"]],
             DATA_REPORT_KEY: {
-                "seen": batch + len(skipped),
+                "seen": batch,  # records drawn: a bad one's stand-in is not a record drawn on its own
                 "skipped": skipped,
                 "truncated": sum(bool(item.get("truncated")) for item in items),
             },

@@ -12,7 +12,7 @@ A sample (LLaVA format) is ``{"id", "image": path | [paths] (optional), "convers
   computed from its size without running the model): the cut never splits an image (an image that does not fit is
   dropped whole with the text after it), and a sample left with no supervised token is skipped.
 * Any problem with a record raises :class:`BadSample` internally; ``__getitem__`` warns with the sample id, source
-  file and reason, and returns the next good record instead, listing the skips in the item.
+  file and reason, and returns a good stand-in instead, with the skip listed in the item (see ``__getitem__``).
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from torch.utils.data import Dataset
 
 from llava.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from llava.data.bad_samples import BadSample, SkipEvent
-from llava.data.formatting import format_plain, format_qwen
+from llava.data.formatting import EmptyAnswer, Formatted, format_plain, format_qwen
 from llava.data.mixture import Mixture
 from llava.mm_utils import process_images
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.packing import packed_length
+from llava.processing.image_processor import convert_to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class DataConfig:
     image_folder: str | None = None
     unmask_chat_tokens: bool = True  # LLaVA-NeXT's label quirk (see llava.data.formatting)
     max_length: int | None = None  # after image expansion; None = no truncation
+    keep_empty_answers: bool = False  # train on empty assistant answers instead of skipping them
 
     def __post_init__(self) -> None:
         if self.template not in TEMPLATES:
@@ -64,6 +66,7 @@ class LazySupervisedDataset(Dataset):
         self.spec = MultimodalSpec.from_config(model_config)
         self.data = data
         self._lengths: list[int] | None = None
+        self._known_bad: set[int] = set()  # per worker process; only skips the rebuild of a known-bad stand-in
 
     def __len__(self) -> int:
         return len(self.mixture)
@@ -84,19 +87,34 @@ class LazySupervisedDataset(Dataset):
     # -- items ---------------------------------------------------------------------------------------------------
 
     def __getitem__(self, index: int) -> dict:
-        skipped: list[dict] = []
-        for attempt in range(len(self)):
-            current = (index + attempt) % len(self)
-            try:
-                item = self.build(current)
-            except BadSample as bad:
-                event = self._event(current, bad)
-                logger.warning("skipping sample %r from %s: %s", event.sample_id, event.source, event.reason)
-                skipped.append(event._asdict())
-                continue
-            item["skipped"] = skipped
+        """Record ``index``, or, when it is bad, a good stand-in (so batches keep their size).
+
+        Only record ``index`` itself is counted as skipped: each record is drawn once an epoch, so each bad record
+        counts once an epoch, whatever the stand-in search passes over. Stand-ins are drawn from a permutation
+        seeded by ``index``, so a block of bad records does not make its next good neighbour train once for every
+        bad record before it, and the choice is the same on every run (exact resume).
+        """
+        try:
+            item = self.build(index)
+        except BadSample as bad:
+            event = self._event(index, bad)
+            logger.warning("skipping sample %r from %s: %s", event.sample_id, event.source, event.reason)
+            item = self._stand_in(index)
+            item["skipped"] = [event._asdict()]
             return item
-        raise RuntimeError(f"every one of the {len(self)} samples is bad; first reasons: {skipped[:3]}")
+        item["skipped"] = []
+        return item
+
+    def _stand_in(self, index: int) -> dict:
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(index))
+        for candidate in order.tolist():
+            if candidate == index or candidate in self._known_bad:
+                continue
+            try:
+                return self.build(candidate)
+            except BadSample:
+                self._known_bad.add(candidate)  # counted when it is drawn itself; not rebuilt as a stand-in
+        raise RuntimeError(f"every one of the {len(self)} samples is bad (record {index}: see the warnings above)")
 
     def _event(self, index: int, bad: BadSample) -> SkipEvent:
         sample = self.mixture.samples[index]
@@ -115,12 +133,15 @@ class LazySupervisedDataset(Dataset):
         conversations = _move_image_markers(sample.get("conversations"), len(paths))
         try:
             if self.data.template == "plain":
-                input_ids, labels = format_plain(conversations, self.tokenizer)
+                formatted = format_plain(conversations, self.tokenizer, keep_empty_answers=self.data.keep_empty_answers)
             else:
-                input_ids, labels = format_qwen(conversations, self.tokenizer,
-                                                unmask_chat_tokens=self.data.unmask_chat_tokens)
+                formatted = format_qwen(conversations, self.tokenizer, unmask_chat_tokens=self.data.unmask_chat_tokens,
+                                        keep_empty_answers=self.data.keep_empty_answers)
+        except EmptyAnswer as error:
+            raise BadSample("empty_answer", str(error)) from error
         except ValueError as error:
             raise BadSample("conversation", str(error)) from error
+        input_ids = formatted.input_ids
         placeholders = input_ids.count(IMAGE_TOKEN_INDEX)
         if placeholders != len(paths):
             raise BadSample("image_count", f"image: the sample has {len(paths)} image(s) but its text has "
@@ -129,7 +150,7 @@ class LazySupervisedDataset(Dataset):
         images = [_open_image(path, folder) for path in paths]
         crops = self._process(images)
         sizes = [image.size for image in images]
-        input_ids, labels, kept, truncated = self._truncate(input_ids, labels, crops, sizes)
+        input_ids, labels, kept, truncated = self._truncate(formatted, crops, sizes)
         crops, sizes = crops[:kept], sizes[:kept]
         modalities = ["image"] * kept
         if not crops:
@@ -156,8 +177,9 @@ class LazySupervisedDataset(Dataset):
         background = _PadConfig()
         return [process_images([image], self.image_processor, background)[0].unsqueeze(0) for image in images]
 
-    def _truncate(self, input_ids, labels, crops, sizes):
+    def _truncate(self, formatted: Formatted, crops, sizes):
         """Cut to ``max_length`` after image expansion without splitting an image (see module docstring)."""
+        input_ids, labels = formatted.input_ids, formatted.labels
         max_length = self.data.max_length
         expanded = [packed_length(self.spec, crops[k].shape[0], sizes[k]) for k in range(len(crops))]
         images_seen, total, keep = 0, 0, len(input_ids)
@@ -169,12 +191,14 @@ class LazySupervisedDataset(Dataset):
             total += width
             images_seen += token == IMAGE_TOKEN_INDEX
         truncated = keep < len(input_ids)
+        full = sum(expanded) + len(input_ids) - len(expanded)
         input_ids, labels = input_ids[:keep], labels[:keep]
-        if not any(label != IGNORE_INDEX for label in labels):
-            full = sum(expanded) + len(input_ids) - len(expanded)
+        # The answers' own tokens: LLaVA-NeXT's unmasked chat tokens of the system and user turns would otherwise
+        # let a sample cut before its first answer train on template tokens alone.
+        if not any(formatted.answer[:keep]):
             detail = f" after truncation to {max_length} tokens" if truncated else ""
             raise BadSample("no_supervised_tokens",
-                            f"conversations: no supervised token left{detail} ({full}+ tokens after image expansion)")
+                            f"conversations: no answer token left{detail} ({full} tokens after image expansion)")
         return input_ids, labels, input_ids.count(IMAGE_TOKEN_INDEX), truncated
 
 
@@ -229,7 +253,7 @@ def _open_image(path: str, folder: str | None) -> Image.Image:
     try:
         with Image.open(full) as image:
             image.load()
-            loaded = image.convert("RGB")
+            loaded = convert_to_rgb(image)  # 16-bit and float images scaled, not clipped
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise BadSample("corrupt_image", f"image: cannot decode {full}: {error}") from error
     if loaded.width == 0 or loaded.height == 0:

@@ -94,7 +94,13 @@ def parse_data_path(data_path: str) -> list[DatasetEntry]:
 def _yaml_entries(path: Path) -> list[DatasetEntry]:
     if not path.is_file():
         raise ValueError(f"data_path {path}: no such file")
-    content = yaml.safe_load(path.read_text())
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ValueError(f"data_path {path}:{where}: malformed YAML ({problem})") from None
     if not isinstance(content, dict) or not isinstance(content.get("datasets"), list):
         raise ValueError(f"data_path {path}: expected a top-level 'datasets:' list")
     entries = []

@@ -21,10 +21,35 @@ SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
 
 
+# PIL modes wider than 8 bits a channel: 16-bit PNGs open as I;16*, some TIFFs as I (32-bit int) or F (float).
+HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """A high-bit-depth grey image scaled to 8-bit ``L``; any other image as it is.
+
+    ``convert("RGB")`` clips these modes at 255 instead of scaling them (a 16-bit PNG comes out almost all white;
+    LLaVA-NeXT does the same). Integers use the 16-bit range (``v / 257``) unless they already fit in 8 bits;
+    floats in [0, 1] are scaled by 255, larger ones read like integers.
+    """
+    if image.mode not in HIGH_BIT_MODES:
+        return image
+    values = np.asarray(image, dtype=np.float64)  # (H, W)
+    peak = float(values.max()) if values.size else 0.0
+    if image.mode == "F" and peak <= 1.0:
+        scale = 255.0
+    elif peak <= 255:
+        scale = 1.0
+    else:
+        scale = 255.0 / (65535.0 if peak <= 65535 else peak)
+    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
+
+
 def convert_to_rgb(image: Image.Image) -> Image.Image:
     """Plain ``convert("RGB")`` (alpha dropped), as in the transformers version LLaVA-NeXT pins; transformers 5
-    composites transparency on white instead (docs/differences.md, row 9)."""
-    return image if image.mode == "RGB" else image.convert("RGB")
+    composites transparency on white instead (docs/differences.md, row 9). High-bit grey images are scaled to 8 bit
+    first (:func:`to_8bit`)."""
+    return image if image.mode == "RGB" else to_8bit(image).convert("RGB")
 
 
 class SigLipImageProcessor:

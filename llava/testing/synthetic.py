@@ -108,6 +108,7 @@ BROKEN_KINDS = {
     "unknown_role": "conversation",
     "no_answer": "conversation",
     "video": "unsupported",
+    "empty_answer": "empty_answer",
 }
 
 
@@ -134,6 +135,7 @@ def write_broken_corpus(folder: str | Path, *, good: int = 4, seed: int = 0) -> 
                                                         {"from": "gpt", "value": "Hello."}]},
         "no_answer": {"image": ok, "conversations": [{"from": "human", "value": "<image>\nHello?"}]},
         "video": {"video": "clip.mp4", "conversations": qa},
+        "empty_answer": {"image": ok, "conversations": [qa[0], {"from": "gpt", "value": "  "}]},
     }
     for key, record in broken.items():
         samples.append({"id": key, **record})

@@ -58,6 +58,10 @@ class DataArguments:
         default=True, metadata={"help": "keep LLaVA-NeXT's unmasked '\\n'/<|im_start|>/<|im_end|> labels (default, "
                                         "reproduces released checkpoints)"}
     )
+    keep_empty_answers: bool = field(
+        default=False, metadata={"help": "train on records with an empty assistant answer (skipped and counted by "
+                                         "default: they teach an immediate <|im_end|>)"}
+    )
     max_bad_sample_share: float = field(default=0.01, metadata={"help": "stop when more records than this are bad"})
     bad_sample_min_seen: int = field(default=200, metadata={"help": "records seen before the share is enforced"})
     lazy_preprocess: bool = True

@@ -55,6 +55,17 @@ def resolve_resume(training_args) -> str | None:
     return str(latest) if latest is not None else None
 
 
+def load_data(data_args, *, seed: int):
+    """The mixture, read and sampled, with every image folder it names checked to exist."""
+    mixture = load_mixture(data_args.data_path, seed=seed)
+    folders = {("--image_folder", data_args.image_folder)} | {
+        (f"image_folder of {entry.path}", entry.image_folder) for entry in mixture.entries}
+    for name, folder in sorted(folders, key=str):
+        if folder is not None and not Path(folder).is_dir():
+            raise ValueError(f"{name}: {folder} is not a directory")
+    return mixture
+
+
 def _init_distributed_for_cpu(training_args) -> None:
     if training_args.deepspeed and not torch.cuda.is_available():
         import deepspeed
@@ -67,6 +78,8 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     warn_no_effect(model_args, data_args)
+    # Data errors surface before minutes of model loading.
+    mixture = load_data(data_args, seed=training_args.data_seed or training_args.seed)
     _init_distributed_for_cpu(training_args)
     set_seed(training_args.seed)
     model, _ = build_model(model_args, data_args, training_args)
@@ -81,14 +94,14 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         # Non-reentrant checkpointing needs no input that requires grad, so frozen-LLM stages work as they are.
         training_args.activation_checkpointing_kwargs = {"use_reentrant": False}
     tokenizer = build_tokenizer(model_args, training_args)
-    mixture = load_mixture(data_args.data_path, seed=training_args.data_seed or training_args.seed)
     dataset = LazySupervisedDataset(
         mixture,
         tokenizer=tokenizer,
         image_processor=build_image_processor(model.config),
         model_config=model.config,
         data=DataConfig(template=model_args.version, image_folder=data_args.image_folder,
-                        unmask_chat_tokens=data_args.unmask_chat_tokens, max_length=training_args.model_max_length),
+                        unmask_chat_tokens=data_args.unmask_chat_tokens, max_length=training_args.model_max_length,
+                        keep_empty_answers=data_args.keep_empty_answers),
     )
     bad_samples = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
     bad_samples.local.record(seen=len(mixture.issues),
