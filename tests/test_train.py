@@ -220,3 +220,37 @@ def test_data_errors_surface_before_the_model_is_built(assets, tmp_path, monkeyp
     monkeypatch.setattr(entry, "build_model", build_model)
     with pytest.raises(ValueError, match="nowhere.json: no such file|sampling_strategy='most'|no_images is not a dir"):
         train(argv)
+
+
+def test_bad_sample_counts_survive_a_resume(assets, tmp_path):
+    from llava.testing.synthetic import write_broken_corpus
+
+    data, _ = write_broken_corpus(tmp_path / "data", good=12)
+    argv = stage2_args(assets, assets["llm"], tmp_path / "run", steps=4, extra=[
+        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--save_strategy", "steps",
+        "--save_steps", "2", "--max_bad_sample_share", "1.0"])
+    argv[argv.index("--data_path") + 1] = str(data)
+    argv[argv.index("--image_folder") + 1] = str(tmp_path / "data")
+    train(argv)
+    uninterrupted = json.loads((tmp_path / "run" / "bad_samples.json").read_text())
+    assert uninterrupted["seen"] == 8 and uninterrupted["skipped"] > 0
+    rewind_to(tmp_path / "run", 2)
+    train(argv)
+    assert json.loads((tmp_path / "run" / "bad_samples.json").read_text()) == uninterrupted
+
+
+def test_a_relaunched_finished_run_is_not_complete_while_it_rewrites(assets, tmp_path, monkeypatch):
+    from llava.train.trainer import LLaVATrainer
+
+    argv = stage2_args(assets, assets["llm"], tmp_path, steps=1, extra=[
+        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--save_strategy", "no"])
+    train(argv)
+    assert (tmp_path / COMPLETE_MARKER).is_file()
+
+    def dies_while_saving(self, *args, **kwargs):
+        raise KeyboardInterrupt("killed while writing the final weights")
+
+    monkeypatch.setattr(LLaVATrainer, "save_model", dies_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        train(argv)
+    assert not (tmp_path / COMPLETE_MARKER).exists()

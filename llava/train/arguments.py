@@ -86,6 +86,8 @@ class TrainingArguments(transformers.TrainingArguments):
     evaluation_strategy: str | None = field(default=None, metadata={"help": "old name of eval_strategy"})
     warmup_ratio: float | None = field(default=None, metadata={"help": "share of steps for warmup (LLaVA-NeXT's flag; "
                                                                       "transformers 5 folds it into warmup_steps)"})
+    # transformers restores callback states (our bad-sample counts) only when asked; a resume must continue them.
+    restore_callback_states_from_checkpoint: bool = True
     resume: str = field(default="auto", metadata={"help": "auto (latest complete checkpoint) | never | a checkpoint dir"})
 
     def __post_init__(self) -> None:

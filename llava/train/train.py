@@ -121,6 +121,9 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         logger.info("resuming from %s", resume)
     else:
         logger.info("starting from step 0 (no complete checkpoint in %s)", training_args.output_dir)
+    if training_args.should_save:
+        # A relaunched finished run rewrites its final output: until the marker is written again, it is not done.
+        (Path(training_args.output_dir) / COMPLETE_MARKER).unlink(missing_ok=True)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()
     model.config.use_cache = True
