@@ -16,6 +16,8 @@ from train_helpers import make_assets, stage2_args
 from llava.testing import tiny_model
 from llava.train.compile import compile_blocks
 
+# Minutes of end-to-end runs: scheduled first (beside the demo) so that it does not finish last under xdist.
+pytestmark = pytest.mark.early
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM = Path(__file__).resolve().parent / "upstream"
 

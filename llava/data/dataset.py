@@ -18,6 +18,7 @@ A sample (LLaVA format) is ``{"id", "image": path | [paths] (optional), "convers
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from llava.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
 from llava.data.bad_samples import BadSample, SkipEvent
 from llava.data.formatting import EmptyAnswer, Formatted, format_plain, format_qwen
 from llava.data.mixture import Mixture
@@ -90,8 +91,8 @@ class LazySupervisedDataset(Dataset):
         """Record ``index``, or, when it is bad, a good stand-in (so batches keep their size).
 
         Only record ``index`` itself is counted as skipped: each record is drawn once an epoch, so each bad record
-        counts once an epoch, whatever the stand-in search passes over. Stand-ins are drawn from a permutation
-        seeded by ``index``, so a block of bad records does not make its next good neighbour train once for every
+        counts once an epoch, whatever the stand-in search passes over. Stand-ins are drawn at random, seeded by
+        ``index``, so a block of bad records does not make its next good neighbour train once for every
         bad record before it, and the choice is the same on every run (exact resume).
         """
         try:
@@ -106,8 +107,10 @@ class LazySupervisedDataset(Dataset):
         return item
 
     def _stand_in(self, index: int) -> dict:
-        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(index))
-        for candidate in order.tolist():
+        # Drawn one at a time (not a permutation of millions of records per bad one), seeded by the index.
+        rng = random.Random(index)
+        for _ in range(2 * len(self)):
+            candidate = rng.randrange(len(self))
             if candidate == index or candidate in self._known_bad:
                 continue
             try:
