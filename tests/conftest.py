@@ -37,3 +37,23 @@ def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
 @pytest.fixture
 def make_image():
     return random_image
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """Tiny LLM and SigLIP checkpoints and LLaVA data (``train_helpers.make_assets``), once per test module."""
+    from train_helpers import make_assets
+
+    return make_assets(tmp_path_factory.mktemp("assets"))
+
+
+@pytest.fixture(scope="module")
+def stage1(assets, tmp_path_factory):
+    """A finished two-step stage 1 (projector + managers) through the real train entry, once per test module."""
+    from train_helpers import stage1_args
+
+    from llava.train.train import train
+
+    out = tmp_path_factory.mktemp("stage1")
+    train(stage1_args(assets, out, steps=2))
+    return out

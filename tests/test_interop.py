@@ -6,7 +6,7 @@ import warnings
 
 import pytest
 import torch
-from train_helpers import make_assets, stage1_args
+from train_helpers import stage1_args
 from transformers import LlavaOnevisionForConditionalGeneration
 from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 from transformers.utils import is_torchvision_available
@@ -21,11 +21,6 @@ from llava.train.train import parse_args, train
 
 IMAGE_ID, VIDEO_ID = 1000, 1001
 TEXT_BEFORE, TEXT_AFTER = [5, 6, 7], [8, 9]
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("assets"))
 
 
 # -- transformers -> ours: every setting converted exactly, or refused by name --------------------------------------
@@ -166,13 +161,6 @@ def test_checkpoint_settings_kept_with_a_warning(assets, tmp_path):
 
 
 # -- stage 1's LLaVA-NeXT file ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def stage1(assets, tmp_path_factory):
-    out = tmp_path_factory.mktemp("stage1")
-    train(stage1_args(assets, out, steps=2))
-    return out
 
 
 def test_stage1_writes_llava_next_mm_projector_bin(stage1):

@@ -5,28 +5,16 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from train_helpers import FULL_PARTS, losses, rewind_to, stage1_args, stage2_args
 
 from llava.model.builder import load_pretrained_model
 from llava.train.callbacks import COMPLETE_MARKER
 from llava.train.model_init import build_model
 from llava.train.train import parse_args, resolve_resume, train
 from llava.train.trainer import ADAPTER_FILE
-from train_helpers import FULL_PARTS, losses, make_assets, rewind_to, stage1_args, stage2_args
 
 MM_FIELDS = ("mm_projector_type", "mm_patch_merge_type", "mm_vision_select_layer", "image_aspect_ratio",
              "tokenizer_model_max_length", "vision_config", "manager", "mm_hidden_size")
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("assets"))
-
-
-@pytest.fixture(scope="module")
-def stage1(assets, tmp_path_factory):
-    out = tmp_path_factory.mktemp("stage1")
-    train(stage1_args(assets, out, steps=2))
-    return out
 
 
 def _initial_state(argv):

@@ -8,16 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from train_helpers import losses, make_assets, rewind_to, stage2_args
+from train_helpers import losses, rewind_to, stage2_args
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is in the dev/train extras")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("assets"))
 
 
 def _torchrun(argv: list[str], port: int) -> subprocess.CompletedProcess:

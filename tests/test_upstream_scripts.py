@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import make_assets, stage2_args
+from train_helpers import stage2_args
 
 from llava.testing import tiny_model
 from llava.train.compile import compile_blocks
@@ -20,11 +20,6 @@ from llava.train.compile import compile_blocks
 pytestmark = pytest.mark.early
 ROOT = Path(__file__).resolve().parents[1]
 UPSTREAM = Path(__file__).resolve().parent / "upstream"
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory):
-    return make_assets(tmp_path_factory.mktemp("assets"))
 
 
 def _env(**extra) -> dict:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,11 +119,24 @@ class BadSampleLedger:
         return f"bad samples: {self.skipped} of {self.seen} skipped ({self.share:.2%}); {reasons}"
 
 
-def write_json_atomic(path: str | Path, data) -> None:
-    """Write JSON through a temporary file and a rename, so a crash never leaves half a report."""
+def atomic_write(path: str | Path, write) -> None:
+    """``write(tmp)`` into a temporary file beside ``path``, then rename: a reader never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    tmp = str(path.with_name(f".{path.name}.tmp{os.getpid()}"))  # per process; created with the usual permissions
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json_atomic(path: str | Path, data) -> None:
+    """Write JSON through a temporary file and a rename, so a crash never leaves half a report."""
+
+    def dump(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+
+    atomic_write(path, dump)

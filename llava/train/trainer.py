@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from transformers import Trainer
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 from transformers.trainer_utils import seed_worker
 
+from llava.data.bad_samples import atomic_write
 from llava.data.collator import DATA_REPORT_KEY
 from llava.data.sampler import LengthGroupedSampler
 from llava.model.weights import ADAPTER_FILE, LLAVA_NEXT_ADAPTER_FILE, PROJECTOR_PREFIX
@@ -131,12 +131,12 @@ class LLaVATrainer(Trainer):
         if self.args.should_save:
             output_dir.mkdir(parents=True, exist_ok=True)
             parts = ",".join(sorted(p.value for p in self.tunable_parts))
-            _atomic_write(output_dir / ADAPTER_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "pt",
+            atomic_write(output_dir / ADAPTER_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "pt",
                                                                                                   "parts": parts}))
             # LLaVA-NeXT's stage-1 file, for its scripts' --pretrain_mm_mlp_adapter .../mm_projector.bin: the
             # projector alone, under the model's key names (our loader reads mm_adapter.safetensors beside it).
             projector = {k: v for k, v in state.items() if k.startswith(PROJECTOR_PREFIX)}
-            _atomic_write(output_dir / LLAVA_NEXT_ADAPTER_FILE, lambda tmp: torch.save(projector, tmp))
+            atomic_write(output_dir / LLAVA_NEXT_ADAPTER_FILE, lambda tmp: torch.save(projector, tmp))
             self.model.config.save_pretrained(output_dir)
 
     def _gather_adapter(self) -> dict[str, torch.Tensor]:
@@ -149,13 +149,6 @@ class LLaVATrainer(Trainer):
             with deepspeed.zero.GatheredParameters(list(params.values()), modifier_rank=None):
                 return {n: p.detach().cpu().clone().contiguous() for n, p in params.items()}
         return {n: p.detach().cpu().clone().contiguous() for n, p in params.items()}
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(tmp)`` then rename: a reader never sees a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
 
 
 def _offloads_optimizer(args) -> bool:
