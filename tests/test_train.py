@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from train_helpers import FULL_PARTS, losses, rewind_to, stage1_args, stage2_args
 
 from llava.model.builder import load_pretrained_model
-from llava.train.callbacks import COMPLETE_MARKER
+from llava.train.checkpoints import COMPLETE_MARKER
 from llava.train.model_init import build_model
 from llava.train.train import parse_args, resolve_resume, train
 from llava.train.trainer import ADAPTER_FILE
@@ -170,22 +170,6 @@ def test_wandb_logs_offline(assets, tmp_path, monkeypatch):
     train(argv + ["--run_name", "tiny-stage1"])
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and list(runs[0].glob("*.wandb")), "an offline wandb run with its log file"
-
-
-def test_resume_choice_prefers_marked_then_saved_checkpoints(tmp_path):
-    from llava.train.callbacks import latest_complete_checkpoint
-
-    assert latest_complete_checkpoint(tmp_path) is None
-    for step, files in ((2, ["trainer_state.json", COMPLETE_MARKER]), (4, ["trainer_state.json"]), (6, [])):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-        for name in files:
-            (tmp_path / f"checkpoint-{step}" / name).write_text("{}")
-    assert latest_complete_checkpoint(tmp_path).name == "checkpoint-2"
-    # save_total_limit deleted the marked one before the marker reached the new one: trainer_state.json decides.
-    import shutil
-
-    shutil.rmtree(tmp_path / "checkpoint-2")
-    assert latest_complete_checkpoint(tmp_path).name == "checkpoint-4"
 
 
 @pytest.mark.parametrize("problem", ["missing file", "bad strategy", "missing image folder"])

@@ -88,7 +88,9 @@ class TrainingArguments(transformers.TrainingArguments):
                                                                       "transformers 5 folds it into warmup_steps)"})
     # transformers restores callback states (our bad-sample counts) only when asked; a resume must continue them.
     restore_callback_states_from_checkpoint: bool = True
-    resume: str = field(default="auto", metadata={"help": "auto (latest complete checkpoint) | never | a checkpoint dir"})
+    resume: str = field(default="auto", metadata={"help": "auto (newest checkpoint that verifies) | never | a checkpoint dir"})
+    allow_partial_resume: bool = field(default=False, metadata={
+        "help": "resume from a checkpoint lacking optimizer, scheduler or RNG state (weights only: not exact)"})
 
     def __post_init__(self) -> None:
         # LLaVA-NeXT checkpoints activations by default and scripts pass the old flag name: honour it quietly.

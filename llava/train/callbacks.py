@@ -1,27 +1,29 @@
-"""Trainer callbacks: bad-sample accounting across ranks, and a completeness marker on every checkpoint.
+"""Trainer callbacks: bad-sample accounting across ranks, and the completion and rotation of checkpoints.
 
 Each rank keeps a ledger of the records its dataloader skipped. When the Trainer is about to log or save, the
-ranks gather their ledgers; the merged counts are logged, written as ``bad_samples.json`` into the checkpoint
+ranks gather their ledgers; the merged counts are logged, written as ``bad_samples.json`` into each checkpoint
 (and into ``output_dir`` at the end), and kept in the checkpoint's trainer state so a resumed run continues the
-counts. A checkpoint directory counts as complete only once ``COMPLETE`` is written into it after everything
-else; automatic resume ignores incomplete ones, so a crash during a save never poisons the run.
+counts.
+
+``CheckpointCallback`` finishes each save once every rank has written its files: the reports, then the
+``COMPLETE`` marker with its manifest, then the rotation of old checkpoints (``llava.train.checkpoints``), in
+that order, so a kill at any moment leaves the newest good checkpoint marked.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch.distributed as dist
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
-from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from llava.data.bad_samples import BadSampleLedger, write_json_atomic
+from llava.train.checkpoints import Layout, mark_complete, rotate, unmark
 
 BAD_SAMPLES_FILE = "bad_samples.json"
-COMPLETE_MARKER = "COMPLETE"
 
 
 class BadSampleCallback(TrainerCallback, ExportableState):
@@ -62,50 +64,52 @@ class BadSampleCallback(TrainerCallback, ExportableState):
         if control.should_log or control.should_save:
             self.gather()
 
-    def on_save(self, args, state, control, **kwargs):
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()  # every rank's shards and RNG state are on disk before the checkpoint is marked complete
-        if args.should_save:
-            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-            if folder.is_dir():
-                write_json_atomic(folder / BAD_SAMPLES_FILE, self.merged.to_dict())
-                (folder / COMPLETE_MARKER).write_text(f"{state.global_step}\n")
-
     def on_train_end(self, args, state, control, **kwargs):
         self.gather()
         if args.should_save:
             write_json_atomic(Path(args.output_dir) / BAD_SAMPLES_FILE, self.merged.to_dict())
 
 
-def _checkpoints(output_dir: str | Path, required_file: str) -> list[tuple[int, Path]]:
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        return []
-    found = []
-    for child in folder.iterdir():
-        step = child.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
-        if child.is_dir() and step.isdigit() and (child / required_file).is_file():
-            found.append((int(step), child))
-    return sorted(found)
+class CheckpointCallback(TrainerCallback):
+    """Marks, then rotates, each checkpoint (transformers' own rotation is switched off by ``LLaVATrainer``).
 
-
-def latest_complete_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest ``checkpoint-N`` holding the completeness marker.
-
-    transformers deletes older checkpoints (``save_total_limit``) before ``on_save`` writes the marker; a crash in
-    that window leaves only an unmarked checkpoint. Its ``trainer_state.json`` is written after the weights, the
-    optimizer and the RNG states, so when no checkpoint is marked, the newest one holding that file is used.
+    ``reports()`` gives the JSON files to write into each checkpoint before its marker.
     """
-    marked = _checkpoints(output_dir, COMPLETE_MARKER)
-    if marked:
-        return marked[-1][1]
-    saved = _checkpoints(output_dir, TRAINER_STATE_NAME)
-    return saved[-1][1] if saved else None
+
+    def __init__(self, *, keep: int | None, reports: Callable[[], dict[str, dict]]) -> None:
+        self.keep = keep
+        self.reports = reports
+
+    @staticmethod
+    def _folder(args, state) -> Path:
+        return Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+
+    def _unmark_before_save(self, args, state, control) -> None:
+        # A resume that fell back from a damaged checkpoint saves into that folder again: its old marker must not
+        # vouch for the files being rewritten.
+        if control.should_save and args.should_save:
+            unmark(self._folder(args, state))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._unmark_before_save(args, state, control)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self._unmark_before_save(args, state, control)
+
+    def on_save(self, args, state, control, **kwargs):
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # every rank's shards and RNG state are on disk before the checkpoint is marked complete
+        folder = self._folder(args, state)
+        if not args.should_save or not folder.is_dir():
+            return
+        for name, data in self.reports().items():
+            write_json_atomic(folder / name, data)
+        mark_complete(folder, state.global_step)
+        if self.keep:
+            rotate(args.output_dir, keep=self.keep, newest=state.global_step, layout=run_layout(args),
+                   protect=state.best_model_checkpoint)
 
 
-def incomplete_checkpoints(output_dir: str | Path) -> list[str]:
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        return []
-    return sorted(os.fspath(c) for c in folder.glob(f"{PREFIX_CHECKPOINT_DIR}-*")
-                  if c.is_dir() and not (c / COMPLETE_MARKER).is_file())
+def run_layout(args) -> Layout:
+    """What each checkpoint of this run holds (``llava.train.checkpoints.Layout``), from its training arguments."""
+    return Layout(world_size=args.world_size, deepspeed=bool(args.deepspeed), training_state=not args.save_only_model)

@@ -19,12 +19,8 @@ from llava.data.collator import DataCollatorForSupervisedDataset
 from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import load_mixture
 from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, warn_no_effect
-from llava.train.callbacks import (
-    COMPLETE_MARKER,
-    BadSampleCallback,
-    incomplete_checkpoints,
-    latest_complete_checkpoint,
-)
+from llava.train.callbacks import BadSampleCallback, run_layout
+from llava.train.checkpoints import choose_resume, mark_complete, require_usable, unmark
 from llava.train.model_init import build_image_processor, build_model, build_tokenizer
 from llava.train.trainer import LLaVATrainer
 from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
@@ -41,18 +37,21 @@ def parse_args(argv: list[str] | None = None):
 
 
 def resolve_resume(training_args) -> str | None:
-    """``--resume auto`` picks the newest complete checkpoint in ``output_dir`` (LLaVA-NeXT resumes from any
-    ``checkpoint-*``, including one a crash left half-written)."""
+    """``--resume auto`` picks the newest checkpoint in ``output_dir`` whose contents verify, warning about each
+    newer one it passes over (LLaVA-NeXT resumes from any ``checkpoint-*``, including one a crash left
+    half-written); ``--resume DIR`` must verify too (``llava.train.checkpoints``)."""
     if training_args.resume == "never":
         return None
+    layout = run_layout(training_args)
     if training_args.resume != "auto":
-        return training_args.resume
-    latest = latest_complete_checkpoint(training_args.output_dir)
-    for path in incomplete_checkpoints(training_args.output_dir):
-        if latest is None or path != str(latest):
-            warnings.warn(f"ignoring incomplete checkpoint {path} (no COMPLETE marker: the save was interrupted)",
-                          stacklevel=2)
-    return str(latest) if latest is not None else None
+        notes = require_usable(training_args.resume, layout, allow_partial=training_args.allow_partial_resume)
+        chosen = training_args.resume
+    else:
+        choice = choose_resume(training_args.output_dir, layout, allow_partial=training_args.allow_partial_resume)
+        notes, chosen = choice.warnings, choice.folder
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return str(chosen) if chosen is not None else None
 
 
 def load_data(data_args, *, seed: int):
@@ -81,6 +80,7 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
     # Data errors surface before minutes of model loading.
     mixture = load_data(data_args, seed=training_args.data_seed or training_args.seed)
     _init_distributed_for_cpu(training_args)
+    resume = resolve_resume(training_args)  # checkpoint problems too surface before the model is built
     set_seed(training_args.seed)
     model, _ = build_model(model_args, data_args, training_args)
     parts = parse_tunable_parts(model_args.mm_tunable_parts, tune_mm_mlp_adapter=model_args.tune_mm_mlp_adapter,
@@ -116,21 +116,20 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         callbacks=[bad_samples],
         tunable_parts=parts,
     )
-    resume = resolve_resume(training_args)
     if resume:
         logger.info("resuming from %s", resume)
     else:
         logger.info("starting from step 0 (no complete checkpoint in %s)", training_args.output_dir)
     if training_args.should_save:
         # A relaunched finished run rewrites its final output: until the marker is written again, it is not done.
-        (Path(training_args.output_dir) / COMPLETE_MARKER).unlink(missing_ok=True)
+        unmark(Path(training_args.output_dir))
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()
     model.config.use_cache = True
     trainer.save_model(training_args.output_dir)
     if training_args.should_save:
         # Written last: the next stage (and its script) only trusts an output that holds it.
-        (Path(training_args.output_dir) / COMPLETE_MARKER).write_text(f"{trainer.state.global_step}\n")
+        mark_complete(Path(training_args.output_dir), trainer.state.global_step, manifest=False)
     logger.info(trainer.bad_samples.merged.summary())
     return trainer
 

@@ -5,6 +5,8 @@
   (``llava.train.compile``: whole-model tracing fails under ZeRO-3);
 * ``create_optimizer``: one parameter group per trainable part and decay class (see ``llava.train.tunable``);
   with a DeepSpeed config that offloads the optimizer, the same groups go to DeepSpeed's CPU Adam;
+* ``get_batch_samples``: a run resumed at ``max_steps`` draws no batch (transformers would train one more step);
+* ``__init__``: checkpoints are rotated after they are marked complete (``CheckpointCallback``), not by transformers;
 * ``compute_loss``: takes the batch's ``data_report`` (skipped records) into the bad-sample ledger first;
 * ``save_model``: checkpoints during training stay complete (weights, optimizer, RNG: exact resume); the final
   save follows the stage's parts: adapter-only stages write ``mm_adapter.safetensors`` + ``config.json``, plus
@@ -30,7 +32,7 @@ from llava.data.bad_samples import atomic_write
 from llava.data.collator import DATA_REPORT_KEY
 from llava.data.sampler import LengthGroupedSampler
 from llava.model.weights import ADAPTER_FILE, LLAVA_NEXT_ADAPTER_FILE, PROJECTOR_PREFIX
-from llava.train.callbacks import BadSampleCallback
+from llava.train.callbacks import BAD_SAMPLES_FILE, BadSampleCallback, CheckpointCallback
 from llava.train.compile import compile_blocks
 from llava.train.tunable import Part, PartLearningRates, adapter_parameter_names, optimizer_groups, saves_adapter_only
 
@@ -41,6 +43,13 @@ class LLaVATrainer(Trainer):
     def __init__(self, *args, tunable_parts: frozenset[Part], **kwargs) -> None:
         self.tunable_parts = tunable_parts
         super().__init__(*args, **kwargs)
+        # transformers rotates before any callback can mark the new checkpoint complete, deleting file by file in
+        # modification-time order: rotation moves after the marker (CheckpointCallback, llava.train.checkpoints).
+        keep, self.args.save_total_limit = self.args.save_total_limit, None
+        self.add_callback(CheckpointCallback(keep=keep, reports=self._checkpoint_reports))
+
+    def _checkpoint_reports(self) -> dict[str, dict]:
+        return {BAD_SAMPLES_FILE: self.bad_samples.merged.to_dict()}
 
     def create_accelerator_and_postprocess(self) -> None:
         super().create_accelerator_and_postprocess()
@@ -77,6 +86,13 @@ class LLaVATrainer(Trainer):
             worker_init_fn=partial(seed_worker, num_workers=workers, rank=self.args.process_index),
         )
         return self.accelerator.prepare(loader)
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        # A run resumed from a checkpoint at max_steps would train one step more (transformers checks for the end
+        # only after a step): it draws no batch, so it finishes without training.
+        if 0 < self.state.max_steps <= self.state.global_step:
+            return [], None
+        return super().get_batch_samples(epoch_iterator, num_batches, device)
 
     @property
     def bad_samples(self) -> BadSampleCallback:
