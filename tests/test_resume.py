@@ -46,7 +46,7 @@ def _run(argv: list[str], kill: tuple[str, ...] = ()) -> subprocess.CompletedPro
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, str(ROOT / "tests" / "kill_at.py"), *kill, "--", *argv] if kill else [
         sys.executable, "-m", "llava.train.train", *argv]
-    result = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=900)
     expected = -9 if kill else 0
     assert result.returncode == expected, (result.returncode, result.stdout[-3000:] + result.stderr[-5000:])
     return result
@@ -106,7 +106,7 @@ def _truncate(path: Path) -> None:
 @pytest.mark.parametrize("kill, resumes_from", [
     (("enter", "checkpoint-3"), "checkpoint-2"),              # the checkpoint folder has just appeared
     (("open", "checkpoint-3", COMPLETE_MARKER), "checkpoint-3"),  # trainer_state.json written, COMPLETE not
-    (("remove", "checkpoint-2", "optimizer.pt"), "checkpoint-3"),  # rotation has deleted the old optimizer
+    (("remove", "checkpoint-2.deleting", "optimizer.pt"), "checkpoint-3"),  # rotation deleted the old optimizer
     (("weights", "model.safetensors"), "checkpoint-4"),     # the final weights are half written (at max_steps)
 ], ids=["folder-appears", "before-marker", "mid-rotation", "final-weights"])
 def test_a_kill_resumes_exactly(assets, reference, tmp_path, kill, resumes_from):
@@ -116,13 +116,15 @@ def test_a_kill_resumes_exactly(assets, reference, tmp_path, kill, resumes_from)
     _run(_argv(assets, out), kill=kill)
     assert not (out / COMPLETE_MARKER).exists()
     if kill[0] == "remove":
-        damaged = out / "checkpoint-2"
-        assert damaged.is_dir() and not (damaged / COMPLETE_MARKER).exists(), "the marker goes before the files"
-        assert not (damaged / "optimizer.pt").exists(), "killed half-way through the deletion"
+        damaged = out / "checkpoint-2.deleting"
+        assert damaged.is_dir() and not (damaged / "optimizer.pt").exists(), "killed half-way through the deletion"
+        assert not (damaged / COMPLETE_MARKER).exists(), "the marker goes before the files"
+        assert 2 not in [step for step, _ in checkpoint_folders(out)], "renamed out of reach before the deletion"
     resumed = _run(_argv(assets, out))
     assert f"resuming from {out / resumes_from}" in resumed.stderr
     _assert_same_run(out, reference)
     assert [step for step, _ in checkpoint_folders(out)] == [STEPS], "rotation kept only the newest checkpoint"
+    assert not list(out.glob("*.deleting")), "an interrupted deletion is finished by the next rotation"
 
 
 @pytest.mark.slow
@@ -221,10 +223,39 @@ def test_deepspeed_checkpoints_need_every_ranks_state(tmp_path, zero):
         f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(2)]
     for name in [f"global_step2/{n}" for n in names] + ["scheduler.pt", "rng_state_0.pth", "rng_state_1.pth"]:
         torch.save({"x": torch.ones(2)}, folder / name)
-    layout = Layout(world_size=2, deepspeed=True)
+    layout = Layout(world_size=2, zero_stage=zero)
     assert checkpoint_problems(folder, layout) == []
     (engine / names[1]).unlink()
-    assert [p.file for p in checkpoint_problems(folder, layout)] == [f"global_step2/{names[1]}".replace("bf16_", "")]
+    missing = "global_step2/*zero_pp_rank_1_mp_rank_*_optim_states.pt"  # named as a pattern: bf16 runs add a prefix
+    assert [p.file for p in checkpoint_problems(folder, layout)] == [missing]
     _truncate(engine / names[-1])
     assert f"global_step2/{names[-1]}" in {p.file for p in checkpoint_problems(folder, layout)}
     assert [p.file for p in checkpoint_problems(folder, Layout(world_size=2))] == ["model.safetensors", "optimizer.pt"]
+    (folder / "latest").unlink()  # DeepSpeed's loader reads it
+    assert "latest" in {p.file for p in checkpoint_problems(folder, layout)}
+    # --save_only_model: no engine state is written; the weight files are what counts.
+    assert [p.file for p in checkpoint_problems(folder, Layout(world_size=2, zero_stage=zero, training_state=False))
+            ] == ["model.safetensors"]
+
+
+def test_checks_report_malformed_files_instead_of_crashing(reference, tmp_path):
+    folder = _copy_checkpoints(reference, tmp_path / "run", [2]) / "checkpoint-2"
+    weights = folder / "model.safetensors"
+    weights.unlink()
+    header = b"[1, 2]"
+    weights.write_bytes(len(header).to_bytes(8, "little") + header)
+    _replace(folder / "trainer_state.json", "[]")
+    problems = {p.file: p.what for p in checkpoint_problems(folder, SINGLE)}
+    assert problems["model.safetensors"].startswith("unreadable") and "global_step" in problems["trainer_state.json"]
+    named = folder.rename(tmp_path / "my-checkpoint")  # --resume DIR may be named anything
+    with pytest.raises(ValueError, match="my-checkpoint: cannot resume exactly: trainer_state.json"):
+        require_usable(named, SINGLE)
+
+
+def test_an_interrupted_deletion_is_never_a_checkpoint_and_is_finished_later(reference, tmp_path):
+    out = _copy_checkpoints(reference, tmp_path / "run", [2, 3])
+    (out / "checkpoint-2").rename(out / "checkpoint-2.deleting")
+    assert choose_resume(out, SINGLE).folder == out / "checkpoint-3"
+    assert [step for step, _ in checkpoint_folders(out)] == [3]
+    rotate(out, keep=1, newest=3, layout=SINGLE)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint-3"]

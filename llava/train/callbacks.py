@@ -21,7 +21,7 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from llava.data.bad_samples import BadSampleLedger, write_json_atomic
-from llava.train.checkpoints import Layout, mark_complete, rotate, unmark
+from llava.train.checkpoints import Layout, mark_complete, rotate
 
 BAD_SAMPLES_FILE = "bad_samples.json"
 
@@ -71,45 +71,30 @@ class BadSampleCallback(TrainerCallback, ExportableState):
 
 
 class CheckpointCallback(TrainerCallback):
-    """Marks, then rotates, each checkpoint (transformers' own rotation is switched off by ``LLaVATrainer``).
+    """Marks, then rotates (``--save_total_limit``), each checkpoint; ``LLaVATrainer`` holds transformers' own
+    rotation off. ``reports()`` gives the JSON files to write into each checkpoint before its marker."""
 
-    ``reports()`` gives the JSON files to write into each checkpoint before its marker.
-    """
-
-    def __init__(self, *, keep: int | None, reports: Callable[[], dict[str, dict]]) -> None:
-        self.keep = keep
+    def __init__(self, *, reports: Callable[[], dict[str, dict]]) -> None:
         self.reports = reports
-
-    @staticmethod
-    def _folder(args, state) -> Path:
-        return Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-
-    def _unmark_before_save(self, args, state, control) -> None:
-        # A resume that fell back from a damaged checkpoint saves into that folder again: its old marker must not
-        # vouch for the files being rewritten.
-        if control.should_save and args.should_save:
-            unmark(self._folder(args, state))
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self._unmark_before_save(args, state, control)
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        self._unmark_before_save(args, state, control)
 
     def on_save(self, args, state, control, **kwargs):
         if dist.is_available() and dist.is_initialized():
             dist.barrier()  # every rank's shards and RNG state are on disk before the checkpoint is marked complete
-        folder = self._folder(args, state)
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         if not args.should_save or not folder.is_dir():
             return
         for name, data in self.reports().items():
             write_json_atomic(folder / name, data)
         mark_complete(folder, state.global_step)
-        if self.keep:
-            rotate(args.output_dir, keep=self.keep, newest=state.global_step, layout=run_layout(args),
+        if args.save_total_limit:
+            rotate(args.output_dir, keep=args.save_total_limit, newest=state.global_step, layout=run_layout(args),
                    protect=state.best_model_checkpoint)
 
 
 def run_layout(args) -> Layout:
     """What each checkpoint of this run holds (``llava.train.checkpoints.Layout``), from its training arguments."""
-    return Layout(world_size=args.world_size, deepspeed=bool(args.deepspeed), training_state=not args.save_only_model)
+    zero_stage = None
+    if args.deepspeed:
+        config = getattr(args, "hf_deepspeed_config", None)
+        zero_stage = int(config.config.get("zero_optimization", {}).get("stage", 0)) if config is not None else 0
+    return Layout(world_size=args.world_size, zero_stage=zero_stage, training_state=not args.save_only_model)

@@ -30,6 +30,8 @@ from llava.data.bad_samples import write_json_atomic
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "COMPLETE"
+# A folder being deleted is renamed first, so no resume or rotation ever takes it for a checkpoint again.
+DELETING_SUFFIX = ".deleting"
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 _WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
@@ -52,8 +54,12 @@ class Layout:
     """What every checkpoint of this run must hold: one RNG state per rank, a DeepSpeed engine state or not."""
 
     world_size: int = 1
-    deepspeed: bool = False
+    zero_stage: int | None = None  # the DeepSpeed ZeRO stage; None without DeepSpeed
     training_state: bool = True  # False with --save_only_model: no optimizer, scheduler or RNG state is saved
+
+    @property
+    def deepspeed(self) -> bool:
+        return self.zero_stage is not None
 
 
 def checkpoint_folders(output_dir: str | Path) -> list[tuple[int, Path]]:
@@ -114,7 +120,7 @@ def file_problem(path: Path) -> str | None:
                 archive.infolist()
         elif path.suffix == ".json":
             json.loads(path.read_text())
-    except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, struct.error, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 (whatever fails to parse cannot be read back; the caller names the file)
         return f"unreadable ({type(err).__name__}: {err}; {size} bytes)"
     return None
 
@@ -136,8 +142,11 @@ def checkpoint_problems(folder: Path, layout: Layout) -> list[Problem]:
     if layout.training_state:
         problems += _training_state_problems(folder, layout)
     marker = _read_marker(folder)
-    named = {p.file for p in problems}  # a file a check and the manifest both flag is named once
-    return problems + [p for p in (_manifest_problems(folder, marker) if marker else []) if p.file not in named]
+    problems += _manifest_problems(folder, marker) if marker else []
+    first = {}
+    for problem in problems:  # a file two checks flag is named once, as the first (the most specific) says
+        first.setdefault(problem.file, problem)
+    return list(first.values())
 
 
 def _manifest_problems(folder: Path, marker: dict) -> list[Problem]:
@@ -157,19 +166,24 @@ def _state_problems(folder: Path) -> list[Problem]:
     problem = file_problem(folder / TRAINER_STATE_NAME)
     if problem:
         return [Problem(TRAINER_STATE_NAME, problem)]
-    step = json.loads((folder / TRAINER_STATE_NAME).read_text()).get("global_step")
-    expected = int(folder.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-"))
-    return [] if step == expected else [Problem(TRAINER_STATE_NAME, f"global_step {step}, folder says {expected}")]
+    state = json.loads((folder / TRAINER_STATE_NAME).read_text())
+    step = state.get("global_step") if isinstance(state, dict) else None
+    if not isinstance(step, int):
+        return [Problem(TRAINER_STATE_NAME, "no global_step")]
+    named = folder.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+    if named.isdigit() and int(named) != step:  # an explicit --resume DIR may be named anything
+        return [Problem(TRAINER_STATE_NAME, f"global_step {step}, folder says {named}")]
+    return []
 
 
 def _weight_problems(folder: Path, layout: Layout) -> list[Problem]:
-    if layout.deepspeed:
-        engine = _deepspeed_dir(folder)
+    # DeepSpeed's engine state is written with the optimizer: --save_only_model leaves the weight files alone.
+    if layout.deepspeed and layout.training_state:
+        engine, problems = _deepspeed_dir(folder)
         if engine is None:
-            return [Problem("latest", "no DeepSpeed engine state (the run uses DeepSpeed)")]
-        names = [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(layout.world_size)]
-        if not (engine / names[0]).is_file():
-            names = ["mp_rank_00_model_states.pt"]  # ZeRO stage 0
+            return problems
+        names = (["mp_rank_00_model_states.pt"] if layout.zero_stage in (0, 1, 2) else
+                 [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(layout.world_size)])
         return [Problem(f"{engine.name}/{n}", p) for n in names if (p := file_problem(engine / n))]
     for name in _WEIGHTS:
         if (folder / name).exists():
@@ -179,7 +193,10 @@ def _weight_problems(folder: Path, layout: Layout) -> list[Problem]:
         if (folder / name).exists():
             if problem := file_problem(folder / name):
                 return [Problem(name, problem)]
-            shards = sorted(set(json.loads((folder / name).read_text())["weight_map"].values()))
+            index = json.loads((folder / name).read_text())
+            if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
+                return [Problem(name, "no weight_map")]
+            shards = sorted(set(index["weight_map"].values()))
             return [Problem(s, p) for s in shards if (p := file_problem(folder / s))]
     return [Problem(_WEIGHTS[0], "missing (no model weights)")]
 
@@ -187,22 +204,29 @@ def _weight_problems(folder: Path, layout: Layout) -> list[Problem]:
 def _training_state_problems(folder: Path, layout: Layout) -> list[Problem]:
     names = [SCHEDULER_NAME]
     names += ["rng_state.pth"] if layout.world_size <= 1 else [f"rng_state_{r}.pth" for r in range(layout.world_size)]
+    problems = []
     if not layout.deepspeed:
         names.append(OPTIMIZER_NAME)
-    elif (engine := _deepspeed_dir(folder)) is not None:
-        for rank in range(layout.world_size):
-            shards = sorted(engine.glob(f"*zero_pp_rank_{rank}_mp_rank_*_optim_states.pt"))
-            names.append(f"{engine.name}/{shards[0].name}" if shards else
-                         f"{engine.name}/zero_pp_rank_{rank}_mp_rank_00_optim_states.pt")
-    return [Problem(n, p, training_state=True) for n in names if (p := file_problem(folder / n))]
+    elif layout.zero_stage:  # stage 0 keeps the optimizer inside mp_rank_00_model_states.pt
+        engine, problems = _deepspeed_dir(folder)
+        for rank in range(layout.world_size) if engine is not None else ():
+            # bf16 runs prefix the file name with "bf16_"
+            pattern = f"*zero_pp_rank_{rank}_mp_rank_*_optim_states.pt"
+            shards = sorted(engine.glob(pattern))
+            names.append(f"{engine.name}/{shards[0].name}" if shards else f"{engine.name}/{pattern}")
+    problems += [Problem(n, p) for n in names if (p := file_problem(folder / n))]
+    return [Problem(p.file, p.what, training_state=True) for p in problems]
 
 
-def _deepspeed_dir(folder: Path) -> Path | None:
+def _deepspeed_dir(folder: Path) -> tuple[Path | None, list[Problem]]:
+    """The engine folder named by ``latest`` (DeepSpeed's loader reads that file), or the problem."""
     latest = folder / "latest"
-    if latest.is_file() and (folder / latest.read_text().strip()).is_dir():
-        return folder / latest.read_text().strip()
-    tags = sorted(p for p in folder.glob("global_step*") if p.is_dir())
-    return tags[-1] if tags else None
+    if not latest.is_file():
+        return None, [Problem("latest", "missing (no DeepSpeed engine state; the run uses DeepSpeed)")]
+    tag = latest.read_text().strip()
+    if not (folder / tag).is_dir():
+        return None, [Problem(f"{tag}/", "missing (named by latest)")]
+    return folder / tag, []
 
 
 def is_marked(folder: Path) -> bool:
@@ -213,22 +237,33 @@ def is_marked(folder: Path) -> bool:
 
 
 def rotate(output_dir: str | Path, *, keep: int, newest: int, layout: Layout, protect: str | None = None) -> list[Path]:
-    """Delete checkpoints up to step ``newest`` but the ``keep`` newest good ones (and ``protect``, the best
-    model's). Damaged or unmarked folders go first; a folder loses its marker before its files, so a kill during
-    the deletion leaves an unmarked folder that no resume takes. Returns what was deleted."""
+    """Delete checkpoints up to step ``newest`` but the ``keep`` newest that verify (and ``protect``, the best
+    model's), ordered by step. Damaged and interrupted folders go first. Returns what was deleted."""
+    for leftover in Path(output_dir).glob(f"*{DELETING_SUFFIX}"):
+        shutil.rmtree(leftover)  # a deletion a kill interrupted
     folders = [(step, f) for step, f in checkpoint_folders(output_dir) if step <= newest]
-    good = [f for _, f in folders if is_marked(f) and not checkpoint_problems(f, layout)]
+    good = [f for _, f in folders if not checkpoint_problems(f, layout)]
     kept = set(good[-keep:]) | {f for step, f in folders if step == newest}
     if protect:
         kept |= {f for _, f in folders if f.resolve() == Path(protect).resolve()}
-    deleted = []
-    for _, folder in folders:
-        if folder not in kept:
-            logger.info("deleting %s (save_total_limit=%d)", folder, keep)
-            unmark(folder)
-            shutil.rmtree(folder)
-            deleted.append(folder)
+    deleted = [folder for _, folder in folders if folder not in kept]
+    for folder in deleted:
+        logger.info("deleting %s (save_total_limit=%d)", folder, keep)
+        discard(folder)
     return deleted
+
+
+def discard(folder: Path) -> None:
+    """Delete a checkpoint folder so that no moment of the deletion looks like a checkpoint: the marker goes, the
+    folder is renamed out of the ``checkpoint-N`` namespace, then its files are deleted."""
+    if not folder.exists():
+        return
+    unmark(folder)
+    doomed = folder.with_name(folder.name + DELETING_SUFFIX)
+    if doomed.exists():
+        shutil.rmtree(doomed)
+    folder.rename(doomed)
+    shutil.rmtree(doomed)
 
 
 # -- choosing where to resume -------------------------------------------------------------------------------------

@@ -49,8 +49,9 @@ def resolve_resume(training_args) -> str | None:
     else:
         choice = choose_resume(training_args.output_dir, layout, allow_partial=training_args.allow_partial_resume)
         notes, chosen = choice.warnings, choice.folder
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
+    if training_args.should_log:  # once, not once per rank
+        for note in notes:
+            warnings.warn(note, stacklevel=2)
     return str(chosen) if chosen is not None else None
 
 

@@ -1,4 +1,4 @@
-"""``LLaVATrainer``: transformers' ``Trainer`` with the LLaVA-OV specifics, through public hooks only.
+"""``LLaVATrainer``: transformers' ``Trainer`` with the LLaVA-OV specifics, through public hooks but one.
 
 * ``get_train_dataloader``: the length/modality-grouped sampler when ``group_by_modality_length`` is set;
 * ``create_accelerator_and_postprocess``: ``--torch_compile`` compiles the repeated blocks, not the whole model
@@ -6,7 +6,8 @@
 * ``create_optimizer``: one parameter group per trainable part and decay class (see ``llava.train.tunable``);
   with a DeepSpeed config that offloads the optimizer, the same groups go to DeepSpeed's CPU Adam;
 * ``get_batch_samples``: a run resumed at ``max_steps`` draws no batch (transformers would train one more step);
-* ``__init__``: checkpoints are rotated after they are marked complete (``CheckpointCallback``), not by transformers;
+* ``_save_checkpoint`` (private; transformers is pinned): a stale folder of the same step is discarded first, and
+  transformers' rotation is held off: ``CheckpointCallback`` rotates after the checkpoint is marked complete;
 * ``compute_loss``: takes the batch's ``data_report`` (skipped records) into the bad-sample ledger first;
 * ``save_model``: checkpoints during training stay complete (weights, optimizer, RNG: exact resume); the final
   save follows the stage's parts: adapter-only stages write ``mm_adapter.safetensors`` + ``config.json``, plus
@@ -21,18 +22,20 @@ from functools import partial
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from accelerate.utils import DynamoBackend
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
-from transformers.trainer_utils import seed_worker
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 from llava.data.bad_samples import atomic_write
 from llava.data.collator import DATA_REPORT_KEY
 from llava.data.sampler import LengthGroupedSampler
 from llava.model.weights import ADAPTER_FILE, LLAVA_NEXT_ADAPTER_FILE, PROJECTOR_PREFIX
 from llava.train.callbacks import BAD_SAMPLES_FILE, BadSampleCallback, CheckpointCallback
+from llava.train.checkpoints import discard
 from llava.train.compile import compile_blocks
 from llava.train.tunable import Part, PartLearningRates, adapter_parameter_names, optimizer_groups, saves_adapter_only
 
@@ -43,10 +46,7 @@ class LLaVATrainer(Trainer):
     def __init__(self, *args, tunable_parts: frozenset[Part], **kwargs) -> None:
         self.tunable_parts = tunable_parts
         super().__init__(*args, **kwargs)
-        # transformers rotates before any callback can mark the new checkpoint complete, deleting file by file in
-        # modification-time order: rotation moves after the marker (CheckpointCallback, llava.train.checkpoints).
-        keep, self.args.save_total_limit = self.args.save_total_limit, None
-        self.add_callback(CheckpointCallback(keep=keep, reports=self._checkpoint_reports))
+        self.add_callback(CheckpointCallback(reports=self._checkpoint_reports))
 
     def _checkpoint_reports(self) -> dict[str, dict]:
         return {BAD_SAMPLES_FILE: self.bad_samples.merged.to_dict()}
@@ -137,6 +137,22 @@ class LLaVATrainer(Trainer):
         return self.optimizer
 
     # -- saving ----------------------------------------------------------------------------------------------------
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # The one private hook (transformers is pinned): a resume that fell back past a damaged checkpoint saves
+        # into its step again, and stale files must not mix with new ones; and transformers rotates before any
+        # callback can mark the new checkpoint complete, deleting file by file in modification-time order, so
+        # its rotation is held off here and CheckpointCallback rotates after the marker (llava.train.checkpoints).
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save:
+            discard(folder)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+        keep, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = keep
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         if _internal_call or not saves_adapter_only(self.tunable_parts):
