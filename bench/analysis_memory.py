@@ -116,12 +116,12 @@ def run_size(size: str, args, device: torch.device) -> dict:
           f"layer maps); all maps / probe x{peaks['all maps'] / peaks['probe']:.2f}")
     times = {name: [] for name in ("forward", "eager", "probe")}
     for _ in range(args.reps):
-        for name in times:
+        for name, samples in times.items():
             started = time.perf_counter()
             calls[name]()
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - started)
+            samples.append(time.perf_counter() - started)
     result = {"size": size, "length": length, "one_map": one_map, "peaks": peaks, "time": {}}
     for base in ("eager", "forward"):
         ratios = [p / b for p, b in zip(times["probe"], times[base])]

@@ -39,8 +39,8 @@ from llava.model import LlavaQwenForCausalLM
 from llava.model.packing import packed_length
 from llava.processing import SigLipImageProcessor
 from llava.testing import build_qwen2_tokenizer, tiny_config
-from llava.testing.tiny import BENCH_SIZES, QWEN2_VOCAB_SIZE
 from llava.testing.synthetic import write_corpus
+from llava.testing.tiny import BENCH_SIZES, QWEN2_VOCAB_SIZE
 
 # The shared benchmark sizes, with the real tokenizer's vocabulary (its ids reach 151645).
 SIZES = {name: {**size, "vocab_size": QWEN2_VOCAB_SIZE} for name, size in BENCH_SIZES.items()}

@@ -22,11 +22,11 @@ import torch
 from PIL import Image
 
 from llava.mm_utils import process_images
+from llava.model import LlavaQwenForCausalLM
 from llava.model.manager_config import expert_layer_preset, inject_layer_preset
 from llava.processing import SigLipImageProcessor
 from llava.testing.benchmarking import add_timing_args, timing_setup
 from llava.testing.tiny import BENCH_SIZES, tiny_config
-from llava.model import LlavaQwenForCausalLM
 
 SIZES = BENCH_SIZES
 VARIANTS = {"Baseline": "pad", "+Grid": "anyres_max_9"}
@@ -34,8 +34,8 @@ VARIANTS = {"Baseline": "pad", "+Grid": "anyres_max_9"}
 
 def _manager(size: dict) -> dict:
     layers = size["num_hidden_layers"]
-    return dict(type="saum", expert_layers=list(expert_layer_preset("top_half", size["vision_layers"])),
-                inject_layers=list(inject_layer_preset(layers, count=min(6, layers))))
+    return {"type": "saum", "expert_layers": list(expert_layer_preset("top_half", size["vision_layers"])),
+                "inject_layers": list(inject_layer_preset(layers, count=min(6, layers)))}
 
 
 def _models(size: dict, aspect: str):
@@ -53,7 +53,7 @@ def _inputs(model):
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8))
     pixels = process_images([image], SigLipImageProcessor(), model.config)
     ids = torch.tensor([[11, 12, -200] + list(range(100, 164))])
-    return dict(input_ids=ids, images=list(pixels), image_sizes=[image.size])
+    return {"input_ids": ids, "images": list(pixels), "image_sizes": [image.size]}
 
 
 def _train_step(model, batch):

@@ -41,7 +41,9 @@ def backends() -> dict[str, object]:
         )
 
         found["transformers torchvision"] = LlavaOnevisionImageProcessor(image_mean=[0.5] * 3, image_std=[0.5] * 3)
-    except Exception as error:  # torchvision missing or broken beside the CPU torch (DESIGN.md section 6)
+    # torchvision missing, or a CUDA build broken beside the CPU torch (docs/evaluation.md, "lmms-eval 0.7.3 pitfalls"):
+    # the failure can be any exception raised while importing it.
+    except Exception as error:  # noqa: BLE001
         print(f"transformers' torchvision backend unavailable ({type(error).__name__}); timing the PIL one only")
     return found
 

@@ -57,14 +57,14 @@ def _inputs(ours, theirs, num_images: int) -> tuple[dict, dict]:
     crops = pixels if pixels.dim() == 5 else pixels[:, None]  # (images, P, 3, S, S)
     half = len(TEXT) // 2
     placeholders = [IMAGE_TOKEN_INDEX] * num_images
-    mine = dict(inputs=torch.tensor([TEXT[:half] + placeholders + TEXT[half:]]), images=list(crops),
-                image_sizes=[image.size for image in images])
+    mine = {"inputs": torch.tensor([TEXT[:half] + placeholders + TEXT[half:]]), "images": list(crops),
+                "image_sizes": [image.size for image in images]}
     spliced = ours.prepare_multimodal_inputs(mine["inputs"], None, None, **_image_args(mine)).inputs_embeds
     per_image = (spliced.shape[1] - len(TEXT)) // num_images
     ids = TEXT[:half] + [theirs.config.image_token_id] * (per_image * num_images) + TEXT[half:]
-    hf = dict(input_ids=torch.tensor([ids]), pixel_values=crops,
-              image_sizes=torch.tensor([image.size[::-1] for image in images]),
-              batch_num_images=torch.tensor([num_images]))
+    hf = {"input_ids": torch.tensor([ids]), "pixel_values": crops,
+              "image_sizes": torch.tensor([image.size[::-1] for image in images]),
+              "batch_num_images": torch.tensor([num_images])}
     return mine, hf
 
 

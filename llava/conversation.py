@@ -84,7 +84,7 @@ class Conversation:
     def append_message(self, role: str, message) -> None:
         self.messages.append([role, message])
 
-    def copy(self) -> "Conversation":
+    def copy(self) -> Conversation:
         # Like upstream, the copy gets fresh message lists.
         return dataclasses.replace(self, messages=[[role, msg] for role, msg in self.messages])
 

@@ -13,7 +13,6 @@ from PIL import Image
 from transformers import StoppingCriteria
 
 from llava.constants import IMAGE_TOKEN_INDEX
-from llava.processing.image_processor import to_8bit
 from llava.model.anyres import (
     AspectRatioMode,
     divide_to_patches,
@@ -24,18 +23,19 @@ from llava.model.anyres import (
     select_best_resolution,
     unpad_image,
 )
+from llava.processing.image_processor import to_8bit
 
 __all__ = [
-    "process_images",
-    "process_anyres_image",
-    "tokenizer_image_token",
-    "get_model_name_from_path",
     "KeywordsStoppingCriteria",
-    "select_best_resolution",
-    "resize_and_pad_image",
     "divide_to_patches",
-    "get_anyres_image_grid_shape",
     "expand2square",
+    "get_anyres_image_grid_shape",
+    "get_model_name_from_path",
+    "process_anyres_image",
+    "process_images",
+    "resize_and_pad_image",
+    "select_best_resolution",
+    "tokenizer_image_token",
     "unpad_image",
 ]
 
@@ -73,14 +73,16 @@ def _pixel_values(image_processor, image: Image.Image) -> torch.Tensor:
     return image_processor.preprocess(image, return_tensors="pt")["pixel_values"][0]
 
 
-def process_images(images: list[Image.Image], image_processor, model_cfg):
-    """Preprocess PIL images according to ``model_cfg.image_aspect_ratio`` (see module docstring)."""
-    mode = AspectRatioMode.parse(getattr(model_cfg, "image_aspect_ratio", None))
+def process_images(images: list[Image.Image], image_processor, model_cfg, *, image_aspect_ratio: str | None = None):
+    """Preprocess PIL images according to ``model_cfg.image_aspect_ratio`` (see module docstring), or to
+    ``image_aspect_ratio`` when given (a per-call mode, e.g. ``pad`` for the images of a multi-image sample)."""
+    requested = image_aspect_ratio or getattr(model_cfg, "image_aspect_ratio", None)
+    mode = AspectRatioMode.parse(requested)
     images = [to_8bit(image) for image in images]  # before any resize: 16-bit grey would otherwise turn white
     if mode.is_anyres:
         pinpoints = getattr(model_cfg, "image_grid_pinpoints", None)
         if pinpoints is None:
-            raise ValueError(f"image_aspect_ratio={model_cfg.image_aspect_ratio!r} needs image_grid_pinpoints")
+            raise ValueError(f"image_aspect_ratio={requested!r} needs image_grid_pinpoints")
         processed = [process_anyres_image(image, image_processor, pinpoints) for image in images]
     elif mode.name == "pad":
         background = tuple(int(m * 255) for m in image_processor.image_mean)

@@ -34,8 +34,18 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from playground.images import (ALPHABET, BACKGROUNDS, COLOURS, POSITIONS, SHAPES, Scene, png_bytes, region, render,
-                               sample_scene)
+from playground.images import (
+    ALPHABET,
+    BACKGROUNDS,
+    COLOURS,
+    POSITIONS,
+    SHAPES,
+    Scene,
+    png_bytes,
+    region,
+    render,
+    sample_scene,
+)
 
 SUFFIX = "\nAnswer with one word."
 QUESTIONS = {

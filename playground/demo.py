@@ -253,10 +253,10 @@ def run(cfg: DemoConfig) -> int:
     tasks = [entry["task"] for entry in json.loads((cfg.data / "tasks" / "benchmarks.json").read_text())]
     _log(f"training and evaluating {len(cfg.variants)} variants, {cfg.jobs} at a time ({cfg.threads} threads each); "
          f"logs in {cfg.work / 'logs'}")
-    with tqdm(total=len(cfg.variants) * (len(STAGES) + 1), desc="stages and evaluations", unit="step") as bar:
-        with ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-            futures = {v: pool.submit(_train_and_evaluate, cfg, v, tasks, bar) for v in cfg.variants}
-            evals = {v: future.result() for v, future in futures.items()}
+    with (tqdm(total=len(cfg.variants) * (len(STAGES) + 1), desc="stages and evaluations", unit="step") as bar,
+          ThreadPoolExecutor(max_workers=cfg.jobs) as pool):
+        futures = {v: pool.submit(_train_and_evaluate, cfg, v, tasks, bar) for v in cfg.variants}
+        evals = {v: future.result() for v, future in futures.items()}
     result = report(cfg, evals)
     print((result["out"] / "report.md").read_text().split("## Table XII")[0])
     chance = json.loads((cfg.data / "tasks" / "chance.json").read_text())

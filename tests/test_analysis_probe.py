@@ -150,7 +150,7 @@ def test_identity_layers_have_similarity_one_except_where_managers_inject():
 def _reference_distance(attn: torch.Tensor, patch: int) -> torch.Tensor:
     """(N, H, T, T) -> (H,) mean attention distance in pixels, by looping over patch coordinates."""
     crops, heads, tokens, _ = attn.shape
-    side = int(math.isqrt(tokens))
+    side = math.isqrt(tokens)
     coords = [divmod(t, side) for t in range(tokens)]
     dist = torch.tensor([[patch * math.dist(a, b) for b in coords] for a in coords], dtype=torch.float64)
     return torch.stack([(attn[:, h].double() * dist).sum() / (crops * tokens) for h in range(heads)])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from llava.model.builder import load_pretrained_model, resolve_attn_implementation, resolve_dtype, resolve_device_map
+from llava.model.builder import load_pretrained_model, resolve_attn_implementation, resolve_device_map, resolve_dtype
 from llava.testing import tiny_model
 
 
@@ -40,7 +40,10 @@ def test_overwrite_config_and_dtype(checkpoint):
 
 
 def test_resolvers():
-    assert resolve_dtype(None) == torch.float32 if not torch.cuda.is_available() else True
+    if torch.cuda.is_available():
+        assert resolve_dtype(None) == (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    else:
+        assert resolve_dtype(None) == torch.float32
     with pytest.raises(ValueError, match="torch_dtype='half-ish'"):
         resolve_dtype("half-ish")
     with pytest.raises(ValueError, match="attn_implementation='flash'"):

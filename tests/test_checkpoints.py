@@ -59,7 +59,7 @@ def test_llava_next_format_loads(tmp_path, saved, qwen_tokenizer, make_image, mo
     config.update(model_type=model_type, architectures=["LlavaQwenForCausalLM"], mm_vision_select_layer=-2)
     (tmp_path / "config.json").write_text(json.dumps(config))
     qwen_tokenizer.save_pretrained(tmp_path)
-    tokenizer, loaded, processor, context_len = load_pretrained_model(str(tmp_path), None, "llava_qwen")
+    _tokenizer, loaded, _processor, context_len = load_pretrained_model(str(tmp_path), None, "llava_qwen")
     assert loaded.dtype == torch.float32 and context_len == 32768
     assert 151645 in loaded.generation_config.eos_token_id
     torch.testing.assert_close(_logits(loaded, make_image), _logits(model, make_image), rtol=0, atol=0)

@@ -139,7 +139,7 @@ def _one_image_a_turn(dataset):
 def test_truncation_after_expansion_never_cuts_an_image(tmp_path, qwen_tokenizer):
     full = _one_image_a_turn(_dataset(tmp_path / "a", qwen_tokenizer, image_aspect_ratio="pad"))[3]  # 17 tokens each
     ids = full["input_ids"].tolist()
-    first, second = [i for i, t in enumerate(ids) if t == IMAGE_TOKEN_INDEX]
+    _first, second = [i for i, t in enumerate(ids) if t == IMAGE_TOKEN_INDEX]
     second_start = second + 16  # expanded position of the second image: the first one adds 16 tokens
     # The limit falls inside the second image: it is dropped whole, with everything after it.
     cut = _one_image_a_turn(_dataset(tmp_path / "b", qwen_tokenizer, image_aspect_ratio="pad",

@@ -26,3 +26,4 @@ def test_managers_train_under_zero(tmp_path, stage):
     assert ranks[0]["losses"][-1] < ranks[0]["losses"][0], "training makes progress"
     assert all(w > 0 for w in ranks[0]["manager_abs_sums"]), "zero-initialised managers received updates"
     assert ranks[0]["manager_abs_sums"] == ranks[1]["manager_abs_sums"]
+    assert [r["partitioned"] for r in ranks] == [stage == 3] * 2, "ZeRO-3 leaves each rank an empty shell per weight"

@@ -67,8 +67,8 @@ def _results(workspace, out) -> tuple[dict, dict]:
 @pytest.mark.slow
 def test_stock_wrapper_and_our_model_give_the_same_answers_and_scores(workspace):
     stock = _run(workspace, ["--model", "llava_onevision", "--model_args",
-                             f"pretrained={workspace['ckpt']},conv_template=qwen_1_5,model_name=llava_qwen,"
-                             "device_map=auto", "--batch_size", "1"], GENERATE_TASKS, "stock")
+                             (f"pretrained={workspace['ckpt']},conv_template=qwen_1_5,model_name=llava_qwen,"
+                              "device_map=auto"), "--batch_size", "1"], GENERATE_TASKS, "stock")
     assert stock.returncode == 0, stock.stderr[-3000:]
     ours = _run(workspace, ["--model", "llava_ov_manager", "--model_args", f"pretrained={workspace['ckpt']}",
                             "--batch_size", "1"], GENERATE_TASKS, "ours")
@@ -184,8 +184,8 @@ def test_runner_refuses_local_tasks_that_shadow_builtin_ones(workspace, tmp_path
 def _script(workspace, name: str, out: Path, **env):
     script = Path(__file__).resolve().parents[1] / "scripts" / "eval" / name
     base = {key: value for key, value in workspace["env"].items() if key != "OPENAI_API_KEY"}
-    defaults = dict(CKPT=str(workspace["ckpt"]), OUT=str(out), PYTHON=sys.executable, NUM_GPUS="1",
-                    TASKS="ovm_probe_colour", INCLUDE_PATH=str(workspace["tasks"]))
+    defaults = {"CKPT": str(workspace["ckpt"]), "OUT": str(out), "PYTHON": sys.executable, "NUM_GPUS": "1",
+                    "TASKS": "ovm_probe_colour", "INCLUDE_PATH": str(workspace["tasks"])}
     full_env = {**base, **defaults, **env}
     return subprocess.run(["bash", str(script)], cwd=workspace["root"], env=full_env, capture_output=True,
                           text=True, timeout=600)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llava.eval.benchmarks import BENCHMARKS, offline_tasks, judged_tasks
+from llava.eval.benchmarks import BENCHMARKS, judged_tasks, offline_tasks
 from llava.eval.report import build_report
 
 FIXTURES = Path(__file__).parent / "fixtures" / "paper_results"
@@ -18,22 +18,22 @@ VARIANTS = {"Baseline": "baseline", "+Manager": "manager", "+Grid": "grid", "+Gr
 
 # Tables XII-XIII, typed in from the paper (OCRBench as a count out of 1000).
 PAPER = {
-    "Baseline": dict(vqav2=73.90, okvqa=37.18, gqa=57.66, mmvet=21.40, seed=61.50, realworldqa=50.98, textvqa=57.56,
-                     chartqa=54.32, docvqa=51.40, infovqa=27.30, ocrbench=470.00, ai2d=52.95, scienceqa=65.25,
-                     mmmu=31.78, mathvista=34.20, imagedc=89.18, livebench_2407=38.76, livebench_2409=41.50,
-                     llava_wild=68.40, llava_wilder=50.00),
-    "+Manager": dict(vqav2=74.18, okvqa=37.28, gqa=57.89, mmvet=22.40, seed=65.33, realworldqa=51.11, textvqa=59.00,
-                     chartqa=56.24, docvqa=52.49, infovqa=27.31, ocrbench=476.00, ai2d=53.89, scienceqa=69.21,
-                     mmmu=33.11, mathvista=34.30, imagedc=89.44, livebench_2407=39.74, livebench_2409=43.27,
-                     llava_wild=69.00, llava_wilder=50.70),
-    "+Grid": dict(vqav2=74.65, okvqa=36.13, gqa=57.95, mmvet=24.00, seed=61.08, realworldqa=52.55, textvqa=65.14,
-                  chartqa=59.32, docvqa=68.55, infovqa=38.61, ocrbench=547.00, ai2d=53.76, scienceqa=69.36,
-                  mmmu=30.78, mathvista=36.10, imagedc=89.73, livebench_2407=41.28, livebench_2409=43.80,
-                  llava_wild=68.80, llava_wilder=51.20),
-    "+Grid+Manager": dict(vqav2=74.90, okvqa=37.99, gqa=58.66, mmvet=25.60, seed=65.14, realworldqa=52.81,
-                          textvqa=65.82, chartqa=60.96, docvqa=70.90, infovqa=40.70, ocrbench=577.00, ai2d=53.95,
-                          scienceqa=72.43, mmmu=31.22, mathvista=37.00, imagedc=89.95, livebench_2407=41.89,
-                          livebench_2409=45.13, llava_wild=69.30, llava_wilder=52.20),
+    "Baseline": {"vqav2": 73.90, "okvqa": 37.18, "gqa": 57.66, "mmvet": 21.40, "seed": 61.50, "realworldqa": 50.98, "textvqa": 57.56,
+                     "chartqa": 54.32, "docvqa": 51.40, "infovqa": 27.30, "ocrbench": 470.00, "ai2d": 52.95, "scienceqa": 65.25,
+                     "mmmu": 31.78, "mathvista": 34.20, "imagedc": 89.18, "livebench_2407": 38.76, "livebench_2409": 41.50,
+                     "llava_wild": 68.40, "llava_wilder": 50.00},
+    "+Manager": {"vqav2": 74.18, "okvqa": 37.28, "gqa": 57.89, "mmvet": 22.40, "seed": 65.33, "realworldqa": 51.11, "textvqa": 59.00,
+                     "chartqa": 56.24, "docvqa": 52.49, "infovqa": 27.31, "ocrbench": 476.00, "ai2d": 53.89, "scienceqa": 69.21,
+                     "mmmu": 33.11, "mathvista": 34.30, "imagedc": 89.44, "livebench_2407": 39.74, "livebench_2409": 43.27,
+                     "llava_wild": 69.00, "llava_wilder": 50.70},
+    "+Grid": {"vqav2": 74.65, "okvqa": 36.13, "gqa": 57.95, "mmvet": 24.00, "seed": 61.08, "realworldqa": 52.55, "textvqa": 65.14,
+                  "chartqa": 59.32, "docvqa": 68.55, "infovqa": 38.61, "ocrbench": 547.00, "ai2d": 53.76, "scienceqa": 69.36,
+                  "mmmu": 30.78, "mathvista": 36.10, "imagedc": 89.73, "livebench_2407": 41.28, "livebench_2409": 43.80,
+                  "llava_wild": 68.80, "llava_wilder": 51.20},
+    "+Grid+Manager": {"vqav2": 74.90, "okvqa": 37.99, "gqa": 58.66, "mmvet": 25.60, "seed": 65.14, "realworldqa": 52.81,
+                          "textvqa": 65.82, "chartqa": 60.96, "docvqa": 70.90, "infovqa": 40.70, "ocrbench": 577.00, "ai2d": 53.95,
+                          "scienceqa": 72.43, "mmmu": 31.22, "mathvista": 37.00, "imagedc": 89.95, "livebench_2407": 41.89,
+                          "livebench_2409": 45.13, "llava_wild": 69.30, "llava_wilder": 52.20},
 }
 TABLE_IV_OVERALL = {"Baseline": 50.61, "+Manager": 51.67, "+Grid": 53.87, "+Grid+Manager": 55.21}
 TABLE_XI = {  # the columns that do follow from the per-dataset numbers
@@ -86,7 +86,7 @@ def test_missing_dataset_is_shown_missing_and_not_averaged_as_zero(tmp_path):
     assert overall.value == pytest.approx(expected, abs=1e-9)
     text = (report["out"] / "report.md").read_text()
     assert "* (19/20)" in text and "MMVet test" in text.split("## Missing datasets")[1]
-    rows = list(csv.DictReader(open(report["out"] / "scores.csv")))
+    rows = list(csv.DictReader((report["out"] / "scores.csv").read_text().splitlines()))
     mmvet = next(r for r in rows if r["benchmark"] == "mmvet" and r["variant"] == "Partial")
     assert mmvet["score"] == "-" and mmvet["delta_vs_Baseline"] == "-"
 
@@ -97,7 +97,7 @@ def test_outputs_written_with_deltas(tmp_path):
     text = (out / "report.md").read_text()
     assert "51.67 (↑1.06)" in text and "55.21 (↑4.60)" in text
     assert (out / "report.png").stat().st_size > 10_000
-    rows = list(csv.DictReader(open(out / "categories.csv")))
+    rows = list(csv.DictReader((out / "categories.csv").read_text().splitlines()))
     grid_overall = next(r for r in rows if r["category"] == "Overall" and r["variant"] == "+Grid")
     assert float(grid_overall["delta_vs_Baseline"]) == pytest.approx(3.26, abs=0.006)
 

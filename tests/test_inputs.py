@@ -34,14 +34,12 @@ def test_labels_and_positions(model, make_image):
     assert int((out.token_kinds == 2).sum()) == 1, "one image_newline after a single crop"
 
 
-def test_truncation_never_cuts_an_image(model, make_image):
+def test_truncation_never_cuts_an_image(make_image):
+    # A model of its own: the limit ends inside the second image.
+    model = tiny_model(seed=4, vocab_size=512, image_aspect_ratio="pad", tokenizer_model_max_length=1 + 730 + 1 + 100)
     pixels = _pad_pixels(model, [make_image(64, 64, seed=s) for s in (1, 2)])
     ids = torch.tensor([[5, -200, 6, -200, 7]])
-    model.config.tokenizer_model_max_length = 1 + 730 + 1 + 100  # ends inside the second image
-    try:
-        out = model.prepare_multimodal_inputs(ids, None, ids.clone(), pixels)
-    finally:
-        model.config.tokenizer_model_max_length = None
+    out = model.prepare_multimodal_inputs(ids, None, ids.clone(), pixels)
     assert out.inputs_embeds.shape[1] == 1 + 730 + 1, "the second image is dropped whole"
     assert out.num_truncated == 1
     assert int((out.image_token_index >= 0).sum()) == 730
@@ -127,3 +125,23 @@ def test_config_validation_messages():
         tiny_model(vocab_size=64, mm_patch_merge_type="spatial")
     with pytest.raises(ValueError, match="tokenizer_padding_side='middle'"):
         tiny_model(vocab_size=64, tokenizer_padding_side="middle")
+
+
+def test_return_dict_false_gives_the_tuple(model):
+    ids = torch.tensor([[7, 8, 9, 10]])
+    with torch.no_grad():
+        as_dict = model(input_ids=ids, labels=ids)
+        as_tuple = model(input_ids=ids, labels=ids, return_dict=False)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[0], as_dict.loss)
+    torch.testing.assert_close(as_tuple[1], as_dict.logits)
+
+
+def test_process_images_takes_a_per_call_mode(model, make_image):
+    """The pad handling of multi-image samples, asked for per call instead of through a stand-in config."""
+    anyres = tiny_model(seed=4, vocab_size=512).config
+    assert anyres.image_aspect_ratio.startswith("anyres")
+    image = make_image(300, 200, seed=3)
+    per_call = process_images([image], PROC, anyres, image_aspect_ratio="pad")
+    torch.testing.assert_close(per_call, process_images([image], PROC, model.config))
+    assert process_images([image], PROC, anyres).dim() == 5, "without it, the config's anyres crops"

@@ -7,14 +7,14 @@ from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
 from llava.model.builder import load_pretrained_model
 from llava.model.config import ov_0p5b_config
-from llava.model.manager import SAUM, VisualInjection, weighted_sum
+from llava.model.manager import SAUM, weighted_sum
 from llava.model.manager_config import ManagerConfig, expert_layer_preset, inject_layer_preset, paper_default
 from llava.model.packing import BASE, GRID, NEWLINE
 from llava.processing import SigLipImageProcessor
 from llava.testing import tiny_model
 
 PROC = SigLipImageProcessor()
-SAUM_CFG = dict(type="saum", expert_layers=[2, 3, 4], inject_layers=[0, 2])
+SAUM_CFG = {"type": "saum", "expert_layers": [2, 3, 4], "inject_layers": [0, 2]}
 
 
 def _pair(kind="saum", seed=1, **overrides):
@@ -36,7 +36,7 @@ def _batch(make_image, model):
     pixels = [process_images([im], PROC, model.config)[0] for im in images]
     ids = torch.tensor([[5, 6, -200, 7, 8, 9], [10, -200, 11, 0, 0, 0]])
     mask = torch.tensor([[1] * 6, [1, 1, 1, 0, 0, 0]])
-    return dict(input_ids=ids, attention_mask=mask, images=pixels, image_sizes=[im.size for im in images])
+    return {"input_ids": ids, "attention_mask": mask, "images": pixels, "image_sizes": [im.size for im in images]}
 
 
 @pytest.mark.parametrize("kind", ["saum", "aaum"])

@@ -13,7 +13,7 @@ from llava.model.anyres import anyres_token_count
 from llava.model.config import MultimodalSpec
 from llava.model.convert import to_hf_model
 from llava.processing import SigLipImageProcessor
-from llava.testing import tiny_model
+from llava.testing import tiny_config, tiny_model
 
 IMAGE_ID, VIDEO_ID = 1000, 1001
 TEXT_BEFORE, TEXT_AFTER = [5, 6, 7], [8, 9, 10, 11]
@@ -63,11 +63,8 @@ def test_pad_multi_image_logits_match(models, make_image):
     """Two ``pad`` images in one sample: 730 tokens each (729 + newline) on both sides."""
     ours, hf = models
     images = [make_image(500, 300, seed=1), make_image(256, 512, seed=2)]
-    ours.config.image_aspect_ratio = "pad"
-    try:
-        pixels = process_images(images, SigLipImageProcessor(), ours.config)  # (2, 3, 384, 384)
-    finally:
-        ours.config.image_aspect_ratio = "anyres_max_9"
+    pad_config = tiny_config(vocab_size=1024, image_aspect_ratio="pad")  # the shared model's config stays as it is
+    pixels = process_images(images, SigLipImageProcessor(), pad_config)  # (2, 3, 384, 384)
     ids = torch.tensor([TEXT_BEFORE + [-200, 5, -200] + TEXT_AFTER])
     with torch.no_grad():
         mine = ours(input_ids=ids, images=list(pixels), image_sizes=[im.size for im in images]).logits

@@ -32,7 +32,7 @@ def _assert_finished(done: subprocess.CompletedProcess) -> None:
 
 
 def test_reduced_demo_passes_its_own_checks(demo):
-    work, done = demo
+    _work, done = demo
     _assert_finished(done)
     # Every stage of every variant reported its loss falling, and each variant beat chance on the background task.
     for name in NAMES:

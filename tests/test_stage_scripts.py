@@ -19,6 +19,29 @@ def _bash(script: str, env: dict, *args: str, timeout: int = 60) -> subprocess.C
                           timeout=timeout)
 
 
+def _shell_scripts() -> list[str]:
+    """Every tracked shell script: ``*.sh`` and the extension-less entries (``run``, ``.ci/run``)."""
+    listed = subprocess.run(["git", "ls-files", "*.sh", "run", ".ci/run"], cwd=ROOT, capture_output=True, text=True)
+    if listed.returncode != 0:  # not a git checkout (an unpacked release): the files on disk
+        return sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.rglob("*.sh"), ROOT / "run", ROOT / ".ci/run"]
+                      if ".venv" not in p.parts)
+    return sorted(listed.stdout.split())
+
+
+@pytest.mark.parametrize("script", _shell_scripts())
+def test_every_script_is_strict_from_its_first_command(script):
+    lines = [line.strip() for line in (ROOT / script).read_text().splitlines()]
+    commands = [line for line in lines if line and not line.startswith("#")]
+    assert commands[0] == "set -euo pipefail", "strict mode before any command runs"
+    assert "exit 0" not in lines, "a bare exit 0 turns a crashed step into success"
+    assert subprocess.run(["bash", "-n", str(ROOT / script)]).returncode == 0
+
+
+def test_the_script_list_covers_every_folder():
+    folders = {Path(s).parent.as_posix() for s in _shell_scripts()}
+    assert {"scripts/train", "scripts/eval", "scripts/analysis", "tests/upstream", ".", ".ci"} <= folders
+
+
 @pytest.mark.parametrize(
     "script,env,message",
     [("stage1.sh", {}, "VARIANT"),
@@ -52,3 +75,24 @@ def test_tiny_curriculum_runs_all_three_stages(tmp_path):
         assert json.loads((runs / stage / "bad_samples.json").read_text())["skipped"] == 0
     config = json.loads((runs / "stage2" / "config.json").read_text())
     assert config["image_aspect_ratio"] == "anyres_max_9" and config["manager"]["type"] == "saum"
+
+
+def test_preflight_probe_prints_the_line_the_scripts_read(capsys):
+    import torch
+
+    from llava.train.preflight import main
+
+    assert main(["probe"]) == 0
+    count, major, bf16, has_llava, has_deepspeed, has_wandb = map(int, capsys.readouterr().out.split())
+    assert count == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    assert has_llava == 1 and (major > 0) == (count > 0) and bf16 in (0, 1)
+    assert {has_deepspeed, has_wandb} <= {0, 1}
+
+
+def test_preflight_snapshot_names_the_id_it_cannot_find(capsys, monkeypatch, tmp_path):
+    from llava.train.preflight import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    assert main(["snapshot", "nobody/no-such-model"]) == 1
+    assert "nobody/no-such-model" in capsys.readouterr().err

@@ -14,10 +14,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
-from llava.analysis.checkpoints import Checkpoint  # noqa: E402
+from llava.analysis.checkpoints import Checkpoint
 
 PAIR_COLOURS = {(False, False): "#1f77b4", (False, True): "#0b3d91", (True, False): "#d62728", (True, True): "#8b0000"}
 TITLES = {"visual": "visual part", "text": "textual part", "visual_self": "visual self-attention",

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from typing_extensions import Self
 
 from llava.analysis.samples import AnalysisSample
 from llava.analysis.stats import (
@@ -50,7 +51,7 @@ class TokenLayout:
     text: torch.Tensor  # (T,) long, increasing: text tokens
 
     @classmethod
-    def from_kinds(cls, token_kinds: torch.Tensor, attention_mask: torch.Tensor) -> "TokenLayout":
+    def from_kinds(cls, token_kinds: torch.Tensor, attention_mask: torch.Tensor) -> TokenLayout:
         """``token_kinds`` and ``attention_mask`` (1, L) from the splice; kinds are >= 0 on image tokens."""
         assert token_kinds.shape[0] == 1, "the probe runs one sample at a time"
         real = attention_mask[0].bool()
@@ -98,7 +99,7 @@ class Probe:
 
     # -- attaching ------------------------------------------------------------------------------------------------
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Self:
         self._switch_attention()
         trunk = self.model.model
         if "layer_similarity" in self.metrics:

@@ -20,12 +20,12 @@ from llava.analysis.probes import METRICS, Probe
 from llava.analysis.tables import FILES, rows, write_csv
 
 FIGURES = {
-    "layer_similarity": dict(value="cosine", panel="part", ylabel="cosine similarity with the previous layer",
-                             title="Similarity between consecutive layers' outputs (Fig. 18)"),
-    "attention_entropy": dict(value="entropy", panel="block", ylabel="mean attention entropy (nats)",
-                              title="Entropy of attention weight distributions (Figs. 19, 32)"),
-    "head_kl": dict(value="kl", panel="block", ylabel="mean KL divergence between heads (nats)",
-                    title="Divergence between attention heads (Figs. 20, 33)"),
+    "layer_similarity": {"value": "cosine", "panel": "part", "ylabel": "cosine similarity with the previous layer",
+                             "title": "Similarity between consecutive layers' outputs (Fig. 18)"},
+    "attention_entropy": {"value": "entropy", "panel": "block", "ylabel": "mean attention entropy (nats)",
+                              "title": "Entropy of attention weight distributions (Figs. 19, 32)"},
+    "head_kl": {"value": "kl", "panel": "block", "ylabel": "mean KL divergence between heads (nats)",
+                    "title": "Divergence between attention heads (Figs. 20, 33)"},
 }
 
 

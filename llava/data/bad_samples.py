@@ -79,7 +79,7 @@ class BadSampleLedger:
                 f"{dict(self.by_source)}. Fix the data or raise --max_bad_sample_share."
             )
 
-    def merge(self, other: "BadSampleLedger") -> None:
+    def merge(self, other: BadSampleLedger) -> None:
         self.seen += other.seen
         self.skipped += other.skipped
         self.truncated += other.truncated
@@ -102,7 +102,7 @@ class BadSampleLedger:
         }
 
     @classmethod
-    def from_dict(cls, data: dict, *, max_share: float, min_seen: int) -> "BadSampleLedger":
+    def from_dict(cls, data: dict, *, max_share: float, min_seen: int) -> BadSampleLedger:
         return cls(
             max_share=max_share,
             min_seen=min_seen,

@@ -177,8 +177,8 @@ class LazySupervisedDataset(Dataset):
             processed = process_images(images, self.image_processor, self.model_config)
             crops = processed[0]
             return [crops.unsqueeze(0) if crops.dim() == 3 else crops]
-        background = _PadConfig()
-        return [process_images([image], self.image_processor, background)[0].unsqueeze(0) for image in images]
+        return [process_images([image], self.image_processor, self.model_config, image_aspect_ratio="pad")[0].unsqueeze(0)
+                for image in images]
 
     def _truncate(self, formatted: Formatted, crops, sizes):
         """Cut to ``max_length`` after image expansion without splitting an image (see module docstring)."""
@@ -203,14 +203,6 @@ class LazySupervisedDataset(Dataset):
             raise BadSample("no_supervised_tokens",
                             f"conversations: no answer token left{detail} ({full} tokens after image expansion)")
         return input_ids, labels, input_ids.count(IMAGE_TOKEN_INDEX), truncated
-
-
-@dataclass(frozen=True)
-class _PadConfig:
-    """The config ``process_images`` reads, for the ``pad`` handling of multi-image samples."""
-
-    image_aspect_ratio: str = "pad"
-    image_grid_pinpoints: None = None
 
 
 def _has_image(sample) -> bool:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-
 # Offline copies of built-in tasks run under new names (llava.eval.prepare_offline): lmms-eval silently prefers a
 # built-in task over an --include_path task of the same name.
 LOCAL_SUFFIX = "_local"

@@ -111,7 +111,7 @@ class LlavaOvManager(lmms):
         return pad if pad is not None else self.tokenizer.eos_token_id
 
     def _visuals(self, request: Instance):
-        context, _, doc_to_visual, doc_id, task, split = request.args[:6]
+        _context, _, doc_to_visual, doc_id, task, split = request.args[:6]
         return rq.load_visuals(doc_to_visual, self.task_dict[task][split][doc_id], task, doc_id)
 
     def _prepare(self, index: int, context: str, visuals, group: str = "") -> rq.Prepared:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from typing_extensions import Self
 
 from llava.constants import IMAGE_TOKEN_INDEX
 from llava.eval import requests as rq
@@ -22,7 +23,7 @@ class LoglikelihoodResult(str):
     loss: float
     greedy: bool
 
-    def __new__(cls, loss: float, greedy: bool) -> "LoglikelihoodResult":
+    def __new__(cls, loss: float, greedy: bool) -> Self:
         self = super().__new__(cls, repr((float(loss), bool(greedy))))
         self.loss, self.greedy = float(loss), bool(greedy)
         return self
@@ -42,7 +43,7 @@ class LoglikelihoodResult(str):
     def __getnewargs__(self):
         return self.as_tuple()
 
-    def strip(self, chars=None) -> "LoglikelihoodResult":
+    def strip(self, chars=None) -> LoglikelihoodResult:
         return self
 
 

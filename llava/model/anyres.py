@@ -42,7 +42,7 @@ class AspectRatioMode:
         return self.name in ("anyres", "anyres_max")
 
     @classmethod
-    def parse(cls, value: str | None) -> "AspectRatioMode":
+    def parse(cls, value: str | None) -> AspectRatioMode:
         """Parse ``image_aspect_ratio``; ``None`` means the LLaVA-NeXT default, ``square``."""
         if value is None or value == "square":
             return cls(name="square")

@@ -39,12 +39,12 @@ def resolve_attn_implementation(requested: str | None) -> str:
         return "sdpa"
     if requested not in ATTN_IMPLEMENTATIONS:
         raise ValueError(f"attn_implementation={requested!r} is not one of {ATTN_IMPLEMENTATIONS}")
-    if requested == "flash_attention_2":
-        if importlib.util.find_spec("flash_attn") is None or not torch.cuda.is_available():
-            reason = "flash-attn is not installed" if torch.cuda.is_available() else "no CUDA device is available"
-            warnings.warn(f"attn_implementation='flash_attention_2' requested but {reason}; using 'sdpa' instead",
-                          stacklevel=2)
-            return "sdpa"
+    if requested == "flash_attention_2" and (importlib.util.find_spec("flash_attn") is None
+                                             or not torch.cuda.is_available()):
+        reason = "flash-attn is not installed" if torch.cuda.is_available() else "no CUDA device is available"
+        warnings.warn(f"attn_implementation='flash_attention_2' requested but {reason}; using 'sdpa' instead",
+                      stacklevel=2)
+        return "sdpa"
     return requested
 
 

@@ -57,7 +57,7 @@ class LlavaQwenConfig(Qwen2Config):
     """Qwen2 config + LLaVA multimodal fields (upstream names) + the vision tower's config."""
 
     model_type = "llava_qwen"
-    sub_configs_defaults = {
+    sub_configs_defaults = {  # noqa: RUF012 (transformers' class attribute, read by the config machinery)
         "vision_config": SubConfigSpec(
             config_class=SiglipVisionConfig, model_type="siglip_vision_model", init_kwargs=SIGLIP_SO400M_26
         ),
@@ -118,7 +118,7 @@ class MultimodalSpec:
         return self.merge_type == "spatial_unpad"
 
     @classmethod
-    def from_config(cls, config: LlavaQwenConfig) -> "MultimodalSpec":
+    def from_config(cls, config: LlavaQwenConfig) -> MultimodalSpec:
         vision = config.vision_config
         if config.mm_hidden_size != vision.hidden_size:
             raise ValueError(
@@ -172,7 +172,7 @@ def _projector_spec(config: LlavaQwenConfig) -> ProjectorSpec:
     raise ValueError(f"mm_projector_type={kind!r} is not supported; expected 'mlpNx_gelu', 'linear' or 'identity'")
 
 
-def ov_0p5b_config(**overrides) -> "LlavaQwenConfig":
+def ov_0p5b_config(**overrides) -> LlavaQwenConfig:
     """The real-size LLaVA-OV-0.5B architecture (+Grid: anyres_max_9 over the 6 x 6 pinpoints), for budgets and
     random-initialised GPU runs; ``overrides`` go to ``LlavaQwenConfig`` unchanged."""
     fields = dict(QWEN2_0P5B, image_aspect_ratio="anyres_max_9", image_grid_pinpoints=OV_GRID_PINPOINTS,

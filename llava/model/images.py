@@ -34,7 +34,7 @@ class ImageBatch:
     unpacked: bool  # came as a 4-D tensor: tokens are used without packing
 
     @classmethod
-    def from_inputs(cls, images, image_sizes=None, modalities=None) -> "ImageBatch":
+    def from_inputs(cls, images, image_sizes=None, modalities=None) -> ImageBatch:
         unpacked = False
         if images is None:
             crops = []

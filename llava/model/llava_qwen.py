@@ -20,7 +20,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GenerationMixin, initialization as init
+from transformers import GenerationMixin
+from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
@@ -45,7 +46,7 @@ from llava.model.vision_tower import SigLipVisionTower
 class LlavaQwenPreTrainedModel(Qwen2PreTrainedModel):
     config: LlavaQwenConfig
     config_class = LlavaQwenConfig
-    _no_split_modules = ["Qwen2DecoderLayer", "SiglipEncoderLayer", "SiglipVisionEmbeddings"]
+    _no_split_modules = ["Qwen2DecoderLayer", "SiglipEncoderLayer", "SiglipVisionEmbeddings"]  # noqa: RUF012
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -162,7 +163,7 @@ def supervised_loss(lm_head: nn.Module, hidden: torch.Tensor, labels: torch.Tens
 
 
 class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
-    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}  # noqa: RUF012 (transformers' attribute)
 
     def __init__(self, config: LlavaQwenConfig) -> None:
         super().__init__(config)
@@ -260,18 +261,21 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         )
         if supervised_logits_only and labels is not None:
             loss = supervised_loss(self.lm_head, outputs.last_hidden_state, labels, kwargs.get("num_items_in_batch"))
-            return CausalLMOutputWithPast(loss=loss, logits=None, past_key_values=outputs.past_key_values)
-        logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
-        return CausalLMOutputWithPast(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-        )
+            result = CausalLMOutputWithPast(loss=loss, logits=None, past_key_values=outputs.past_key_values)
+        else:
+            logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+            loss = None
+            if labels is not None:
+                loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            result = CausalLMOutputWithPast(
+                loss=loss,
+                logits=logits,
+                past_key_values=outputs.past_key_values,
+                hidden_states=outputs.hidden_states,
+                attentions=outputs.attentions,
+            )
+        # return_dict=False: the tuple of the fields that are set, as transformers' models return.
+        return result.to_tuple() if return_dict is False else result
 
     @torch.no_grad()
     def generate(self, inputs: torch.Tensor | None = None, images=None, image_sizes=None, modalities=None, **kwargs):

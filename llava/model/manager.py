@@ -34,7 +34,7 @@ class VisualInjection:
 
     @classmethod
     def build(cls, token_kinds: torch.Tensor, image_token_index: torch.Tensor, expert_tokens: torch.Tensor,
-              targets: str) -> "VisualInjection":
+              targets: str) -> VisualInjection:
         """``token_kinds``/``image_token_index`` come from the splice; ``expert_tokens`` is (E, rows, D)."""
         positions = torch.zeros_like(token_kinds, dtype=torch.bool)
         for kind in TARGET_KINDS[targets]:

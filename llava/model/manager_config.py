@@ -62,7 +62,7 @@ class ManagerConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, value: "dict | ManagerConfig | None") -> "ManagerConfig":
+    def from_dict(cls, value: dict | ManagerConfig | None) -> ManagerConfig:
         if value is None:
             return cls()
         if isinstance(value, cls):

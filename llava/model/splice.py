@@ -30,7 +30,7 @@ class SpliceResult:
     image_token_index: torch.Tensor  # (B, L) long: row in the image-token table, -1 elsewhere
     token_kinds: torch.Tensor  # (B, L) int8: packing kind on image tokens, -1 elsewhere
     num_truncated: int  # samples that were cut to max_length
-    visual_injection: "VisualInjection | None" = None  # set by the model when managers are enabled
+    visual_injection: VisualInjection | None = None  # set by the model when managers are enabled
 
 
 def count_placeholders(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[int]:

@@ -55,7 +55,7 @@ def convert_to_rgb(image: Image.Image) -> Image.Image:
 class SigLipImageProcessor:
     """Callable like transformers' image processors: ``preprocess(images, return_tensors="pt")``."""
 
-    model_input_names = ["pixel_values"]
+    model_input_names = ["pixel_values"]  # noqa: RUF012 (transformers' processor attribute)
 
     def __init__(
         self,

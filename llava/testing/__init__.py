@@ -3,4 +3,4 @@
 from llava.testing.tiny import tiny_config, tiny_model
 from llava.testing.tokenizer import build_qwen2_tokenizer
 
-__all__ = ["tiny_config", "tiny_model", "build_qwen2_tokenizer"]
+__all__ = ["build_qwen2_tokenizer", "tiny_config", "tiny_model"]

@@ -40,20 +40,20 @@ def tiny_config(
     """A small but structurally complete config; ``overrides`` go to ``LlavaQwenConfig`` unchanged."""
     eos = QWEN2_EOS if vocab_size > QWEN2_EOS else vocab_size - 1
     pad = QWEN2_PAD if vocab_size > QWEN2_PAD else vocab_size - 2
-    fields = dict(
-        vocab_size=vocab_size,
-        hidden_size=hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=num_attention_heads,
-        num_key_value_heads=num_key_value_heads,
-        intermediate_size=intermediate_size,
-        max_position_embeddings=32768,
-        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
-        tie_word_embeddings=True,
-        eos_token_id=eos,
-        pad_token_id=pad,
-        bos_token_id=pad,
-        vision_config={
+    fields = {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        "num_attention_heads": num_attention_heads,
+        "num_key_value_heads": num_key_value_heads,
+        "intermediate_size": intermediate_size,
+        "max_position_embeddings": 32768,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+        "tie_word_embeddings": True,
+        "eos_token_id": eos,
+        "pad_token_id": pad,
+        "bos_token_id": pad,
+        "vision_config": {
             "hidden_size": vision_hidden_size,
             "intermediate_size": vision_intermediate_size,
             "num_hidden_layers": vision_layers,
@@ -61,14 +61,14 @@ def tiny_config(
             "image_size": image_size,
             "patch_size": patch_size,
         },
-        mm_projector_type="mlp2x_gelu",
-        mm_patch_merge_type=mm_patch_merge_type,
-        image_aspect_ratio=image_aspect_ratio,
-        image_grid_pinpoints=image_grid_pinpoints,
-        tokenizer_model_max_length=tokenizer_model_max_length,
-        tokenizer_padding_side=tokenizer_padding_side,
-        attn_implementation=attn_implementation,
-    )
+        "mm_projector_type": "mlp2x_gelu",
+        "mm_patch_merge_type": mm_patch_merge_type,
+        "image_aspect_ratio": image_aspect_ratio,
+        "image_grid_pinpoints": image_grid_pinpoints,
+        "tokenizer_model_max_length": tokenizer_model_max_length,
+        "tokenizer_padding_side": tokenizer_padding_side,
+        "attn_implementation": attn_implementation,
+    }
     fields.update(overrides)
     return LlavaQwenConfig(**fields)
 
@@ -85,9 +85,9 @@ def tiny_model(seed: int = 0, **config_overrides) -> LlavaQwenForCausalLM:
 # Benchmark sizes shared by bench/ and the budget tool: "tiny" is the test model with a small vocabulary, "medium"
 # is wide and deep enough that the LLM and tower, not Python overhead, dominate a step on a CPU.
 BENCH_SIZES = {
-    "tiny": dict(hidden_size=64, num_hidden_layers=4, intermediate_size=128, vision_hidden_size=32, vision_layers=4,
-                 vision_intermediate_size=64, vocab_size=4096),
-    "medium": dict(hidden_size=256, num_hidden_layers=12, num_attention_heads=8, intermediate_size=1024,
-                   vision_hidden_size=192, vision_layers=8, vision_heads=4, vision_intermediate_size=768,
-                   vocab_size=32000),
+    "tiny": {"hidden_size": 64, "num_hidden_layers": 4, "intermediate_size": 128, "vision_hidden_size": 32, "vision_layers": 4,
+                 "vision_intermediate_size": 64, "vocab_size": 4096},
+    "medium": {"hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 8, "intermediate_size": 1024,
+                   "vision_hidden_size": 192, "vision_layers": 8, "vision_heads": 4, "vision_intermediate_size": 768,
+                   "vocab_size": 32000},
 }

@@ -44,7 +44,7 @@ def _sample(model, image_size, text_tokens: int, device) -> tuple[dict, dict]:
     answer = rng.integers(0, high, ANSWER_TOKENS).tolist()
     ids = torch.tensor([prompt + answer], device=device)
     labels = torch.tensor([[IGNORE_INDEX] * len(prompt) + answer], device=device)
-    common = dict(images=pixels, image_sizes=[image.size])
+    common = {"images": pixels, "image_sizes": [image.size]}
     train = dict(input_ids=ids, labels=labels, supervised_logits_only=True, **common)
     return train, dict(inputs=torch.tensor([prompt], device=device), **common)
 

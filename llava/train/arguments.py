@@ -118,7 +118,7 @@ class TrainingArguments(transformers.TrainingArguments):
         super().__post_init__()
 
 
-def warn_no_effect(model_args: ModelArguments, data_args: DataArguments) -> None:
+def check_compat_flags(model_args: ModelArguments, data_args: DataArguments) -> None:
     """Reject what would change the model silently; warn about flags kept only for script compatibility."""
     if model_args.mm_use_im_start_end or model_args.mm_use_im_patch_token:
         raise ValueError("mm_use_im_start_end / mm_use_im_patch_token are not supported (LLaVA-OV trains without them)")

@@ -18,7 +18,7 @@ from transformers import HfArgumentParser, set_seed
 from llava.data.collator import DataCollatorForSupervisedDataset
 from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import load_mixture
-from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, warn_no_effect
+from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, check_compat_flags
 from llava.train.callbacks import BadSampleCallback, run_layout
 from llava.train.checkpoints import choose_resume, mark_complete, require_usable, unmark
 from llava.train.model_init import build_image_processor, build_model, build_tokenizer
@@ -77,7 +77,7 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    warn_no_effect(model_args, data_args)
+    check_compat_flags(model_args, data_args)
     # Data errors surface before minutes of model loading.
     mixture = load_data(data_args, seed=training_args.data_seed or training_args.seed)
     _init_distributed_for_cpu(training_args)

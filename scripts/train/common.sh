@@ -62,9 +62,9 @@ require_int() {
 }
 
 # resolve_model_dir NAME "what": the variable must name a model. A local directory with a config.json is kept; a
-# Hugging Face hub id (org/name) is looked up in (or downloaded into) the hub cache with
-# huggingface_hub.snapshot_download, and the variable is set to that local snapshot: llava.train.train reads configs
-# and weights from local directories only. With HF_HUB_OFFLINE=1 only the cache is consulted.
+# Hugging Face hub id (org/name) is looked up in (or downloaded into) the hub cache (llava.train.preflight snapshot),
+# and the variable is set to that local snapshot: llava.train.train reads configs and weights from local directories
+# only. With HF_HUB_OFFLINE=1 only the cache is consulted.
 resolve_model_dir() {
     local name=$1 hint=$2 path
     require "$name" "$hint"
@@ -73,15 +73,7 @@ resolve_model_dir() {
         die "$name=${!name} is neither a local model directory (no config.json) nor a hub id: $hint"
     fi
     note "$name=${!name}: resolving the hub id to a local snapshot"
-    path=$("$PYTHON" - "${!name}" <<'PY'
-import sys
-
-from huggingface_hub import snapshot_download
-
-print(snapshot_download(sys.argv[1], ignore_patterns=["*.msgpack", "*.h5", "*.onnx", "*.ot", "onnx/*", "flax_model*",
-                                                      "tf_model*", "openvino/*"]))
-PY
-) || die "$name=${!name}: neither in the Hugging Face cache nor downloadable (offline?); download it and set $name to the local directory"
+    path=$("$PYTHON" -m llava.train.preflight snapshot "${!name}") || die "$name=${!name}: neither in the Hugging Face cache nor downloadable (offline?); download it and set $name to the local directory"
     [[ -f "$path/config.json" ]] || die "$name=${!name}: the snapshot $path has no config.json"
     note "$name=$path"
     printf -v "$name" '%s' "$path"
@@ -152,18 +144,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || die "PYTHON=$PYTHON: not found (point it
 # Run the checkout the script lives in, whether or not it is installed.
 export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
-_probe=$("$PYTHON" - <<'PY'
-import importlib.util
-
-import torch
-
-count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-major = torch.cuda.get_device_capability(0)[0] if count else 0
-bf16 = int(count > 0 and torch.cuda.is_bf16_supported())
-found = {name: int(importlib.util.find_spec(name) is not None) for name in ("llava", "deepspeed", "wandb")}
-print(count, major, bf16, found["llava"], found["deepspeed"], found["wandb"])
-PY
-) || die "$PYTHON cannot import torch"
+_probe=$("$PYTHON" -m llava.train.preflight probe) || die "$PYTHON cannot run llava.train.preflight (is torch installed in it?)"
 read -r CUDA_COUNT CUDA_MAJOR CUDA_BF16 HAS_LLAVA HAS_DEEPSPEED HAS_WANDB <<<"$_probe"
 (( HAS_LLAVA )) || die "$PYTHON cannot import llava (install the project: pip install -e '.[train]')"
 

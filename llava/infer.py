@@ -2,7 +2,7 @@
 
 Everything a real run does happens here -- the real Qwen2 tokenizer (built offline), ChatML prompt, anyres_max_9
 preprocessing, SigLIP -> projector -> packing -> Qwen2, KV-cached greedy generation stopping on <|im_end|> --
-but the weights are random, so the answer is meaningless. Usage: ``python -m llava.demo [--width W --height H]``.
+but the weights are random, so the answer is meaningless. Usage: ``python -m llava.infer [--width W --height H]``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """README's main command stays runnable: the offline inference demo."""
 
-from llava.demo import main
+from llava.infer import main
 
 
 def test_demo_runs_and_says_weights_are_random(capsys):
