@@ -17,7 +17,7 @@ from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
 from llava.conversation import conv_templates
 from llava.mm_utils import process_images, tokenizer_image_token
 from llava.model.anyres import anyres_token_count
-from llava.processing import SigLipImageProcessor
+from llava.model.loading import image_processor_for
 from llava.testing import build_qwen2_tokenizer, tiny_model
 
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     print("NOTE: this model has RANDOM weights (no downloads here); the answer below is meaningless.\n")
     tokenizer = build_qwen2_tokenizer()
     model = tiny_model(seed=0)
-    processor = SigLipImageProcessor(size=(model.config.vision_config.image_size,) * 2)
+    processor = image_processor_for(model.config)
     image = synthetic_image(args.width, args.height)
 
     conv = conv_templates["qwen_1_5"].copy()

@@ -145,3 +145,20 @@ def test_process_images_takes_a_per_call_mode(model, make_image):
     per_call = process_images([image], PROC, anyres, image_aspect_ratio="pad")
     torch.testing.assert_close(per_call, process_images([image], PROC, model.config))
     assert process_images([image], PROC, anyres).dim() == 5, "without it, the config's anyres crops"
+
+
+def test_the_spec_is_built_once_per_config_state_and_a_call_can_override_the_mode(make_image):
+    model = tiny_model(seed=4, vocab_size=512, image_aspect_ratio="pad")
+    assert model.mm_spec is model.mm_spec, "not re-validated on every forward"
+    model.config.image_aspect_ratio = "square"  # what lmms-eval's stock wrapper does between requests
+    assert model.mm_spec.aspect_ratio.name == "square"
+    model.config.image_aspect_ratio = "pad"
+    image = make_image(200, 300, seed=5)
+    pixels = process_images([image], PROC, model.config)
+    ids = torch.tensor([[5, -200, 6]])
+    with torch.no_grad():
+        by_config = model(input_ids=ids, images=pixels, image_sizes=[image.size]).logits
+        model.config.image_aspect_ratio = "anyres_max_9"
+        model.config.image_grid_pinpoints = [[384, 384], [384, 768]]
+        by_call = model(input_ids=ids, images=pixels, image_sizes=[image.size], image_aspect_ratio="pad").logits
+    torch.testing.assert_close(by_call, by_config)

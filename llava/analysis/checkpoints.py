@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from llava.model.builder import read_llava_config
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
+from llava.model.loading import read_llava_config
 from llava.model.manager_config import ManagerConfig
 
 VARIANT_NAMES = {(False, False): "Baseline", (False, True): "+Manager", (True, False): "+Grid",

@@ -29,7 +29,7 @@ from llava.eval import requests as rq
 from llava.eval.loglikelihood import LoglikelihoodResult, continuation_loss
 from llava.eval.prompts import conversation
 from llava.model.builder import load_pretrained_model, resolve_dtype, set_generation_defaults
-from llava.processing import SigLipImageProcessor
+from llava.model.loading import image_processor_for
 
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k")
 
@@ -74,8 +74,7 @@ class LlavaOvManager(lmms):
             if dtype not in (None, "auto") and resolve_dtype(dtype) != model.dtype:
                 raise ValueError(f"dtype={dtype!r} differs from the in-memory model's {model.dtype}; cast the model")
             set_generation_defaults(model, tokenizer)
-        vision = model.config.vision_config
-        self.image_processor = image_processor or SigLipImageProcessor(size=(vision.image_size, vision.image_size))
+        self.image_processor = image_processor or image_processor_for(model.config)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.conv_template = conv_template

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import torch
 from PIL import Image
@@ -54,9 +53,7 @@ def image_tensor(visuals: list[Image.Image], image_processor, config, dtype, dev
     """Preprocess like the stock wrapper: the model's aspect-ratio mode for one image, ``pad`` for several."""
     if not visuals:
         return None, "text"
-    mode = config.image_aspect_ratio if len(visuals) == 1 else "pad"
-    view = SimpleNamespace(image_aspect_ratio=mode, image_grid_pinpoints=getattr(config, "image_grid_pinpoints", None))
-    processed = process_images(visuals, image_processor, view)
+    processed = process_images(visuals, image_processor, config, image_aspect_ratio=None if len(visuals) == 1 else "pad")
     if isinstance(processed, torch.Tensor) and processed.dim() == 4:
         return processed.to(device=device, dtype=dtype), "unpacked"
     # One anyres image: a 5-D stack (1, P, 3, S, S) or a one-element list.

@@ -18,6 +18,7 @@ import ast
 import math
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 from PIL import Image
@@ -30,27 +31,34 @@ _ANYRES_MAX = re.compile(r"^anyres_max_(\d+)$")
 ANYRES_MAX_TOLERANCE = 1.1
 
 
+class AspectRatio(StrEnum):
+    SQUARE = "square"  # resize to the crop size, aspect ratio lost
+    PAD = "pad"  # pad to a square with the mean colour, then resize
+    ANYRES = "anyres"  # base image + the best grid of crops
+    ANYRES_MAX = "anyres_max"  # anyres_max_N: anyres, grid features shrunk to at most N crops' worth
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AspectRatioMode:
     """A validated ``image_aspect_ratio`` value."""
 
-    name: str  # "square" | "pad" | "anyres" | "anyres_max"
-    max_num_crops: int | None = None  # only for "anyres_max"
+    name: AspectRatio
+    max_num_crops: int | None = None  # only for anyres_max
 
     @property
     def is_anyres(self) -> bool:
-        return self.name in ("anyres", "anyres_max")
+        return self.name in (AspectRatio.ANYRES, AspectRatio.ANYRES_MAX)
 
     @classmethod
     def parse(cls, value: str | None) -> AspectRatioMode:
         """Parse ``image_aspect_ratio``; ``None`` means the LLaVA-NeXT default, ``square``."""
         if value is None or value == "square":
-            return cls(name="square")
+            return cls(name=AspectRatio.SQUARE)
         if value in ("pad", "anyres"):
-            return cls(name=value)
+            return cls(name=AspectRatio(value))
         match = _ANYRES_MAX.match(value) if isinstance(value, str) else None
         if match and int(match.group(1)) > 0:
-            return cls(name="anyres_max", max_num_crops=int(match.group(1)))
+            return cls(name=AspectRatio.ANYRES_MAX, max_num_crops=int(match.group(1)))
         raise ValueError(
             f"image_aspect_ratio={value!r} is not supported; expected one of 'square', 'pad', 'anyres', "
             "'anyres_max_N' (N > 0)"

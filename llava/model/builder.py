@@ -3,7 +3,7 @@
 * The model class comes from the checkpoint's config content (a Qwen2 LLM with ``mm_*`` fields), never from
   substrings of the name; ``model_name`` is accepted for compatibility and ignored.
 * ``model_type`` ``llava_qwen``, ``llava`` (released OV checkpoints) and ``qwen2`` (what LLaVA-NeXT training
-  writes) all load.
+  writes) all load; what counts as a checkpoint is defined once, in ``llava.model.loading``, for training too.
 * dtype and device are chosen for the machine: bfloat16 on a GPU that supports it (else float16), float32 on CPU;
   the vision tower is never forced to float16 behind the caller's back.
 * ``flash_attention_2`` falls back to ``sdpa`` with a warning when flash-attn is not installed.
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import warnings
 from pathlib import Path
 
@@ -23,12 +22,10 @@ from transformers import AutoTokenizer, BitsAndBytesConfig
 
 from llava.model.config import LlavaQwenConfig
 from llava.model.llava_qwen import LlavaQwenForCausalLM
+from llava.model.loading import check_missing_keys, image_processor_for, overlay_weights, read_llava_config
 from llava.model.weights import read_weights
-from llava.processing import SigLipImageProcessor
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
-_QWEN_MODEL_TYPES = ("llava_qwen", "llava", "qwen2")
-_MULTIMODAL_KEYS = ("mm_vision_tower", "mm_projector_type", "mm_hidden_size", "vision_config")
 # Module-name prefixes transformers matches from the start of the full name.
 UNQUANTIZED_MODULES = ["model.vision_tower", "model.mm_projector", "model.managers", "lm_head"]
 
@@ -71,27 +68,6 @@ def resolve_device_map(device_map):
     raise ValueError(f"device_map={device_map!r} needs CUDA, which is not available; use device_map='cpu' or 'auto'")
 
 
-def read_llava_config(model_path: str | Path, overwrite_config: dict | None = None) -> LlavaQwenConfig:
-    """Read ``config.json`` of a LLaVA-OV checkpoint whatever its ``model_type`` says."""
-    path = Path(model_path) / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{model_path}: no config.json (is this a model directory?)")
-    raw = json.loads(path.read_text())
-    model_type = raw.pop("model_type", None)
-    if model_type == "llava_onevision":
-        raise ValueError(
-            f"{model_path} is in transformers' LlavaOnevision format; convert it first: "
-            f"python -m llava.model.convert from-hf {model_path} OUT_DIR"
-        )
-    if model_type not in _QWEN_MODEL_TYPES or not any(key in raw for key in _MULTIMODAL_KEYS):
-        raise ValueError(
-            f"{model_path}: model_type={model_type!r} with mm fields {[k for k in _MULTIMODAL_KEYS if k in raw]} is not a "
-            f"LLaVA-OneVision Qwen2 checkpoint (expected model_type in {_QWEN_MODEL_TYPES} and mm_* fields)"
-        )
-    raw.update(overwrite_config or {})
-    return LlavaQwenConfig(**raw)
-
-
 def load_pretrained_model(
     model_path: str,
     model_base: str | None = None,
@@ -127,31 +103,13 @@ def load_pretrained_model(
     model, info = LlavaQwenForCausalLM.from_pretrained(source, output_loading_info=True, **load_kwargs)
     check_missing_keys(model, info["missing_keys"], source)
     if model_base is not None:
-        _overlay_weights(model, Path(model_path))
+        overlay_weights(model, read_weights(model_path), model_path)
     tokenizer = AutoTokenizer.from_pretrained(model_path if (Path(model_path) / "tokenizer_config.json").exists() else source)
     if len(tokenizer) > model.config.vocab_size:
         model.resize_token_embeddings(len(tokenizer))
     set_generation_defaults(model, tokenizer)
     model.eval()
-    vision = model.config.vision_config
-    image_processor = SigLipImageProcessor(size=(vision.image_size, vision.image_size))
-    return tokenizer, model, image_processor, context_length(model.config)
-
-
-def check_missing_keys(model: LlavaQwenForCausalLM, missing: list[str], source) -> None:
-    """Managers absent from a checkpoint start at zero (warm start from a baseline); anything else missing is an
-    error, since transformers would otherwise leave it randomly initialised with only a log line."""
-    tied = {"lm_head.weight"} if model.config.tie_word_embeddings else set()
-    managers = [key for key in missing if key.startswith("model.managers.")]
-    others = sorted(set(missing) - set(managers) - tied)
-    if others:
-        raise ValueError(f"{source}: {len(others)} weights missing from the checkpoint, e.g. {others[:3]}")
-    if managers:
-        warnings.warn(
-            f"{source} has no manager weights: {len(managers)} manager parameters start at zero (warm start from a "
-            "baseline checkpoint; the model is exactly the baseline until the managers are trained)",
-            stacklevel=3,
-        )
+    return tokenizer, model, image_processor_for(model.config), context_length(model.config)
 
 
 def context_length(config) -> int:
@@ -174,15 +132,6 @@ def _quantization_config(load_8bit: bool, load_4bit: bool, dtype: torch.dtype) -
         bnb_4bit_quant_type="nf4",
         llm_int8_skip_modules=UNQUANTIZED_MODULES,
     )
-
-
-def _overlay_weights(model: LlavaQwenForCausalLM, path: Path) -> None:
-    state = read_weights(path)
-    own = model.state_dict()
-    unknown = sorted(set(state) - set(own))
-    if unknown:
-        raise ValueError(f"{path}: {len(unknown)} keys not in the model, e.g. {unknown[:3]}")
-    model.load_state_dict(state, strict=False)
 
 
 def set_generation_defaults(model: LlavaQwenForCausalLM, tokenizer) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 from huggingface_hub.dataclasses import strict
 from transformers import Qwen2Config, SiglipVisionConfig
@@ -48,8 +49,29 @@ QWEN2_0P5B = {
 OV_GRID_PINPOINTS = "(1x1),...,(6x6)"
 
 _MLP_GELU = re.compile(r"^mlp(\d+)x_gelu$")
-PADDING_SIDES = ("left", "right")
-MERGE_TYPES = ("flat", "spatial_unpad")
+
+
+class MergeType(StrEnum):
+    """``mm_patch_merge_type``: ``flat`` (crops' tokens one after another) or ``spatial_unpad`` (grid unpadded to the
+    image's aspect ratio, a newline embedding after each row), as LLaVA-NeXT names them."""
+
+    FLAT = "flat"
+    SPATIAL_UNPAD = "spatial_unpad"
+
+
+class PaddingSide(StrEnum):
+    LEFT = "left"
+    RIGHT = "right"
+
+
+class ProjectorKind(StrEnum):
+    MLP = "mlp"  # mlpNx_gelu
+    LINEAR = "linear"
+    IDENTITY = "identity"
+
+
+PADDING_SIDES = tuple(p.value for p in PaddingSide)
+MERGE_TYPES = tuple(m.value for m in MergeType)
 
 
 @strict(accept_kwargs=True)
@@ -93,7 +115,7 @@ class LlavaQwenConfig(Qwen2Config):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ProjectorSpec:
-    kind: str  # "mlp" | "linear" | "identity"
+    kind: ProjectorKind
     depth: int
     in_features: int
     out_features: int
@@ -104,18 +126,18 @@ class MultimodalSpec:
     """Typed, validated view of the multimodal part of a :class:`LlavaQwenConfig`."""
 
     projector: ProjectorSpec
-    merge_type: str
+    merge_type: MergeType
     aspect_ratio: AspectRatioMode
     grid_pinpoints: tuple[Size, ...]
     crop_size: int
     tokens_per_side: int
-    padding_side: str
+    padding_side: PaddingSide
     max_length: int | None
     manager: ManagerConfig
 
     @property
     def use_newline(self) -> bool:
-        return self.merge_type == "spatial_unpad"
+        return self.merge_type is MergeType.SPATIAL_UNPAD
 
     @classmethod
     def from_config(cls, config: LlavaQwenConfig) -> MultimodalSpec:
@@ -143,12 +165,12 @@ class MultimodalSpec:
             config.image_grid_pinpoints, vision.image_size)
         return cls(
             projector=_projector_spec(config),
-            merge_type=config.mm_patch_merge_type,
+            merge_type=MergeType(config.mm_patch_merge_type),
             aspect_ratio=aspect_ratio,
             grid_pinpoints=pinpoints,
             crop_size=vision.image_size,
             tokens_per_side=vision.image_size // vision.patch_size,
-            padding_side=config.tokenizer_padding_side,
+            padding_side=PaddingSide(config.tokenizer_padding_side),
             max_length=max_length,
             manager=manager,
         )
@@ -161,14 +183,14 @@ def _projector_spec(config: LlavaQwenConfig) -> ProjectorSpec:
         depth = int(match.group(1))
         if depth < 1:
             raise ValueError(f"mm_projector_type={kind!r}: depth must be >= 1")
-        return ProjectorSpec(kind="mlp", depth=depth, **common)
+        return ProjectorSpec(kind=ProjectorKind.MLP, depth=depth, **common)
     if kind in ("linear", "identity"):
         if kind == "identity" and config.mm_hidden_size != config.hidden_size:
             raise ValueError(
                 f"mm_projector_type='identity' needs mm_hidden_size ({config.mm_hidden_size}) == hidden_size "
                 f"({config.hidden_size})"
             )
-        return ProjectorSpec(kind=kind, depth=1, **common)
+        return ProjectorSpec(kind=ProjectorKind(kind), depth=1, **common)
     raise ValueError(f"mm_projector_type={kind!r} is not supported; expected 'mlpNx_gelu', 'linear' or 'identity'")
 
 

@@ -38,8 +38,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config
 
-from llava.model.anyres import parse_grid_pinpoints
-from llava.model.config import OV_GRID_PINPOINTS, LlavaQwenConfig, MultimodalSpec
+from llava.model.anyres import AspectRatio, parse_grid_pinpoints
+from llava.model.config import OV_GRID_PINPOINTS, LlavaQwenConfig, MultimodalSpec, ProjectorKind
 from llava.model.llava_qwen import LlavaQwenForCausalLM
 
 _TO_HF_PREFIXES = (
@@ -92,10 +92,12 @@ def to_hf_config(
     config: LlavaQwenConfig, *, image_token_index: int = 151646, video_token_index: int = 151647
 ) -> LlavaOnevisionConfig:
     spec = MultimodalSpec.from_config(config)
-    if spec.aspect_ratio.name != "anyres_max" or not spec.use_newline or spec.projector.kind != "mlp" or spec.projector.depth != 2:
+    runs_as_hf = (spec.aspect_ratio.name is AspectRatio.ANYRES_MAX and spec.use_newline
+                  and spec.projector.kind is ProjectorKind.MLP and spec.projector.depth == 2)
+    if not runs_as_hf:
         warnings.warn(
             f"transformers' LlavaOnevision always runs anyres_max_N + spatial_unpad with an mlp2x_gelu projector; this "
-            f"model uses image_aspect_ratio={config.image_aspect_ratio!r}, merge={spec.merge_type!r}, projector="
+            f"model uses image_aspect_ratio={config.image_aspect_ratio!r}, merge={str(spec.merge_type)!r}, projector="
             f"{config.mm_projector_type!r}, so its outputs there will differ from ours",
             stacklevel=2,
         )

@@ -35,6 +35,7 @@ from transformers.models.qwen2.modeling_qwen2 import (
 from transformers.utils.output_capturing import capture_outputs
 
 from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from llava.model.anyres import AspectRatioMode
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.images import ImageBatch, encode_images
 from llava.model.manager import AAUM, SAUM, ManagerStack, VisualInjection
@@ -181,8 +182,17 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
 
     @property
     def mm_spec(self) -> MultimodalSpec:
-        # Re-derived on use: lmms-eval edits config.image_aspect_ratio between requests.
-        return MultimodalSpec.from_config(self.config)
+        """The validated multimodal view of the config, built once per state of the fields it reads (lmms-eval's
+        stock wrapper edits ``config.image_aspect_ratio`` between requests; pass ``image_aspect_ratio=`` instead)."""
+        config = self.config
+        key = repr((config.image_aspect_ratio, config.image_grid_pinpoints, config.mm_patch_merge_type,
+                    config.mm_projector_type, config.mm_hidden_size, config.hidden_size, config.tokenizer_padding_side,
+                    config.tokenizer_model_max_length, config.manager))
+        cached = getattr(self, "_mm_spec_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, MultimodalSpec.from_config(config))
+            self._mm_spec_cache = cached
+        return cached[1]
 
     def prepare_multimodal_inputs(
         self,
@@ -193,9 +203,13 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         image_sizes=None,
         modalities=None,
         padding_side: str | None = None,
+        image_aspect_ratio: str | None = None,
     ) -> SpliceResult:
-        """Encode the images and splice them into the embedded text (see ``llava.model.splice``)."""
+        """Encode the images and splice them into the embedded text (see ``llava.model.splice``).
+        ``image_aspect_ratio``: this call's mode (e.g. ``pad`` for a multi-image request) instead of the config's."""
         spec = self.mm_spec
+        if image_aspect_ratio is not None:
+            spec = dataclasses.replace(spec, aspect_ratio=AspectRatioMode.parse(image_aspect_ratio))
         batch = ImageBatch.from_inputs(images, image_sizes, modalities)
         placeholders = count_placeholders(input_ids, attention_mask)
         batch.check_placeholders(placeholders)
@@ -236,12 +250,14 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         cache_position=None,  # accepted for callers written for transformers 4.x; positions come from position_ids
         visual_injection: VisualInjection | None = None,
         supervised_logits_only: bool = False,
+        image_aspect_ratio: str | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         """LLaVA-NeXT's forward. ``supervised_logits_only`` (training): with ``labels``, project only the positions
         that have a target onto the vocabulary and return no logits -- the same loss without a (B, L, 152K) tensor."""
         if inputs_embeds is None and input_ids is not None and images is not None:
-            spliced = self.prepare_multimodal_inputs(input_ids, attention_mask, labels, images, image_sizes, modalities)
+            spliced = self.prepare_multimodal_inputs(input_ids, attention_mask, labels, images, image_sizes, modalities,
+                                                     image_aspect_ratio=image_aspect_ratio)
             input_ids, inputs_embeds = None, spliced.inputs_embeds
             attention_mask, position_ids, labels = spliced.attention_mask, spliced.position_ids, spliced.labels
             visual_injection = spliced.visual_injection
@@ -278,8 +294,10 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         return result.to_tuple() if return_dict is False else result
 
     @torch.no_grad()
-    def generate(self, inputs: torch.Tensor | None = None, images=None, image_sizes=None, modalities=None, **kwargs):
+    def generate(self, inputs: torch.Tensor | None = None, images=None, image_sizes=None, modalities=None,
+                 image_aspect_ratio: str | None = None, **kwargs):
         """Generate from ids with ``-200`` placeholders; returns only the new tokens (as LLaVA-NeXT does).
+        ``image_aspect_ratio``: this call's image mode instead of the config's (see ``prepare_multimodal_inputs``).
 
         Batches are re-padded on the left whatever the config and the caller's padding say: right padding makes
         batched generation wrong (LLaVA-NeXT issues #365, #398).
@@ -291,7 +309,8 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         if inputs is None:
             raise ValueError("generate() needs input ids")
         spliced = self.prepare_multimodal_inputs(
-            inputs, attention_mask, None, images, image_sizes, modalities, padding_side="left"
+            inputs, attention_mask, None, images, image_sizes, modalities, padding_side="left",
+            image_aspect_ratio=image_aspect_ratio,
         )
         if spliced.visual_injection is not None:
             kwargs["visual_injection"] = spliced.visual_injection

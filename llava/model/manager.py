@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from llava.model.manager_config import ManagerConfig
+from llava.model.manager_config import InjectionTargets, ManagerConfig, ManagerType
 from llava.model.packing import BASE, GRID
 
-TARGET_KINDS = {"all": (BASE, GRID), "base": (BASE,), "grid": (GRID,)}
+TARGET_KINDS = {InjectionTargets.ALL: (BASE, GRID), InjectionTargets.BASE: (BASE,), InjectionTargets.GRID: (GRID,)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +125,11 @@ class AAUM(nn.Module):
 
 def _build_manager(config: ManagerConfig, hidden_size: int, eps: float) -> nn.Module:
     num_experts = len(config.expert_layers)
-    if config.type == "saum":
+    if config.type is ManagerType.SAUM:
         return SAUM(num_experts, hidden_size, config.jitter)
-    return AAUM(num_experts, hidden_size, config.aaum_noise_std, eps)
+    if config.type is ManagerType.AAUM:
+        return AAUM(num_experts, hidden_size, config.aaum_noise_std, eps)
+    raise AssertionError(f"no manager module for type {str(config.type)!r}")
 
 
 class ManagerStack(nn.Module):

@@ -13,33 +13,54 @@ Both are stored explicitly in ``config.json`` (``"manager": {...}``); presets on
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
-MANAGER_TYPES = ("none", "saum", "aaum")
-TARGETS = ("all", "base", "grid")
+
+class ManagerType(StrEnum):
+    NONE = "none"  # the baseline
+    SAUM = "saum"  # static aggregation: learned weights per expert and channel
+    AAUM = "aaum"  # adaptive aggregation: per-token routing weights
+
+
+class InjectionTargets(StrEnum):
+    """Which visual tokens receive the managers' output (``grid``/``base``: the anyres crops / the base image)."""
+
+    ALL = "all"
+    BASE = "base"
+    GRID = "grid"
+
+
+MANAGER_TYPES = tuple(t.value for t in ManagerType)
+TARGETS = tuple(t.value for t in InjectionTargets)
+
+
+def _member(enum: type[StrEnum], value, field: str) -> StrEnum:
+    try:
+        return enum(value)
+    except ValueError:
+        raise ValueError(f"manager {field}={value!r} is not one of {tuple(m.value for m in enum)}") from None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ManagerConfig:
-    type: str = "none"
+    type: ManagerType = ManagerType.NONE
     expert_layers: tuple[int, ...] = ()
     inject_layers: tuple[int, ...] = ()
-    targets: str = "all"
+    targets: InjectionTargets = InjectionTargets.ALL
     jitter: float = 0.02  # SAUM: multiplicative U(1 - jitter, 1 + jitter) noise in training
     aaum_noise_std: float = 1.0  # AAUM: Gaussian exploration noise on the routing logits in training
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expert_layers", tuple(int(i) for i in self.expert_layers))
         object.__setattr__(self, "inject_layers", tuple(int(i) for i in self.inject_layers))
-        if self.type not in MANAGER_TYPES:
-            raise ValueError(f"manager type={self.type!r} is not one of {MANAGER_TYPES}")
-        if self.targets not in TARGETS:
-            raise ValueError(f"manager targets={self.targets!r} is not one of {TARGETS}")
+        object.__setattr__(self, "type", _member(ManagerType, self.type, "type"))
+        object.__setattr__(self, "targets", _member(InjectionTargets, self.targets, "targets"))
         if not 0 <= self.jitter < 1:
             raise ValueError(f"manager jitter={self.jitter} must be in [0, 1)")
         if self.aaum_noise_std < 0:
             raise ValueError(f"manager aaum_noise_std={self.aaum_noise_std} must be >= 0")
         if self.enabled and (not self.expert_layers or not self.inject_layers):
-            raise ValueError(f"manager type={self.type!r} needs expert_layers and inject_layers")
+            raise ValueError(f"manager type={str(self.type)!r} needs expert_layers and inject_layers")
         for name in ("expert_layers", "inject_layers"):
             values = getattr(self, name)
             if len(set(values)) != len(values) or list(values) != sorted(values):
@@ -47,7 +68,7 @@ class ManagerConfig:
 
     @property
     def enabled(self) -> bool:
-        return self.type != "none"
+        return self.type is not ManagerType.NONE
 
     def validate(self, *, vision_layers: int, llm_layers: int) -> None:
         """Check indices against the real depths; raises ``ValueError`` naming the index and the valid range."""
@@ -59,7 +80,9 @@ class ManagerConfig:
                 raise ValueError(f"manager inject layer {index} is out of range: valid are 0..{llm_layers - 1}")
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """Plain JSON values (``config.json``): enums as their strings, index tuples as lists."""
+        return {k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, StrEnum) else v
+                for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, value: dict | ManagerConfig | None) -> ManagerConfig:

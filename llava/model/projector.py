@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from torch import nn
 
-from llava.model.config import ProjectorSpec
+from llava.model.config import ProjectorKind, ProjectorSpec
 
 
 def build_projector(spec: ProjectorSpec) -> nn.Module:
-    if spec.kind == "identity":
+    if spec.kind is ProjectorKind.IDENTITY:
         return nn.Identity()
-    if spec.kind == "linear":
+    if spec.kind is ProjectorKind.LINEAR:
         return nn.Linear(spec.in_features, spec.out_features)  # upstream keys: mm_projector.{weight,bias}
     layers: list[nn.Module] = [nn.Linear(spec.in_features, spec.out_features)]
     for _ in range(spec.depth - 1):

@@ -27,8 +27,8 @@ import torch
 
 from llava.model import LlavaQwenForCausalLM
 from llava.model.anyres import AspectRatioMode
-from llava.model.builder import read_llava_config
 from llava.model.config import OV_GRID_PINPOINTS, LlavaQwenConfig, ov_0p5b_config
+from llava.model.loading import read_llava_config
 from llava.model.manager_config import ManagerConfig, paper_default
 from llava.testing.tiny import BENCH_SIZES, tiny_config
 from llava.tools.flops import ForwardMacs, count_forward

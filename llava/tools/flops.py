@@ -25,9 +25,9 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 from llava.mm_utils import process_images
 from llava.model.images import ImageBatch, encode_images
+from llava.model.loading import image_processor_for
 from llava.model.manager import TARGET_KINDS, VisualInjection
 from llava.model.packing import pack_flat, pack_image
-from llava.processing import SigLipImageProcessor
 
 
 def _cpu_sdpa(query, key, value, *args, out_shape=None, **kwargs) -> int:
@@ -72,8 +72,7 @@ class ForwardMacs:
 
 def crop_pixels(config, image_size: tuple[int, int]) -> torch.Tensor:
     """``(P, 3, S, S)`` crops the real preprocessing makes of a ``(width, height)`` image under ``config``."""
-    side = config.vision_config.image_size
-    pixels = process_images([Image.new("RGB", image_size)], SigLipImageProcessor(size=(side, side)), config)[0]
+    pixels = process_images([Image.new("RGB", image_size)], image_processor_for(config), config)[0]
     return pixels if pixels.dim() == 4 else pixels[None]  # "pad" gives one (3, S, S) crop per image
 
 

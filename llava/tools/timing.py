@@ -15,7 +15,7 @@ from PIL import Image
 from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
-from llava.processing import SigLipImageProcessor
+from llava.model.loading import image_processor_for
 
 ANSWER_TOKENS = 8  # supervised tokens of the training sample
 
@@ -36,8 +36,7 @@ def _sample(model, image_size, text_tokens: int, device) -> tuple[dict, dict]:
     """(training batch, generation inputs): text, then the image, then (training only) the answer."""
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 256, (image_size[1], image_size[0], 3), dtype=np.uint8))
-    side = model.config.vision_config.image_size
-    pixels = process_images([image], SigLipImageProcessor(size=(side, side)), model.config)
+    pixels = process_images([image], image_processor_for(model.config), model.config)
     pixels = [p.to(device) for p in (pixels if isinstance(pixels, list) else pixels.unbind(0))]
     high = min(model.config.vocab_size, 1000)
     prompt = rng.integers(0, high, text_tokens).tolist() + [IMAGE_TOKEN_INDEX]

@@ -21,7 +21,6 @@ rank holds the full model until DeepSpeed partitions it.
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -29,17 +28,21 @@ from pathlib import Path
 from transformers import AutoTokenizer, SiglipVisionConfig
 
 from llava.model.anyres import parse_grid_pinpoints
-from llava.model.builder import check_missing_keys, resolve_attn_implementation
+from llava.model.builder import resolve_attn_implementation
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.llava_qwen import LlavaQwenForCausalLM
+from llava.model.loading import (
+    MANAGER_PREFIX,
+    is_llava_checkpoint,
+    load_weights,
+    overlay_weights,
+    read_config_dict,
+)
 from llava.model.manager_config import ManagerConfig, expert_layer_preset, inject_layer_preset
 from llava.model.weights import read_adapter, read_weights
-from llava.processing import SigLipImageProcessor
 
 logger = logging.getLogger(__name__)
 
-_LLAVA_TYPES = ("llava_qwen", "llava", "qwen2")
-_MM_KEYS = ("mm_vision_tower", "mm_projector_type", "mm_hidden_size", "vision_config")
 # Fields a stage-1 adapter directory hands on to the next stage.
 _INHERITED = ("mm_projector_type", "mm_patch_merge_type", "mm_vision_select_layer", "image_aspect_ratio",
               "image_grid_pinpoints", "manager")
@@ -48,17 +51,6 @@ _INHERITED = ("mm_projector_type", "mm_patch_merge_type", "mm_vision_select_laye
 LLAVA_NEXT_DEFAULTS = {"image_aspect_ratio": "square", "mm_patch_merge_type": "flat", "mm_projector_type": "linear"}
 _VISION_PREFIX = "model.vision_tower.vision_tower."
 _SIGLIP_VISION_MODULES = ("embeddings.", "encoder.", "post_layernorm.")
-
-
-def _read_config(path: str | Path) -> dict:
-    file = Path(path) / "config.json"
-    if not file.is_file():
-        raise ValueError(f"{path}: no config.json")
-    return json.loads(file.read_text())
-
-
-def is_llava_checkpoint(raw: dict) -> bool:
-    return raw.get("model_type") in _LLAVA_TYPES and any(key in raw for key in _MM_KEYS)
 
 
 def parse_expert_layers(value: str, vision_layers: int) -> tuple[int, ...]:
@@ -121,13 +113,13 @@ def _vision_config(vision_tower: str, select_layer: int) -> SiglipVisionConfig:
 
 def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig, dict[str, str]]:
     """The stage's config and, for each multimodal field, where its value came from."""
-    raw = _read_config(model_args.model_name_or_path)
+    raw = read_config_dict(model_args.model_name_or_path)
     origin = {}
     from_llava = is_llava_checkpoint(raw)
     if model_args.pretrain_mm_mlp_adapter:
         adapter_dir = Path(model_args.pretrain_mm_mlp_adapter).parent
         if (adapter_dir / "config.json").is_file() and from_llava is False:
-            inherited = {k: v for k, v in _read_config(adapter_dir).items() if k in _INHERITED}
+            inherited = {k: v for k, v in read_config_dict(adapter_dir).items() if k in _INHERITED}
             raw.update(inherited)
             origin.update({k: f"adapter {adapter_dir}" for k in inherited})
     for key in raw:
@@ -207,12 +199,12 @@ def build_model(model_args, data_args, training_args) -> tuple[LlavaQwenForCausa
     model = LlavaQwenForCausalLM(config)
     source = model_args.model_name_or_path
     weights = read_weights(source)
-    if is_llava_checkpoint(_read_config(source)):
-        _load(model, weights, source, allowed_missing=lambda key: False)
+    if is_llava_checkpoint(read_config_dict(source)):
+        load_weights(model, weights, source)
     else:
         weights.update(_vision_weights(model_args.vision_tower, config.vision_config.num_hidden_layers))
         fresh = ("model.mm_projector.", "model.image_newline", "model.managers.")  # new modules: initialised here
-        _load(model, weights, source, allowed_missing=lambda key: key.startswith(fresh))
+        load_weights(model, weights, source, allowed_missing=lambda key: key.startswith(fresh))
     if model_args.pretrain_mm_mlp_adapter:
         _load_adapter(model, model_args.pretrain_mm_mlp_adapter)
     for key, value in sorted(origin.items()):
@@ -237,27 +229,12 @@ def _vision_weights(vision_tower: str, depth: int) -> dict:
     return kept
 
 
-def _load(model, weights: dict, source, allowed_missing) -> None:
-    result = model.load_state_dict(weights, strict=False)
-    if result.unexpected_keys:
-        raise ValueError(f"{source}: {len(result.unexpected_keys)} weights the model does not have, e.g. "
-                         f"{sorted(result.unexpected_keys)[:3]}")
-    check_missing_keys(model, [k for k in result.missing_keys if not allowed_missing(k)], source)
-
-
 def _load_adapter(model, path: str) -> None:
     """Stage-1 weights: our ``mm_adapter.safetensors`` (projector, newline, managers) or LLaVA-NeXT's
     ``mm_projector.bin`` (projector only; see ``read_adapter``)."""
     weights = read_adapter(path)
-    own = model.state_dict()
-    unknown = sorted(set(weights) - set(own))
-    if unknown:
-        raise ValueError(f"{path}: {len(unknown)} keys not in the model, e.g. {unknown[:3]}")
-    for key, tensor in weights.items():
-        if tensor.shape != own[key].shape:
-            raise ValueError(f"{path}: {key} has shape {tuple(tensor.shape)}, the model {tuple(own[key].shape)}")
-    model.load_state_dict(weights, strict=False)
-    if model.get_model().managers is not None and not any(k.startswith("model.managers.") for k in weights):
+    overlay_weights(model, weights, path)
+    if model.get_model().managers is not None and not any(k.startswith(MANAGER_PREFIX) for k in weights):
         warnings.warn(f"{path} holds no manager weights; the managers start at zero", stacklevel=2)
 
 
@@ -270,7 +247,3 @@ def build_tokenizer(model_args, training_args):
         tokenizer.pad_token = tokenizer.unk_token
     return tokenizer
 
-
-def build_image_processor(config: LlavaQwenConfig) -> SigLipImageProcessor:
-    size = config.vision_config.image_size
-    return SigLipImageProcessor(size=(size, size))

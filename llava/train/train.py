@@ -18,10 +18,11 @@ from transformers import HfArgumentParser, set_seed
 from llava.data.collator import DataCollatorForSupervisedDataset
 from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import load_mixture
+from llava.model.loading import image_processor_for
 from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, check_compat_flags
 from llava.train.callbacks import BadSampleCallback, run_layout
 from llava.train.checkpoints import choose_resume, mark_complete, require_usable, unmark
-from llava.train.model_init import build_image_processor, build_model, build_tokenizer
+from llava.train.model_init import build_model, build_tokenizer
 from llava.train.trainer import LLaVATrainer
 from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
 
@@ -98,7 +99,7 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
     dataset = LazySupervisedDataset(
         mixture,
         tokenizer=tokenizer,
-        image_processor=build_image_processor(model.config),
+        image_processor=image_processor_for(model.config),
         model_config=model.config,
         data=DataConfig(template=model_args.version, image_folder=data_args.image_folder,
                         unmask_chat_tokens=data_args.unmask_chat_tokens, max_length=training_args.model_max_length,
