@@ -67,19 +67,30 @@ def _sample(model, width: int, height: int) -> AnalysisSample:
     crop = model.config.vision_config.image_size
     crops = process_images([image], SigLipImageProcessor(size=(crop, crop)), model.config)[0]
     ids = torch.tensor([11, 12, -200] + list(range(100, 164)))
-    return AnalysisSample(sample_id="bench", input_ids=ids, images=[crops], image_sizes=[image.size],
-                          modalities=["image"])
+    return AnalysisSample(
+        sample_id="bench", input_ids=ids, images=[crops], image_sizes=[image.size], modalities=["image"]
+    )
 
 
 @torch.no_grad()
 def _forward(model, sample: AnalysisSample, *, output_attentions: bool = False):
     device, dtype = model.device, model.dtype
-    spliced = model.prepare_multimodal_inputs(sample.input_ids[None].to(device), None, None,
-                                              [x.to(device, dtype) for x in sample.images], sample.image_sizes,
-                                              sample.modalities)
-    out = model.model(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask,
-                      position_ids=spliced.position_ids, visual_injection=spliced.visual_injection, use_cache=False,
-                      output_attentions=output_attentions)
+    spliced = model.prepare_multimodal_inputs(
+        sample.input_ids[None].to(device),
+        None,
+        None,
+        [x.to(device, dtype) for x in sample.images],
+        sample.image_sizes,
+        sample.modalities,
+    )
+    out = model.model(
+        inputs_embeds=spliced.inputs_embeds,
+        attention_mask=spliced.attention_mask,
+        position_ids=spliced.position_ids,
+        visual_injection=spliced.visual_injection,
+        use_cache=False,
+        output_attentions=output_attentions,
+    )
     return spliced.inputs_embeds.shape[1], out
 
 
@@ -103,17 +114,25 @@ def run_size(size: str, args, device: torch.device) -> dict:
     sample = _sample(model, width, height)
     length, _ = _forward(model, sample)
     peak = memory._peak_fn(device)
-    calls = {"forward": lambda: _forward(model, sample), "eager": lambda: _eager(model, sample),
-             "probe": lambda: _probe(model, sample), "all maps": lambda: _eager(model, sample, output_attentions=True)}
+    calls = {
+        "forward": lambda: _forward(model, sample),
+        "eager": lambda: _eager(model, sample),
+        "probe": lambda: _probe(model, sample),
+        "all maps": lambda: _eager(model, sample, output_attentions=True),
+    }
     peaks = {name: peak(call, model, *sample.images).above for name, call in calls.items()}
     heads, layers = model.config.num_attention_heads, model.config.num_hidden_layers
     one_map = heads * length * length * torch.finfo(model.dtype).bits // 8
-    print(f"\n{size}: sequence {length} tokens, {layers} decoder layers x {heads} heads; one layer's map "
-          f"{one_map / MB:.0f} MB")
+    print(
+        f"\n{size}: sequence {length} tokens, {layers} decoder layers x {heads} heads; one layer's map "
+        f"{one_map / MB:.0f} MB"
+    )
     for name, value in peaks.items():
         print(f"  {name:<9} peak above resident {value / MB:9.1f} MB")
-    print(f"  memory probe / eager x{peaks['probe'] / peaks['eager']:.2f} (probe = {peaks['probe'] / one_map:.2f} "
-          f"layer maps); all maps / probe x{peaks['all maps'] / peaks['probe']:.2f}")
+    print(
+        f"  memory probe / eager x{peaks['probe'] / peaks['eager']:.2f} (probe = {peaks['probe'] / one_map:.2f} "
+        f"layer maps); all maps / probe x{peaks['all maps'] / peaks['probe']:.2f}"
+    )
     times = {name: [] for name in ("forward", "eager", "probe")}
     for _ in range(args.reps):
         for name, samples in times.items():
@@ -126,8 +145,10 @@ def run_size(size: str, args, device: torch.device) -> dict:
     for base in ("eager", "forward"):
         ratios = [p / b for p, b in zip(times["probe"], times[base])]
         result["time"][base] = statistics.median(ratios)
-        print(f"  time probe / {base}: median x{statistics.median(ratios):.2f} (min x{min(ratios):.2f}, "
-              f"max x{max(ratios):.2f}, {args.reps} reps); probe median {statistics.median(times['probe']):.2f} s")
+        print(
+            f"  time probe / {base}: median x{statistics.median(ratios):.2f} (min x{min(ratios):.2f}, "
+            f"max x{max(ratios):.2f}, {args.reps} reps); probe median {statistics.median(times['probe']):.2f} s"
+        )
     return result
 
 
@@ -138,11 +159,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     args = parser.parse_args(argv)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else "cpu"
+        if args.device == "auto"
+        else args.device
+    )
     held, reallocated = memory.check_tracker(device)
-    print(f"measuring path check: a {memory.CHECK_MB} MB block held through a prefill adds {held / MB:.1f} MB; "
-          f"allocated twice, {reallocated / MB:.1f} MB")
+    print(
+        f"measuring path check: a {memory.CHECK_MB} MB block held through a prefill adds {held / MB:.1f} MB; "
+        f"allocated twice, {reallocated / MB:.1f} MB"
+    )
     sizes = args.sizes.split(",")
     unknown = [size for size in sizes if size not in BENCH_SIZES and size != "ov-0.5b"]
     if unknown:

@@ -59,8 +59,9 @@ def write_photo_corpus(folder: Path, count: int, sizes: list[tuple[int, int]]) -
     for index, sample in enumerate(samples):
         width, height = sizes[index % len(sizes)]
         with Image.open(folder / sample["image"]) as drawing:
-            pixels = np.asarray(drawing.convert("RGB").resize((width, height), Image.Resampling.BILINEAR),
-                                dtype=np.int16)  # (H, W, 3)
+            pixels = np.asarray(
+                drawing.convert("RGB").resize((width, height), Image.Resampling.BILINEAR), dtype=np.int16
+            )  # (H, W, 3)
         # Sensor-like noise, so the JPEG decodes like a photo rather than a flat drawing.
         pixels = (pixels + rng.integers(-12, 13, pixels.shape)).clip(0, 255).astype(np.uint8)
         name = Path(sample["image"]).with_suffix(".jpg")
@@ -78,8 +79,13 @@ def _loader_seconds(dataset, collator, batch_size: int, batches: int, workers: i
     state. The warm-up batches are taken just before the timed ones, so every worker count times the same samples."""
     warm = max(workers, 1)
     first = len(dataset) - (warm + batches) * batch_size
-    loader = DataLoader(Subset(dataset, range(first, len(dataset))), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, collate_fn=collator)
+    loader = DataLoader(
+        Subset(dataset, range(first, len(dataset))),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=collator,
+    )
     start = elapsed = None
     # Run to exhaustion rather than break: the workers then shut down on their own, outside the timed window.
     for index, _ in enumerate(loader, start=1):
@@ -103,9 +109,12 @@ def _step_seconds(model, optimizer, batches: list[dict]) -> float:
 def _sequence_length(dataset, batches: list[dict]) -> float:
     """Mean tokens per sample the LLM sees (text without padding, each image expanded): what the step pays for."""
     text = sum(int(batch["attention_mask"].sum()) - batch["modalities"].count("image") for batch in batches)
-    images = sum(packed_length(dataset.spec, crops.shape[0], size) for batch in batches
-                 for crops, size, kind in zip(batch["images"], batch["image_sizes"], batch["modalities"])
-                 if kind == "image")  # a text-only sample's dummy crop never enters the sequence
+    images = sum(
+        packed_length(dataset.spec, crops.shape[0], size)
+        for batch in batches
+        for crops, size, kind in zip(batch["images"], batch["image_sizes"], batch["modalities"])
+        if kind == "image"
+    )  # a text-only sample's dummy crop never enters the sequence
     return (text + images) / sum(len(batch["input_ids"]) for batch in batches)
 
 
@@ -115,8 +124,11 @@ def _setup(size: dict, aspect: str, corpus: Path, tokenizer):
     model = LlavaQwenForCausalLM(tiny_config(image_aspect_ratio=aspect, **size))
     crop = model.config.vision_config.image_size
     dataset = LazySupervisedDataset(
-        load_mixture(str(corpus), seed=0), tokenizer=tokenizer, image_processor=SigLipImageProcessor(size=(crop, crop)),
-        model_config=model.config, data=DataConfig(template="qwen_1_5", image_folder=str(corpus.parent)),
+        load_mixture(str(corpus), seed=0),
+        tokenizer=tokenizer,
+        image_processor=SigLipImageProcessor(size=(crop, crop)),
+        model_config=model.config,
+        data=DataConfig(template="qwen_1_5", image_folder=str(corpus.parent)),
     )
     collator = DataCollatorForSupervisedDataset(pad_token_id=tokenizer.pad_token_id, padding_side="right")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6)  # small: the weights barely move across steps
@@ -126,9 +138,11 @@ def _setup(size: dict, aspect: str, corpus: Path, tokenizer):
 def measure(variant: str, args, corpus: Path, tokenizer) -> list[tuple]:
     model, optimizer, dataset, collator = _setup(SIZES[args.size], VARIANTS[variant], corpus, tokenizer)
     # The trainer hands the data report to its ledger, never to the model.
-    collated = [{k: v for k, v in batch.items() if k != DATA_REPORT_KEY}
-                for batch in DataLoader(dataset, batch_size=args.batch_size, collate_fn=collator)]
-    timed = collated[-args.batches:]  # the loader's timed batches (see _loader_seconds)
+    collated = [
+        {k: v for k, v in batch.items() if k != DATA_REPORT_KEY}
+        for batch in DataLoader(dataset, batch_size=args.batch_size, collate_fn=collator)
+    ]
+    timed = collated[-args.batches :]  # the loader's timed batches (see _loader_seconds)
     crops = statistics.mean(c.shape[0] for batch in timed for c in batch["images"])  # per image
     tokens = _sequence_length(dataset, timed)
     _step_seconds(model, optimizer, collated[:1])  # warm-up: AdamW state allocated, kernels chosen
@@ -142,8 +156,19 @@ def measure(variant: str, args, corpus: Path, tokenizer) -> list[tuple]:
     rows = []
     for workers, rates in loader.items():
         ratios = [rate / step_rate for rate, step_rate in zip(rates, step)]
-        rows.append((variant, workers, crops, tokens, statistics.median(rates), statistics.median(step),
-                     statistics.median(ratios), min(ratios), max(ratios)))
+        rows.append(
+            (
+                variant,
+                workers,
+                crops,
+                tokens,
+                statistics.median(rates),
+                statistics.median(step),
+                statistics.median(ratios),
+                min(ratios),
+                max(ratios),
+            )
+        )
     return rows
 
 
@@ -167,14 +192,20 @@ def main(argv: list[str] | None = None) -> list[tuple]:
         warm = max(max(args.workers), 1)  # warm-up batches of the most workers, then the timed ones
         corpus = write_photo_corpus(Path(folder), (warm + args.batches) * args.batch_size, sizes)
         rows = [row for variant in VARIANTS for row in measure(variant, args, corpus, tokenizer)]
-    print(f"{'variant':<9} {'workers':>7} {'crops/img':>9} {'seq len':>8} {'loader smp/s':>12} {'per worker':>10} "
-          f"{'step smp/s':>10} {'loader/step':>11} {'min-max':>11}")
+    print(
+        f"{'variant':<9} {'workers':>7} {'crops/img':>9} {'seq len':>8} {'loader smp/s':>12} {'per worker':>10} "
+        f"{'step smp/s':>10} {'loader/step':>11} {'min-max':>11}"
+    )
     for variant, workers, crops, tokens, load, per_step, med, lo, hi in rows:
-        print(f"{variant:<9} {workers:>7} {crops:>9.1f} {tokens:>8.0f} {load:>12.1f} {load / max(workers, 1):>10.1f} "
-              f"{per_step:>10.1f} {med:>11.2f} {lo:>5.2f}-{hi:<5.2f}")
+        print(
+            f"{variant:<9} {workers:>7} {crops:>9.1f} {tokens:>8.0f} {load:>12.1f} {load / max(workers, 1):>10.1f} "
+            f"{per_step:>10.1f} {med:>11.2f} {lo:>5.2f}-{hi:<5.2f}"
+        )
     print(f"\ntorch threads in the main process: {torch.get_num_threads()} (DataLoader workers use 1 each)")
-    print("loader/step >= 1: the loader keeps up with this CPU step of a tiny model; on GPUs the step is far faster, "
-          "so size num_workers from loader samples/s per worker")
+    print(
+        "loader/step >= 1: the loader keeps up with this CPU step of a tiny model; on GPUs the step is far faster, "
+        "so size num_workers from loader samples/s per worker"
+    )
     return rows
 
 

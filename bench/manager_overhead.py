@@ -34,8 +34,11 @@ VARIANTS = {"Baseline": "pad", "+Grid": "anyres_max_9"}
 
 def _manager(size: dict) -> dict:
     layers = size["num_hidden_layers"]
-    return {"type": "saum", "expert_layers": list(expert_layer_preset("top_half", size["vision_layers"])),
-                "inject_layers": list(inject_layer_preset(layers, count=min(6, layers)))}
+    return {
+        "type": "saum",
+        "expert_layers": list(expert_layer_preset("top_half", size["vision_layers"])),
+        "inject_layers": list(inject_layer_preset(layers, count=min(6, layers))),
+    }
 
 
 def _models(size: dict, aspect: str):
@@ -111,8 +114,17 @@ def measure(size_name: str, reps: int, new_tokens: int = 8, clock=time.process_t
                 # time ratio for training and prefill, throughput ratio (tokens/s) for decoding
                 ratios.append(t_base / t_managed if phase == "decode tokens/s" else t_managed / t_base)
                 base_times.append(t_base)
-            rows.append((size_name, f"{variant}+Manager / {variant}", phase, statistics.median(base_times) * 1e3,
-                         statistics.median(ratios), min(ratios), max(ratios)))
+            rows.append(
+                (
+                    size_name,
+                    f"{variant}+Manager / {variant}",
+                    phase,
+                    statistics.median(base_times) * 1e3,
+                    statistics.median(ratios),
+                    min(ratios),
+                    max(ratios),
+                )
+            )
     return rows
 
 

@@ -142,9 +142,21 @@ def measure(size_name: str, phases: list[str], device: torch.device) -> list[tup
         managed_peaks = measure_model(managed, batch, phases, device)
         for phase in phases:
             b, m = base_peaks[phase], managed_peaks[phase]
-            rows.append((size_name, f"{variant}+Manager / {variant}", phase, b.total / MB, m.total / MB,
-                         m.total / b.total, b.above / MB, m.above / MB, m.above / b.above,
-                         "x".join(map(str, shape)), stack_bytes / MB))
+            rows.append(
+                (
+                    size_name,
+                    f"{variant}+Manager / {variant}",
+                    phase,
+                    b.total / MB,
+                    m.total / MB,
+                    m.total / b.total,
+                    b.above / MB,
+                    m.above / MB,
+                    m.above / b.above,
+                    "x".join(map(str, shape)),
+                    stack_bytes / MB,
+                )
+            )
     return rows
 
 
@@ -155,6 +167,7 @@ def check_tracker(device: torch.device, block_mb: int = CHECK_MB) -> tuple[int, 
     model = overhead._models(overhead.SIZES["tiny"], "pad")[0]
     block, peak = block_mb * MB, _peak_fn(device)
     with _placed(model, overhead._inputs(model), device) as batch:
+
         def held():
             data = torch.empty(block, dtype=torch.uint8, device=device)
             overhead._prefill(model, batch)
@@ -179,12 +192,25 @@ def _device(name: str) -> torch.device:
 
 
 def _print_table(rows: list[tuple]) -> None:
-    header = ["size", "ratio", "phase", "baseline MB", "manager MB", "peak ratio", "baseline above MB",
-              "manager above MB", "above ratio", "stack E x N x D", "stack MB"]
+    header = [
+        "size",
+        "ratio",
+        "phase",
+        "baseline MB",
+        "manager MB",
+        "peak ratio",
+        "baseline above MB",
+        "manager above MB",
+        "above ratio",
+        "stack E x N x D",
+        "stack MB",
+    ]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for size, label, phase, b, m, ratio, b_above, m_above, ratio_above, shape, stack in rows:
-        print(f"| {size} | {label} | {phase} | {b:.2f} | {m:.2f} | {ratio:.3f} | {b_above:.2f} | {m_above:.2f} "
-              f"| {ratio_above:.3f} | {shape} | {stack:.2f} |")
+        print(
+            f"| {size} | {label} | {phase} | {b:.2f} | {m:.2f} | {ratio:.3f} | {b_above:.2f} | {m_above:.2f} "
+            f"| {ratio_above:.3f} | {shape} | {stack:.2f} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> list[tuple]:
@@ -197,9 +223,11 @@ def main(argv: list[str] | None = None) -> list[tuple]:
     phases = ["train step", "train+AdamW", "prefill"] if args.adamw else ["train step", "prefill"]
     method = "torch.cuda.max_memory_allocated" if device.type == "cuda" else "MemTracker (tensor storages)"
     rise, realloc = check_tracker(device)
-    print(f"measured on {device.type} with {method}\ncheck: a block of {CHECK_MB * MB} B held through a prefill "
-          f"raises its peak by {rise} B; allocated, dropped and allocated again it peaks at {realloc} B above "
-          "resident\n")
+    print(
+        f"measured on {device.type} with {method}\ncheck: a block of {CHECK_MB * MB} B held through a prefill "
+        f"raises its peak by {rise} B; allocated, dropped and allocated again it peaks at {realloc} B above "
+        "resident\n"
+    )
     rows = []
     for name in args.sizes.split(","):
         rows += measure(name, phases, device)

@@ -79,9 +79,18 @@ def measure(size: tuple[int, int], reps: int, references: dict[str, object]) -> 
             our_times.append(_timed(_ours, image, ours))
             their_times.append(_timed(_theirs, image, processor))
             ratios.append(their_times[-1] / our_times[-1])
-        rows.append([f"{size[0]}x{size[1]}", str(mine.shape[0]), name, f"{1 / statistics.median(our_times):.1f}",
-                     f"{1 / statistics.median(their_times):.1f}", f"x{statistics.median(ratios):.2f}",
-                     f"{min(ratios):.2f}-{max(ratios):.2f}", diff])
+        rows.append(
+            [
+                f"{size[0]}x{size[1]}",
+                str(mine.shape[0]),
+                name,
+                f"{1 / statistics.median(our_times):.1f}",
+                f"{1 / statistics.median(their_times):.1f}",
+                f"x{statistics.median(ratios):.2f}",
+                f"{min(ratios):.2f}-{max(ratios):.2f}",
+                diff,
+            ]
+        )
     return rows
 
 
@@ -92,8 +101,7 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     args = parser.parse_args(argv)
     sizes = [tuple(int(v) for v in item.split("x")) for item in args.sizes.split(",")]
     references = backends()
-    header = ["image", "crops", "backend", "ours img/s", "theirs img/s", "speed-up (median)", "min-max",
-              "max |diff|"]
+    header = ["image", "crops", "backend", "ours img/s", "theirs img/s", "speed-up (median)", "min-max", "max |diff|"]
     rows = [row for size in sizes for row in measure(size, args.reps, references)]
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:

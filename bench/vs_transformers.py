@@ -51,20 +51,28 @@ def _pair(size: dict, aspect: str):
 def _inputs(ours, theirs, num_images: int) -> tuple[dict, dict]:
     """The same sample for both: ours with -200 placeholders, theirs with each placeholder expanded."""
     rng = np.random.default_rng(0)
-    images = [Image.fromarray(rng.integers(0, 256, (IMAGE_SIZE[1], IMAGE_SIZE[0], 3), dtype=np.uint8))
-              for _ in range(num_images)]
+    images = [
+        Image.fromarray(rng.integers(0, 256, (IMAGE_SIZE[1], IMAGE_SIZE[0], 3), dtype=np.uint8))
+        for _ in range(num_images)
+    ]
     pixels = process_images(images, SigLipImageProcessor(), ours.config)
     crops = pixels if pixels.dim() == 5 else pixels[:, None]  # (images, P, 3, S, S)
     half = len(TEXT) // 2
     placeholders = [IMAGE_TOKEN_INDEX] * num_images
-    mine = {"inputs": torch.tensor([TEXT[:half] + placeholders + TEXT[half:]]), "images": list(crops),
-                "image_sizes": [image.size for image in images]}
+    mine = {
+        "inputs": torch.tensor([TEXT[:half] + placeholders + TEXT[half:]]),
+        "images": list(crops),
+        "image_sizes": [image.size for image in images],
+    }
     spliced = ours.prepare_multimodal_inputs(mine["inputs"], None, None, **_image_args(mine)).inputs_embeds
     per_image = (spliced.shape[1] - len(TEXT)) // num_images
     ids = TEXT[:half] + [theirs.config.image_token_id] * (per_image * num_images) + TEXT[half:]
-    hf = {"input_ids": torch.tensor([ids]), "pixel_values": crops,
-              "image_sizes": torch.tensor([image.size[::-1] for image in images]),
-              "batch_num_images": torch.tensor([num_images])}
+    hf = {
+        "input_ids": torch.tensor([ids]),
+        "pixel_values": crops,
+        "image_sizes": torch.tensor([image.size[::-1] for image in images]),
+        "batch_num_images": torch.tensor([num_images]),
+    }
     return mine, hf
 
 
@@ -81,8 +89,13 @@ def _prefill_theirs(model, hf):
 
 
 def _generate(model, inputs: dict, new_tokens: int) -> torch.Tensor:
-    out = model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                         pad_token_id=model.config.get_text_config().eos_token_id)
+    out = model.generate(
+        **inputs,
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        pad_token_id=model.config.get_text_config().eos_token_id,
+    )
     return out[:, -new_tokens:]  # transformers returns prompt + new tokens, ours only the new tokens
 
 
@@ -97,7 +110,9 @@ def _check(ours, theirs, mine, hf, new_tokens: int) -> float:
     diff = float((_prefill_ours(ours, mine) - _prefill_theirs(theirs, hf)).abs().max())
     mine_tokens, their_tokens = _generate(ours, mine, new_tokens), _generate(theirs, hf, new_tokens)
     if not torch.equal(mine_tokens, their_tokens):
-        raise AssertionError(f"greedy tokens differ: ours {mine_tokens.tolist()} vs transformers {their_tokens.tolist()}")
+        raise AssertionError(
+            f"greedy tokens differ: ours {mine_tokens.tolist()} vs transformers {their_tokens.tolist()}"
+        )
     return diff
 
 
@@ -117,10 +132,32 @@ def measure(size_name: str, reps: int, new_tokens: int, clock=time.process_time)
                 g_theirs = _timed(clock, _generate, theirs, hf, new_tokens)
                 decode.append(g_theirs / g_ours)  # tokens/s ours over theirs
         seq = hf["input_ids"].shape[1]
-        rows.append((size_name, variant, seq, "prefill latency ours/theirs", statistics.median(base_ms),
-                     statistics.median(prefill), min(prefill), max(prefill), diff))
-        rows.append((size_name, variant, seq, "generate tokens/s ours/theirs", None,
-                     statistics.median(decode), min(decode), max(decode), diff))
+        rows.append(
+            (
+                size_name,
+                variant,
+                seq,
+                "prefill latency ours/theirs",
+                statistics.median(base_ms),
+                statistics.median(prefill),
+                min(prefill),
+                max(prefill),
+                diff,
+            )
+        )
+        rows.append(
+            (
+                size_name,
+                variant,
+                seq,
+                "generate tokens/s ours/theirs",
+                None,
+                statistics.median(decode),
+                min(decode),
+                max(decode),
+                diff,
+            )
+        )
     return rows
 
 

@@ -4,7 +4,10 @@ Only the templates this project trains and evaluates with are provided: ``qwen_1
 ChatML, used for stages 1.5 and 2 and for evaluation, and ``plain`` (alias ``v0_plain``) for stage-1
 alignment. Rendering follows LLaVA-NeXT exactly, e.g. for one image and one question::
 
-    <|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n<|im_start|>user\\n<image>\\nQ<|im_end|>\\n<|im_start|>assistant\\n
+    <|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n
+    <|im_start|>user\\n<image>\\nQ<|im_end|>\\n<|im_start|>assistant\\n
+
+(one string; broken after the system turn here).
 """
 
 from __future__ import annotations

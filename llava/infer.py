@@ -65,11 +65,14 @@ def main(argv: list[str] | None = None) -> None:
         input_ids, images=pixel_values, image_sizes=[image.size], max_new_tokens=args.max_new_tokens, do_sample=False
     )
     elapsed = time.perf_counter() - start
-    print(f"image {image.size[0]}x{image.size[1]} -> {tuple(pixel_values.shape[1:])} crops "
-          f"({model.config.image_aspect_ratio}), {image_tokens} image tokens, "
-          f"{input_ids.shape[1] - 1 + image_tokens} tokens in the prompt")
+    print(
+        f"image {image.size[0]}x{image.size[1]} -> {tuple(pixel_values.shape[1:])} crops "
+        f"({model.config.image_aspect_ratio}), {image_tokens} image tokens, "
+        f"{input_ids.shape[1] - 1 + image_tokens} tokens in the prompt"
+    )
     print(f"prompt: {prompt!r}")
-    print(f"generated {output.shape[1]} tokens in {elapsed:.2f}s: {tokenizer.decode(output[0], skip_special_tokens=True)!r}")
+    answer = tokenizer.decode(output[0], skip_special_tokens=True)
+    print(f"generated {output.shape[1]} tokens in {elapsed:.2f}s: {answer!r}")
 
 
 if __name__ == "__main__":

@@ -142,9 +142,9 @@ class KeywordsStoppingCriteria(StoppingCriteria):
 
     def _matches(self, output_ids: torch.Tensor) -> bool:
         for ids in self.keyword_ids:
-            if output_ids.shape[0] >= ids.shape[0] and torch.equal(output_ids[-ids.shape[0]:].cpu(), ids):
+            if output_ids.shape[0] >= ids.shape[0] and torch.equal(output_ids[-ids.shape[0] :].cpu(), ids):
                 return True
-        new_tokens = output_ids[max(0, output_ids.shape[0] - min(3, max(1, output_ids.shape[0] - self.start_len))):]
+        new_tokens = output_ids[max(0, output_ids.shape[0] - min(3, max(1, output_ids.shape[0] - self.start_len))) :]
         text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
         return any(keyword in text for keyword in self.keywords)
 

@@ -106,14 +106,33 @@ def _stage1_dir(cfg: DemoConfig, variant: str) -> Path:
 
 
 def _train_env(cfg: DemoConfig, variant: str) -> dict[str, str]:
-    env = dict(os.environ, VARIANT=variant, PYTHON=sys.executable, LLM=str(cfg.work / "models" / "qwen2-tiny"),
-               VISION_TOWER=str(cfg.work / "models" / "siglip-tiny"), IMAGE_FOLDER=str(cfg.data),
-               DATA_STAGE1=str(cfg.data / "stage1.json"), DATA_STAGE1_5=str(cfg.data / "stage1_5.json"),
-               DATA_STAGE2=str(cfg.data / "stage2.json"), OUTPUT_ROOT=str(cfg.work / "runs"),
-               STAGE1_DIR=str(_stage1_dir(cfg, variant)), NUM_GPUS="1", DEEPSPEED="none", PRECISION="fp32",
-               ATTN="sdpa", REPORT_TO="none", NUM_WORKERS="0", SAVE_STEPS="100000", SAVE_STEPS_STAGE1="100000",
-               MANAGER_INJECT="count:2", PINPOINTS_STAGE1_5="(1x1),...,(3x3)", PINPOINTS_STAGE2="(1x1),...,(6x6)",
-               HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS=str(cfg.threads))
+    env = dict(
+        os.environ,
+        VARIANT=variant,
+        PYTHON=sys.executable,
+        LLM=str(cfg.work / "models" / "qwen2-tiny"),
+        VISION_TOWER=str(cfg.work / "models" / "siglip-tiny"),
+        IMAGE_FOLDER=str(cfg.data),
+        DATA_STAGE1=str(cfg.data / "stage1.json"),
+        DATA_STAGE1_5=str(cfg.data / "stage1_5.json"),
+        DATA_STAGE2=str(cfg.data / "stage2.json"),
+        OUTPUT_ROOT=str(cfg.work / "runs"),
+        STAGE1_DIR=str(_stage1_dir(cfg, variant)),
+        NUM_GPUS="1",
+        DEEPSPEED="none",
+        PRECISION="fp32",
+        ATTN="sdpa",
+        REPORT_TO="none",
+        NUM_WORKERS="0",
+        SAVE_STEPS="100000",
+        SAVE_STEPS_STAGE1="100000",
+        MANAGER_INJECT="count:2",
+        PINPOINTS_STAGE1_5="(1x1),...,(3x3)",
+        PINPOINTS_STAGE2="(1x1),...,(6x6)",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        OMP_NUM_THREADS=str(cfg.threads),
+    )
     for stage, suffix in (("stage1", "STAGE1"), ("stage1_5", "STAGE1_5"), ("stage2", "STAGE2")):
         env[f"BS_{suffix}"], env[f"GA_{suffix}"] = str(cfg.batch[stage]), "1"
         env[f"LR_{suffix}"] = cfg.lr[stage]
@@ -147,18 +166,38 @@ def train(cfg: DemoConfig, variant: str, bar: tqdm) -> None:
 
 
 def _train_stage(cfg: DemoConfig, variant: str, stage: str) -> None:
-    env = dict(_train_env(cfg, variant), STAGES={"stage1": "1", "stage1_5": "1.5", "stage2": "2"}[stage],
-               MASTER_PORT=str(_free_port()))
+    env = dict(
+        _train_env(cfg, variant),
+        STAGES={"stage1": "1", "stage1_5": "1.5", "stage2": "2"}[stage],
+        MASTER_PORT=str(_free_port()),
+    )
     log = cfg.work / "logs" / f"{variant}_{stage}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    args = ["--num_train_epochs", str(cfg.epochs[stage]), "--seed", str(cfg.seed), "--data_seed", str(cfg.seed),
-            "--gradient_checkpointing", "False", "--logging_steps", "2", "--disable_tqdm", "True"]
+    args = [
+        "--num_train_epochs",
+        str(cfg.epochs[stage]),
+        "--seed",
+        str(cfg.seed),
+        "--data_seed",
+        str(cfg.seed),
+        "--gradient_checkpointing",
+        "False",
+        "--logging_steps",
+        "2",
+        "--disable_tqdm",
+        "True",
+    ]
     if stage != "stage1":  # stage 1 is the plain template: no chat tokens
         args += ["--unmask_chat_tokens", str(cfg.supervise_chat_tokens)]
     with open(log, "w") as handle:
-        code = subprocess.call(["bash", str(REPO / "scripts" / "train" / "curriculum.sh"), *args], env=env,
-                               stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
+        code = subprocess.call(
+            ["bash", str(REPO / "scripts" / "train" / "curriculum.sh"), *args],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
     if code != 0:
         raise SystemExit(f"[playground] {variant} {stage} failed (exit {code}); see {log}")
     losses = [loss for _, loss in loss_history(_stage_dir(cfg, variant, stage))]
@@ -169,14 +208,30 @@ def evaluate(cfg: DemoConfig, variant: str, tasks: list[str]) -> Path:
     out = cfg.work / "eval" / variant
     if any(out.rglob("*_results.json")):
         return out
-    env = dict(os.environ, CKPT=str(_stage_dir(cfg, variant, "stage2")), OUT=str(out), PYTHON=sys.executable,
-               NUM_GPUS="1", TASKS=",".join(tasks), INCLUDE_PATH=str(cfg.data / "tasks"),
-               BATCH_SIZE=str(cfg.eval_batch), OMP_NUM_THREADS=str(cfg.threads), HF_HUB_OFFLINE="1",
-               HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(cfg.work / "hf_home"))
+    env = dict(
+        os.environ,
+        CKPT=str(_stage_dir(cfg, variant, "stage2")),
+        OUT=str(out),
+        PYTHON=sys.executable,
+        NUM_GPUS="1",
+        TASKS=",".join(tasks),
+        INCLUDE_PATH=str(cfg.data / "tasks"),
+        BATCH_SIZE=str(cfg.eval_batch),
+        OMP_NUM_THREADS=str(cfg.threads),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HOME=str(cfg.work / "hf_home"),
+    )
     log = cfg.work / "logs" / f"{variant}_eval.log"
     with open(log, "w") as handle:
-        code = subprocess.call(["bash", str(REPO / "scripts" / "eval" / "eval_checkpoint.sh")], env=env,
-                               stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
+        code = subprocess.call(
+            ["bash", str(REPO / "scripts" / "eval" / "eval_checkpoint.sh")],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
     if code != 0:
         raise SystemExit(f"[playground] evaluating {variant} failed (exit {code}); see {log}")
     return out
@@ -188,8 +243,12 @@ def report(cfg: DemoConfig, evals: dict[str, Path]) -> dict:
 
     benchmarks = load_benchmarks(cfg.data / "tasks" / "benchmarks.json")
     out = cfg.work / "report"
-    result = build_report({NAMES[v]: [str(path)] for v, path in evals.items()}, out, benchmarks=benchmarks,
-                          title="Playground: zero-shot on the held-out synthetic tasks (tiny CPU models)")
+    result = build_report(
+        {NAMES[v]: [str(path)] for v, path in evals.items()},
+        out,
+        benchmarks=benchmarks,
+        title="Playground: zero-shot on the held-out synthetic tasks (tiny CPU models)",
+    )
     runs = {NAMES[v]: {stage: _stage_dir(cfg, v, stage) for stage in STAGES} for v in evals}
     plot_losses(runs, out)
     plot_manager_weights({NAMES[v]: _stage_dir(cfg, v, "stage2") for v in evals if "manager" in v}, out)
@@ -228,15 +287,21 @@ def checks(cfg: DemoConfig, result: dict, chance: dict[str, float]) -> list[tupl
         score = result["scores"][NAMES[variant]].get(TRIVIAL_TASK)
         floor = 100 * chance[TRIVIAL_TASK]
         shown = "missing" if score is None else f"{score:.1f}%"
-        lines.append((f"{NAMES[variant]} background accuracy {shown} vs chance {floor:.1f}% (needs +10 points)",
-                      score is not None and score > floor + 10))
+        lines.append(
+            (
+                f"{NAMES[variant]} background accuracy {shown} vs chance {floor:.1f}% (needs +10 points)",
+                score is not None and score > floor + 10,
+            )
+        )
     return lines
 
 
 def above_chance(cfg: DemoConfig, result: dict, chance: dict[str, float]) -> dict[str, list[str]]:
     """Per variant, the tasks whose accuracy beats chance (the better of guessing and the commonest answer)."""
-    return {NAMES[v]: [task for task, level in chance.items()
-                       if (result["scores"][NAMES[v]].get(task) or 0) > 100 * level] for v in cfg.variants}
+    return {
+        NAMES[v]: [task for task, level in chance.items() if (result["scores"][NAMES[v]].get(task) or 0) > 100 * level]
+        for v in cfg.variants
+    }
 
 
 def _train_and_evaluate(cfg: DemoConfig, variant: str, tasks: list[str], bar: tqdm) -> Path:
@@ -251,10 +316,14 @@ def run(cfg: DemoConfig) -> int:
     started = time.time()
     prepare(cfg)
     tasks = [entry["task"] for entry in json.loads((cfg.data / "tasks" / "benchmarks.json").read_text())]
-    _log(f"training and evaluating {len(cfg.variants)} variants, {cfg.jobs} at a time ({cfg.threads} threads each); "
-         f"logs in {cfg.work / 'logs'}")
-    with (tqdm(total=len(cfg.variants) * (len(STAGES) + 1), desc="stages and evaluations", unit="step") as bar,
-          ThreadPoolExecutor(max_workers=cfg.jobs) as pool):
+    _log(
+        f"training and evaluating {len(cfg.variants)} variants, {cfg.jobs} at a time ({cfg.threads} threads each); "
+        f"logs in {cfg.work / 'logs'}"
+    )
+    with (
+        tqdm(total=len(cfg.variants) * (len(STAGES) + 1), desc="stages and evaluations", unit="step") as bar,
+        ThreadPoolExecutor(max_workers=cfg.jobs) as pool,
+    ):
         futures = {v: pool.submit(_train_and_evaluate, cfg, v, tasks, bar) for v in cfg.variants}
         evals = {v: future.result() for v, future in futures.items()}
     result = report(cfg, evals)

@@ -22,8 +22,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
 
-COLOURS = {"blue": (50, 80, 220), "green": (40, 170, 70), "orange": (245, 140, 30), "purple": (140, 60, 190),
-           "red": (220, 40, 40), "yellow": (235, 205, 40)}
+COLOURS = {
+    "blue": (50, 80, 220),
+    "green": (40, 170, 70),
+    "orange": (245, 140, 30),
+    "purple": (140, 60, 190),
+    "red": (220, 40, 40),
+    "yellow": (235, 205, 40),
+}
 BACKGROUNDS = {"black": (25, 25, 25), "grey": (150, 150, 150), "white": (245, 245, 245)}
 TEXT_INK = {"black": "white", "grey": "black", "white": "black"}  # background -> a contrasting ink
 INKS = {"black": (0, 0, 0), "white": (255, 255, 255)}
@@ -34,8 +40,13 @@ ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 ASPECTS = (1.0, 4 / 3, 3 / 2, 2.0, 3.0, 4.0)
 MIN_SHORT, MIN_LONG, MAX_LONG = 48, 64, 900
 # Unit star (5 points), rounded so that libm's last bits cannot move a vertex.
-_STAR = tuple((round(math.sin(k * math.pi / 5) * (1 if k % 2 == 0 else 0.45), 6),
-               round(-math.cos(k * math.pi / 5) * (1 if k % 2 == 0 else 0.45), 6)) for k in range(10))
+_STAR = tuple(
+    (
+        round(math.sin(k * math.pi / 5) * (1 if k % 2 == 0 else 0.45), 6),
+        round(-math.cos(k * math.pi / 5) * (1 if k % 2 == 0 else 0.45), 6),
+    )
+    for k in range(10)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +92,12 @@ def _main_box(rng: random.Random, size: tuple[int, int], position: str) -> Box:
     # Centre at 20-30 % (or 70-80 %) along one axis: with side <= 40 % of the short side the whole shape stays in
     # that half, so "left/right/top/bottom" is never ambiguous; the other axis is kept near the middle.
     near, mid = rng.uniform(0.20, 0.30), rng.uniform(0.40, 0.60)
-    cx, cy = {"left": (near * w, mid * h), "right": ((1 - near) * w, mid * h),
-              "top": (mid * w, near * h), "bottom": (mid * w, (1 - near) * h)}[position]
+    cx, cy = {
+        "left": (near * w, mid * h),
+        "right": ((1 - near) * w, mid * h),
+        "top": (mid * w, near * h),
+        "bottom": (mid * w, (1 - near) * h),
+    }[position]
     x0, y0 = round(cx - side / 2), round(cy - side / 2)
     return x0, y0, x0 + side, y0 + side
 
@@ -96,8 +111,10 @@ def _place(rng: random.Random, size: tuple[int, int], bw: int, bh: int, taken: l
     for _ in range(tries):
         x0, y0 = rng.randint(1, w - bw - 1), rng.randint(1, h - bh - 1)
         box = (x0, y0, x0 + bw, y0 + bh)
-        if all(box[2] + margin <= t[0] or t[2] + margin <= box[0] or box[3] + margin <= t[1]
-               or t[3] + margin <= box[1] for t in taken):
+        if all(
+            box[2] + margin <= t[0] or t[2] + margin <= box[0] or box[3] + margin <= t[1] or t[3] + margin <= box[1]
+            for t in taken
+        ):
             return box
     return None
 

@@ -70,8 +70,9 @@ def plot_manager_weights(checkpoints: dict[str, Path], out: Path) -> Path | None
         for expert, vision_layer in enumerate(expert_layers):
             xs = [index + expert * width for index in range(len(layers))]
             axis.bar(xs, [values[expert] for values in layers.values()], width, label=f"vision layer {vision_layer}")
-        axis.set_xticks([index + 0.4 - width / 2 for index in range(len(layers))],
-                        [f"LLM layer {layer}" for layer in layers])
+        axis.set_xticks(
+            [index + 0.4 - width / 2 for index in range(len(layers))], [f"LLM layer {layer}" for layer in layers]
+        )
         axis.axhline(0, color="black", linewidth=0.8)
         axis.set_title(f"{name}: mean SAUM weight per expert")
         axis.legend(fontsize=8)

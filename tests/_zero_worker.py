@@ -16,8 +16,12 @@ def main(stage: int, out_dir: str) -> None:
     deepspeed.init_distributed(dist_backend="gloo")
     rank = torch.distributed.get_rank()
     # Built before deepspeed.initialize (no zero.Init): DeepSpeed partitions it for ZeRO-3.
-    model = tiny_model(seed=0, vocab_size=256, image_aspect_ratio="pad",
-                       manager={"type": "saum", "expert_layers": [3, 4], "inject_layers": [0, 2]}).train()
+    model = tiny_model(
+        seed=0,
+        vocab_size=256,
+        image_aspect_ratio="pad",
+        manager={"type": "saum", "expert_layers": [3, 4], "inject_layers": [0, 2]},
+    ).train()
     config = {
         "train_micro_batch_size_per_gpu": 1,
         "gradient_accumulation_steps": 1,
@@ -38,7 +42,9 @@ def main(stage: int, out_dir: str) -> None:
     with deepspeed.zero.GatheredParameters(params, enabled=stage == 3):
         weights = [p.detach().float().abs().sum().item() for p in params]
     with open(f"{out_dir}/rank{rank}.json", "w") as f:
-        json.dump({"losses": losses, "manager_abs_sums": weights, "partitioned": stage == 3 and params[0].numel() == 0}, f)
+        json.dump(
+            {"losses": losses, "manager_abs_sums": weights, "partitioned": stage == 3 and params[0].numel() == 0}, f
+        )
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def _kill_while_writing(target: str) -> None:
 def main() -> None:
     split = sys.argv.index("--")
     event, pattern, *rest = sys.argv[1:split]
-    train_args = sys.argv[split + 1:]
+    train_args = sys.argv[split + 1 :]
     if event == "weights":
         _kill_while_writing(pattern)
     else:

@@ -33,8 +33,9 @@ def workspace(tmp_path_factory):
     tokenizer = build_qwen2_tokenizer()
     variants = {"base": ("pad", None), "manager": ("pad", SAUM), "grid_aaum": ("anyres_max_9", AAUM)}
     for name, (aspect, manager) in variants.items():
-        model = tiny_model(seed=1, image_size=56, image_aspect_ratio=aspect,
-                           **({"manager": manager.to_dict()} if manager else {}))
+        model = tiny_model(
+            seed=1, image_size=56, image_aspect_ratio=aspect, **({"manager": manager.to_dict()} if manager else {})
+        )
         if manager is not None and manager.type == "saum":
             for module in model.model.managers.layers.values():
                 torch.nn.init.normal_(module.weight, std=0.1)
@@ -42,8 +43,14 @@ def workspace(tmp_path_factory):
         tokenizer.save_pretrained(root / name)
     data = write_corpus(root / "data", count=IMAGES, template="qwen_1_5", text_only=TEXT_ONLY, multi_image=MULTI)
     write_probe_tasks(root / "tasks", count=3)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               HF_HOME=str(root / "hf"), PYTHON=sys.executable)
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HOME=str(root / "hf"),
+        PYTHON=sys.executable,
+    )
     return {"root": root, "data": data, "env": env}
 
 
@@ -53,8 +60,19 @@ def _checkpoints(workspace, *names):
 
 def test_all_metrics_on_llava_data_write_readable_tables_and_figures(workspace, capsys):
     out = workspace["root"] / "all"
-    summary = main([*_checkpoints(workspace, "base", "manager", "grid_aaum"), "--data", str(workspace["data"]),
-                    "--image-folder", str(workspace["data"].parent), "--out", str(out), "--query-chunk", "5"])
+    summary = main(
+        [
+            *_checkpoints(workspace, "base", "manager", "grid_aaum"),
+            "--data",
+            str(workspace["data"]),
+            "--image-folder",
+            str(workspace["data"].parent),
+            "--out",
+            str(out),
+            "--query-chunk",
+            "5",
+        ]
+    )
     labels = ["Baseline", "+Manager", "+Grid+Manager"]
     assert list(summary["checkpoints"]) == labels
     for entry in summary["checkpoints"].values():
@@ -63,7 +81,8 @@ def test_all_metrics_on_llava_data_write_readable_tables_and_figures(workspace, 
     assert json.loads((out / "summary.json").read_text())["checkpoints"]["+Manager"]["inject_layers"] == [1, 3]
     similarity = read_csv(out / "layer_similarity.csv")
     assert {(r["variant"], r["layer"], r["part"]) for r in similarity} == {
-        (v, layer, part) for v in labels for layer in range(1, 5) for part in ("visual", "text")}
+        (v, layer, part) for v in labels for layer in range(1, 5) for part in ("visual", "text")
+    }
     assert all(-1 <= r["cosine"] <= 1 and r["tokens"] > 0 for r in similarity)
     entropy = read_csv(out / "attention_entropy.csv")
     assert len(entropy) == 3 * 4 * 2
@@ -75,7 +94,8 @@ def test_all_metrics_on_llava_data_write_readable_tables_and_figures(workspace, 
     weights = read_csv(out / "manager_weights.csv")
     saum = [r for r in weights if r["variant"] == "+Manager"]
     assert {(r["type"], r["layer"], r["vision_layer"]) for r in saum} == {
-        ("saum", layer, k) for layer in (1, 3) for k in (2, 3, 4)}
+        ("saum", layer, k) for layer in (1, 3) for k in (2, 3, 4)
+    }
     aaum = [r for r in weights if r["variant"] == "+Grid+Manager"]
     assert {r["type"] for r in aaum} == {"aaum"} and sum(r["weight"] for r in aaum) == pytest.approx(1.0)
     assert not [r for r in weights if r["variant"] == "Baseline"]
@@ -87,22 +107,58 @@ def test_all_metrics_on_llava_data_write_readable_tables_and_figures(workspace, 
 
 def test_lmms_eval_task_documents_as_samples(workspace):
     out = workspace["root"] / "tasks_out"
-    summary = main([*_checkpoints(workspace, "grid_aaum"), "--tasks", "ovm_probe_colour,ovm_probe_text",
-                    "--include-path", str(workspace["root"] / "tasks"), "--limit", "2", "--out", str(out),
-                    "--metrics", "attention_entropy,manager_weights"])
+    summary = main(
+        [
+            *_checkpoints(workspace, "grid_aaum"),
+            "--tasks",
+            "ovm_probe_colour,ovm_probe_text",
+            "--include-path",
+            str(workspace["root"] / "tasks"),
+            "--limit",
+            "2",
+            "--out",
+            str(out),
+            "--metrics",
+            "attention_entropy,manager_weights",
+        ]
+    )
     entry = summary["checkpoints"]["+Grid+Manager"]
     assert entry["samples"] == 2
     assert [s["sample_id"] for s in entry["skipped"]] == ["ovm_probe_text/0", "ovm_probe_text/1"]
-    assert sorted(p.name for p in out.iterdir()) == ["attention_entropy.csv", "attention_entropy.png",
-                                                     "manager_weights.csv", "manager_weights.png", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "attention_entropy.csv",
+        "attention_entropy.png",
+        "manager_weights.csv",
+        "manager_weights.png",
+        "summary.json",
+    ]
 
 
 def test_one_metric_module_writes_only_its_outputs(workspace):
     out = workspace["root"] / "one"
-    done = subprocess.run([sys.executable, "-m", "llava.analysis.head_kl", *_checkpoints(workspace, "base"),
-                           "--checkpoint", f"Again={workspace['root'] / 'base'}", "--data", str(workspace["data"]),
-                           "--image-folder", str(workspace["data"].parent), "--limit", "2", "--out", str(out)],
-                          env=workspace["env"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "llava.analysis.head_kl",
+            *_checkpoints(workspace, "base"),
+            "--checkpoint",
+            f"Again={workspace['root'] / 'base'}",
+            "--data",
+            str(workspace["data"]),
+            "--image-folder",
+            str(workspace["data"].parent),
+            "--limit",
+            "2",
+            "--out",
+            str(out),
+        ],
+        env=workspace["env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["head_kl.csv", "head_kl.png", "summary.json"]
     rows = read_csv(out / "head_kl.csv")
@@ -121,13 +177,16 @@ def test_saum_weights_need_no_samples_but_aaum_weights_do(workspace, capsys):
     assert "measured on samples" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--checkpoint", "/nonexistent/ckpt"], "/nonexistent/ckpt is not a checkpoint directory"),
-    (["--checkpoint", "{base}", "--checkpoint", "{base}"], "several checkpoints are called ['Baseline']"),
-    (["--checkpoint", "{base}", "--limit", "0"], "--limit 0 must be >= 1"),
-    (["--checkpoint", "{base}", "--metrics", "entropy"], "metrics ['entropy']: choose from"),
-    (["--checkpoint", "{base}", "--tasks", "no_such_task", "--include-path", "{tasks}"], "unknown lmms-eval task"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--checkpoint", "/nonexistent/ckpt"], "/nonexistent/ckpt is not a checkpoint directory"),
+        (["--checkpoint", "{base}", "--checkpoint", "{base}"], "several checkpoints are called ['Baseline']"),
+        (["--checkpoint", "{base}", "--limit", "0"], "--limit 0 must be >= 1"),
+        (["--checkpoint", "{base}", "--metrics", "entropy"], "metrics ['entropy']: choose from"),
+        (["--checkpoint", "{base}", "--tasks", "no_such_task", "--include-path", "{tasks}"], "unknown lmms-eval task"),
+    ],
+)
 def test_bad_input_is_a_clear_error(workspace, capsys, extra, message):
     root = workspace["root"]
     argv = [a.format(base=root / "base", tasks=root / "tasks") for a in extra]
@@ -145,11 +204,17 @@ def test_wrapper_script_checks_its_variables_and_runs(workspace):
     missing = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
     assert missing.returncode == 1 and "CHECKPOINTS is not set" in missing.stderr
     out = workspace["root"] / "script"
-    env.update(CHECKPOINTS=f"Base={workspace['root'] / 'base'} {workspace['root'] / 'manager'}", OUT=str(out),
-               DATA=str(workspace["data"]), IMAGE_FOLDER=str(workspace["data"].parent), LIMIT="2",
-               METRICS="layer_similarity")
-    done = subprocess.run(["bash", str(script), "--query-chunk", "3"], env=env, capture_output=True, text=True,
-                          timeout=300, cwd=REPO)
+    env.update(
+        CHECKPOINTS=f"Base={workspace['root'] / 'base'} {workspace['root'] / 'manager'}",
+        OUT=str(out),
+        DATA=str(workspace["data"]),
+        IMAGE_FOLDER=str(workspace["data"].parent),
+        LIMIT="2",
+        METRICS="layer_similarity",
+    )
+    done = subprocess.run(
+        ["bash", str(script), "--query-chunk", "3"], env=env, capture_output=True, text=True, timeout=300, cwd=REPO
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--query-chunk 3" in done.stderr  # "$@" passed through
     assert {r["variant"] for r in read_csv(out / "layer_similarity.csv")} == {"Base", "+Manager"}

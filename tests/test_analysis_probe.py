@@ -39,8 +39,9 @@ def _sample(model, size=(56, 56), before: int = 5, after: int = 7, seed: int = 0
 
 
 def _layout(model, sample) -> tuple[TokenLayout, object]:
-    spliced = model.prepare_multimodal_inputs(sample.input_ids[None], None, None, sample.images, sample.image_sizes,
-                                              sample.modalities)
+    spliced = model.prepare_multimodal_inputs(
+        sample.input_ids[None], None, None, sample.images, sample.image_sizes, sample.modalities
+    )
     return TokenLayout.from_kinds(spliced.token_kinds, spliced.attention_mask), spliced
 
 
@@ -84,8 +85,10 @@ def _reference_block_stats(attn: torch.Tensor, queries, keys) -> tuple[float, fl
         p = rows / rows.sum(-1, keepdim=True)
         ent.extend((-(p * p.clamp_min(1e-300).log()).sum(-1)).tolist())
         support = p[0] > 0
-        pairs = [F.kl_div(p[g, support].log(), p[h, support], reduction="sum")
-                 for h, g in itertools.permutations(range(heads), 2)]
+        pairs = [
+            F.kl_div(p[g, support].log(), p[h, support], reduction="sum")
+            for h, g in itertools.permutations(range(heads), 2)
+        ]
         kl.append(float(sum(pairs)) / len(pairs))
     return sum(ent) / len(ent), sum(kl) / len(kl), sum(mass) / len(mass)
 
@@ -95,8 +98,13 @@ def _two_image_sample(model) -> AnalysisSample:
     first, second = _sample(model, seed=1), _sample(model, seed=2)
     image = torch.tensor([IMAGE_TOKEN_INDEX])
     ids = torch.cat([torch.arange(10, 13), image, torch.arange(40, 44), image, torch.arange(50, 56)])
-    return AnalysisSample(sample_id="two", input_ids=ids, images=first.images + second.images,
-                          image_sizes=first.image_sizes + second.image_sizes, modalities=["image", "image"])
+    return AnalysisSample(
+        sample_id="two",
+        input_ids=ids,
+        images=first.images + second.images,
+        image_sizes=first.image_sizes + second.image_sizes,
+        modalities=["image", "image"],
+    )
 
 
 @pytest.mark.parametrize("aspect, images", [("pad", 1), ("anyres_max_9", 1), ("pad", 2)])
@@ -108,9 +116,14 @@ def test_streamed_attention_statistics_equal_the_full_maps_for_any_query_chunk(a
     sample = _sample(model, size=(120, 70)) if images == 1 else _two_image_sample(model)
     layout, spliced = _layout(model, sample)
     model.set_attn_implementation("eager")
-    full = model.model(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask,
-                       position_ids=spliced.position_ids, visual_injection=spliced.visual_injection,
-                       use_cache=False, output_attentions=True).attentions
+    full = model.model(
+        inputs_embeds=spliced.inputs_embeds,
+        attention_mask=spliced.attention_mask,
+        position_ids=spliced.position_ids,
+        visual_injection=spliced.visual_injection,
+        use_cache=False,
+        output_attentions=True,
+    ).attentions
     model.set_attn_implementation("sdpa")
     assert len(full) == 4
     for chunk in (1, 7, 512):
@@ -216,8 +229,11 @@ def test_probe_detaches_and_restores_the_attention_implementation():
     assert model.config._attn_implementation == "sdpa"
     assert model.model.vision_tower.vision_tower.vision_model.config._attn_implementation == "sdpa"
     assert not model.model.managers.record and not model.model.managers.recorded
-    modules = [*model.model.layers, *(layer.self_attn for layer in model.model.layers),
-               *(layer.self_attn for layer in model.model.vision_tower.vision_tower.vision_model.encoder.layers)]
+    modules = [
+        *model.model.layers,
+        *(layer.self_attn for layer in model.model.layers),
+        *(layer.self_attn for layer in model.model.vision_tower.vision_tower.vision_model.encoder.layers),
+    ]
     assert all(not module._forward_hooks for module in modules)
 
 

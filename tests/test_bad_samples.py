@@ -17,7 +17,9 @@ from llava.testing.synthetic import write_broken_corpus
 def broken(tmp_path, qwen_tokenizer):
     path, expected = write_broken_corpus(tmp_path, good=4)
     dataset = LazySupervisedDataset(
-        load_mixture(str(path), seed=0), tokenizer=qwen_tokenizer, image_processor=SigLipImageProcessor(size=(56, 56)),
+        load_mixture(str(path), seed=0),
+        tokenizer=qwen_tokenizer,
+        image_processor=SigLipImageProcessor(size=(56, 56)),
         model_config=tiny_config(image_size=56, image_aspect_ratio="pad"),
         data=DataConfig(image_folder=str(tmp_path)),
     )
@@ -76,8 +78,12 @@ def test_ledger_roundtrip_and_merge():
 def test_all_bad_is_an_error(tmp_path, qwen_tokenizer):
     (tmp_path / "d.json").write_text('[{"id": "a", "conversations": []}]')
     dataset = LazySupervisedDataset(
-        load_mixture(str(tmp_path / "d.json"), seed=0), tokenizer=qwen_tokenizer,
-        image_processor=SigLipImageProcessor(size=(56, 56)), model_config=tiny_config(image_size=56), data=DataConfig())
+        load_mixture(str(tmp_path / "d.json"), seed=0),
+        tokenizer=qwen_tokenizer,
+        image_processor=SigLipImageProcessor(size=(56, 56)),
+        model_config=tiny_config(image_size=56),
+        data=DataConfig(),
+    )
     with pytest.raises(RuntimeError, match="every one of the 1 samples is bad"):
         dataset[0]
 
@@ -97,8 +103,12 @@ def test_a_block_of_bad_records_counts_once_each_and_spreads_its_stand_ins(tmp_p
         samples[index]["image"] = "images/nowhere.png"
     path.write_text(json.dumps(samples))
     dataset = LazySupervisedDataset(
-        load_mixture(str(path), seed=0), tokenizer=qwen_tokenizer, image_processor=SigLipImageProcessor(size=(56, 56)),
-        model_config=tiny_config(image_size=56, image_aspect_ratio="pad"), data=DataConfig(image_folder=str(tmp_path)))
+        load_mixture(str(path), seed=0),
+        tokenizer=qwen_tokenizer,
+        image_processor=SigLipImageProcessor(size=(56, 56)),
+        model_config=tiny_config(image_size=56, image_aspect_ratio="pad"),
+        data=DataConfig(image_folder=str(tmp_path)),
+    )
     collate = DataCollatorForSupervisedDataset(pad_token_id=0)
     ledger, trained = BadSampleLedger(max_share=1.0, min_seen=1), Counter()
     for first in range(0, 100, 4):  # batches of 4, as a DataLoader without shuffling draws them
@@ -109,8 +119,13 @@ def test_a_block_of_bad_records_counts_once_each_and_spreads_its_stand_ins(tmp_p
     assert (ledger.skipped, ledger.seen) == (10, 100) and ledger.share == pytest.approx(0.1)
     assert max(trained.values()) <= 3, trained.most_common(3)
     # The stand-ins do not depend on what was drawn before (a resumed run draws the same ones).
-    fresh = LazySupervisedDataset(dataset.mixture, tokenizer=qwen_tokenizer, image_processor=dataset.image_processor,
-                                  model_config=dataset.model_config, data=dataset.data)
+    fresh = LazySupervisedDataset(
+        dataset.mixture,
+        tokenizer=qwen_tokenizer,
+        image_processor=dataset.image_processor,
+        model_config=dataset.model_config,
+        data=dataset.data,
+    )
     assert fresh[start + 9]["id"] == dataset[start + 9]["id"]
 
 
@@ -119,10 +134,13 @@ def _text_dataset(tmp_path, tokenizer, conversations, **data):
 
     path = tmp_path / "text.json"
     path.write_text(json.dumps([{"id": "long", "conversations": conversations}]))
-    return LazySupervisedDataset(load_mixture(str(path), seed=0), tokenizer=tokenizer,
-                                 image_processor=SigLipImageProcessor(size=(56, 56)),
-                                 model_config=tiny_config(image_size=56, image_aspect_ratio="pad"),
-                                 data=DataConfig(**data))
+    return LazySupervisedDataset(
+        load_mixture(str(path), seed=0),
+        tokenizer=tokenizer,
+        image_processor=SigLipImageProcessor(size=(56, 56)),
+        model_config=tiny_config(image_size=56, image_aspect_ratio="pad"),
+        data=DataConfig(**data),
+    )
 
 
 def test_a_sample_cut_before_its_answer_is_skipped(tmp_path, qwen_tokenizer):

@@ -51,8 +51,9 @@ def test_memory_bench_prints_peak_ratios_and_checks_its_tracker_with_known_alloc
     out = capsys.readouterr().out
     assert "| tiny | Baseline+Manager / Baseline | train step |" in out
     assert "| tiny | +Grid+Manager / +Grid | prefill |" in out and "worst peak ratio" in out
-    assert {(r[1], r[2]) for r in rows} == {(f"{v}+Manager / {v}", p) for v in ("Baseline", "+Grid")
-                                            for p in ("train step", "prefill")}
+    assert {(r[1], r[2]) for r in rows} == {
+        (f"{v}+Manager / {v}", p) for v in ("Baseline", "+Grid") for p in ("train step", "prefill")
+    }
     assert all(r[5] > 0 and r[8] > 0 for r in rows)
     # A 100 MB block held through a measured prefill raises its peak by exactly the block, and a dropped block
     # leaves the count (allocating it twice peaks at one block, not two).

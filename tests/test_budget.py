@@ -74,8 +74,10 @@ def test_meta_count_equals_the_real_forward(variant):
     assert counted.total == forward  # meta runs the attention math, the real CPU forward SDPA's fused kernel
     # The fused kernel also recomputes Q K^T in backward: one more (L x L x width) product per attention layer.
     vision, crop_tokens = config.vision_config, 27 * 27
-    recompute = (vision.num_hidden_layers * counted.crops * crop_tokens**2 * vision.hidden_size
-                 + config.num_hidden_layers * counted.sequence**2 * config.hidden_size)
+    recompute = (
+        vision.num_hidden_layers * counted.crops * crop_tokens**2 * vision.hidden_size
+        + config.num_hidden_layers * counted.sequence**2 * config.hidden_size
+    )
     assert train - counted.train == recompute
 
 
@@ -94,8 +96,23 @@ def test_cpu_attention_would_count_zero_without_our_mapping():
 def test_cli_on_a_checkpoint_uses_its_own_managers_and_times_every_variant(tmp_path, capsys):
     manager = {"type": "saum", "expert_layers": [2, 4], "inject_layers": [1]}
     tiny_config(manager=manager, **BENCH_SIZES["tiny"]).save_pretrained(tmp_path)
-    rows = main(["--config", str(tmp_path), "--image", "200x150", "--text-tokens", "8", "--time", "--reps", "1",
-                 "--new-tokens", "2", "--json", str(tmp_path / "budget.json")])
+    rows = main(
+        [
+            "--config",
+            str(tmp_path),
+            "--image",
+            "200x150",
+            "--text-tokens",
+            "8",
+            "--time",
+            "--reps",
+            "1",
+            "--new-tokens",
+            "2",
+            "--json",
+            str(tmp_path / "budget.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert "| Baseline |" in out and "| +Grid+Manager |" in out and "+Manager vs Baseline: +128 parameters" in out
     assert [row.variant for row in rows] == list(VARIANTS)

@@ -30,7 +30,9 @@ def test_returns_llava_next_tuple(checkpoint):
 
 def test_overwrite_config_and_dtype(checkpoint):
     _, model, _, _ = load_pretrained_model(
-        str(checkpoint), torch_dtype="bfloat16", overwrite_config={"image_aspect_ratio": "pad", "tokenizer_padding_side": "left"}
+        str(checkpoint),
+        torch_dtype="bfloat16",
+        overwrite_config={"image_aspect_ratio": "pad", "tokenizer_padding_side": "left"},
     )
     assert model.dtype == torch.bfloat16
     assert model.get_vision_tower().vision_tower.vision_model.embeddings.patch_embedding.weight.dtype == torch.bfloat16
@@ -70,7 +72,9 @@ def test_flash_attention_falls_back_to_sdpa(checkpoint):
 def test_model_base_overlay(tmp_path, checkpoint):
     """A partial checkpoint (e.g. a stage-1 projector) over a full base model; unknown keys are an error."""
     _, base, _, _ = load_pretrained_model(str(checkpoint))
-    projector = {k: torch.full_like(v, 0.5) for k, v in base.state_dict().items() if k.startswith("model.mm_projector.")}
+    projector = {
+        k: torch.full_like(v, 0.5) for k, v in base.state_dict().items() if k.startswith("model.mm_projector.")
+    }
     save_file(projector, tmp_path / "adapter.safetensors")
     (tmp_path / "config.json").write_text((checkpoint / "config.json").read_text())
     _, model, _, _ = load_pretrained_model(str(tmp_path), str(checkpoint))

@@ -26,8 +26,14 @@ def _records(tmp_path, name, count):
 
 @pytest.mark.parametrize(
     "strategy,expected",
-    [("all", list(range(10))), ("first:3", [0, 1, 2]), ("end:3", [7, 8, 9]), ("first:25%", [0, 1, 2]),
-     ("end:10%", [9]), ("first:50", list(range(10)))],
+    [
+        ("all", list(range(10))),
+        ("first:3", [0, 1, 2]),
+        ("end:3", [7, 8, 9]),
+        ("first:25%", [0, 1, 2]),
+        ("end:10%", [9]),
+        ("first:50", list(range(10))),
+    ],
 )
 def test_sampling_strategies(strategy, expected):
     import random
@@ -83,9 +89,13 @@ def _dataset(tmp_path, qwen_tokenizer, *, template="qwen_1_5", max_length=None, 
     path = write_corpus(tmp_path, count=count, template=template, text_only=1, multi_image=1)
     model_config = tiny_config(image_size=56, **config)
     return LazySupervisedDataset(
-        load_mixture(str(path), seed=0), tokenizer=qwen_tokenizer, image_processor=SigLipImageProcessor(size=(56, 56)),
-        model_config=model_config, data=DataConfig(template=template, image_folder=str(tmp_path), max_length=max_length,
-                        unmask_chat_tokens=unmask),
+        load_mixture(str(path), seed=0),
+        tokenizer=qwen_tokenizer,
+        image_processor=SigLipImageProcessor(size=(56, 56)),
+        model_config=model_config,
+        data=DataConfig(
+            template=template, image_folder=str(tmp_path), max_length=max_length, unmask_chat_tokens=unmask
+        ),
     )
 
 
@@ -95,21 +105,31 @@ def test_items_single_multi_and_text_only(tmp_path, qwen_tokenizer):
     assert single["modalities"] == ["image"] and single["images"][0].shape[0] > 1  # base + grid crops
     assert multi["modalities"] == ["image", "image"] and [c.shape[0] for c in multi["images"]] == [1, 1]  # pad each
     assert text["modalities"] == ["text"] and text["images"][0].abs().sum() == 0
-    assert (single["input_ids"] == IMAGE_TOKEN_INDEX).sum() == 1 and (multi["input_ids"] == IMAGE_TOKEN_INDEX).sum() == 2
+    assert (single["input_ids"] == IMAGE_TOKEN_INDEX).sum() == 1 and (
+        multi["input_ids"] == IMAGE_TOKEN_INDEX
+    ).sum() == 2
     assert dataset.modality_lengths[0] > 0 and dataset.modality_lengths[4] < 0
 
 
 def test_dataset_labels_follow_the_golden_masking(tmp_path, qwen_tokenizer):
     """The marker after the question moves to the front (preprocess_multimodal) and labels supervise the answers."""
-    (tmp_path / "one.json").write_text(json.dumps([{"id": "g", "conversations": [
-        {"from": "human", "value": "Hi there"}, {"from": "gpt", "value": "Hello."}]}]))
+    (tmp_path / "one.json").write_text(
+        json.dumps(
+            [{"id": "g", "conversations": [{"from": "human", "value": "Hi there"}, {"from": "gpt", "value": "Hello."}]}]
+        )
+    )
     dataset = LazySupervisedDataset(
-        load_mixture(str(tmp_path / "one.json"), seed=0), tokenizer=qwen_tokenizer,
-        image_processor=SigLipImageProcessor(size=(56, 56)), model_config=tiny_config(image_size=56),
-        data=DataConfig(unmask_chat_tokens=False))
+        load_mixture(str(tmp_path / "one.json"), seed=0),
+        tokenizer=qwen_tokenizer,
+        image_processor=SigLipImageProcessor(size=(56, 56)),
+        model_config=tiny_config(image_size=56),
+        data=DataConfig(unmask_chat_tokens=False),
+    )
     item = dataset[0]
-    expected_ids = qwen_tokenizer("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
-                                  "Hi there<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n").input_ids
+    expected_ids = qwen_tokenizer(
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        "Hi there<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n"
+    ).input_ids
     assert item["input_ids"].tolist() == expected_ids
     supervised = qwen_tokenizer.decode([t for t, l in zip(expected_ids, item["labels"].tolist()) if l != IGNORE_INDEX])
     assert supervised == "<|im_start|>assistant\nHello.<|im_end|>\n"
@@ -131,8 +151,12 @@ def test_packed_length_matches_the_model(make_image):
 def _one_image_a_turn(dataset):
     """Record 3 (two images) with one image and one answer per turn, so a cut between them keeps an answer."""
     record = dataset.mixture.samples[3]
-    record["conversations"] = [{"from": "human", "value": "<image>\nFirst colour?"}, {"from": "gpt", "value": "Red."},
-                               {"from": "human", "value": "<image>\nSecond colour?"}, {"from": "gpt", "value": "Blue."}]
+    record["conversations"] = [
+        {"from": "human", "value": "<image>\nFirst colour?"},
+        {"from": "gpt", "value": "Red."},
+        {"from": "human", "value": "<image>\nSecond colour?"},
+        {"from": "gpt", "value": "Blue."},
+    ]
     return dataset
 
 
@@ -142,8 +166,9 @@ def test_truncation_after_expansion_never_cuts_an_image(tmp_path, qwen_tokenizer
     _first, second = [i for i, t in enumerate(ids) if t == IMAGE_TOKEN_INDEX]
     second_start = second + 16  # expanded position of the second image: the first one adds 16 tokens
     # The limit falls inside the second image: it is dropped whole, with everything after it.
-    cut = _one_image_a_turn(_dataset(tmp_path / "b", qwen_tokenizer, image_aspect_ratio="pad",
-                                     max_length=second_start + 5))[3]
+    cut = _one_image_a_turn(
+        _dataset(tmp_path / "b", qwen_tokenizer, image_aspect_ratio="pad", max_length=second_start + 5)
+    )[3]
     assert cut["truncated"] and cut["modalities"] == ["image"] and len(cut["images"]) == 1
     assert cut["input_ids"].tolist() == ids[:second]
     assert len(cut["input_ids"]) - 1 + 17 <= second_start + 5
@@ -165,8 +190,8 @@ def test_collator_pads_and_reports(tmp_path, qwen_tokenizer):
     assert batch["input_ids"].shape == (2, max(lengths))
     assert batch["attention_mask"].sum(1).tolist() == lengths
     short = lengths.index(min(lengths))
-    assert (batch["labels"][short, min(lengths):] == IGNORE_INDEX).all()
-    assert (batch["input_ids"][short, min(lengths):] == qwen_tokenizer.pad_token_id).all()
+    assert (batch["labels"][short, min(lengths) :] == IGNORE_INDEX).all()
+    assert (batch["input_ids"][short, min(lengths) :] == qwen_tokenizer.pad_token_id).all()
     assert len(batch["images"]) == 2 and batch["modalities"] == ["image", "text"]
     assert batch[DATA_REPORT_KEY] == {"seen": 2, "skipped": [], "truncated": 0}
     model = tiny_model(image_size=56, vocab_size=151936).train()
@@ -203,8 +228,12 @@ def test_high_bit_depth_images_are_scaled_not_clipped(tmp_path, qwen_tokenizer, 
     processor, config = SigLipImageProcessor(size=(56, 56)), tiny_config(image_size=56, image_aspect_ratio="pad")
     for aspect in ("pad", "anyres_max_9", "square"):
         config.image_aspect_ratio = aspect
-        torch.testing.assert_close(process_images([image], processor, config),
-                                   process_images([reference], processor, config), rtol=0, atol=2 / 255 * 2)
+        torch.testing.assert_close(
+            process_images([image], processor, config),
+            process_images([reference], processor, config),
+            rtol=0,
+            atol=2 / 255 * 2,
+        )
     # Training reads files: a 16-bit PNG on disk gives the 8-bit reference's pixels.
     if mode == "I;16":
         path = write_corpus(tmp_path, count=1, template="qwen_1_5")
@@ -212,9 +241,14 @@ def test_high_bit_depth_images_are_scaled_not_clipped(tmp_path, qwen_tokenizer, 
         image.save(tmp_path / "images" / "deep.png")
         record[0]["image"] = "images/deep.png"
         path.write_text(json.dumps(record))
-        dataset = LazySupervisedDataset(load_mixture(str(path), seed=0), tokenizer=qwen_tokenizer,
-                                        image_processor=processor, model_config=config,
-                                        data=DataConfig(image_folder=str(tmp_path)))
+        dataset = LazySupervisedDataset(
+            load_mixture(str(path), seed=0),
+            tokenizer=qwen_tokenizer,
+            image_processor=processor,
+            model_config=config,
+            data=DataConfig(image_folder=str(tmp_path)),
+        )
         assert Image.open(tmp_path / "images" / "deep.png").mode == "I;16"
-        torch.testing.assert_close(dataset[0]["images"][0], process_images([reference], processor, config),
-                                   rtol=0, atol=2 / 255 * 2)
+        torch.testing.assert_close(
+            dataset[0]["images"][0], process_images([reference], processor, config), rtol=0, atol=2 / 255 * 2
+        )

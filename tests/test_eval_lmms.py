@@ -38,18 +38,37 @@ def workspace(tmp_path_factory):
     _model().save_pretrained(ckpt)
     build_qwen2_tokenizer().save_pretrained(ckpt)
     write_probe_tasks(root / "tasks", count=DOCS)
-    env = dict(os.environ, HF_HOME=str(root / "hf"), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env = dict(
+        os.environ,
+        HF_HOME=str(root / "hf"),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
     return {"root": root, "ckpt": ckpt, "tasks": root / "tasks", "env": env}
 
 
 def _run(workspace, model_args: list[str], tasks: list[str], out: str, *, runner=True, extra=()):
-    lmms = [*model_args, "--tasks", ",".join(tasks), "--include_path", str(workspace["tasks"]), "--device", "cpu",
-            "--output_path", str(workspace["root"] / out), "--log_samples", *extra]
-    command = [sys.executable, "-m", "llava.eval.run", "--", *lmms] if runner else [sys.executable, "-m",
-                                                                                     "lmms_eval", *lmms]
-    return subprocess.run(command, cwd=workspace["root"], env=workspace["env"], capture_output=True, text=True,
-                          timeout=600)
+    lmms = [
+        *model_args,
+        "--tasks",
+        ",".join(tasks),
+        "--include_path",
+        str(workspace["tasks"]),
+        "--device",
+        "cpu",
+        "--output_path",
+        str(workspace["root"] / out),
+        "--log_samples",
+        *extra,
+    ]
+    command = (
+        [sys.executable, "-m", "llava.eval.run", "--", *lmms] if runner else [sys.executable, "-m", "lmms_eval", *lmms]
+    )
+    return subprocess.run(
+        command, cwd=workspace["root"], env=workspace["env"], capture_output=True, text=True, timeout=600
+    )
 
 
 def _results(workspace, out) -> tuple[dict, dict]:
@@ -66,12 +85,26 @@ def _results(workspace, out) -> tuple[dict, dict]:
 
 @pytest.mark.slow
 def test_stock_wrapper_and_our_model_give_the_same_answers_and_scores(workspace):
-    stock = _run(workspace, ["--model", "llava_onevision", "--model_args",
-                             (f"pretrained={workspace['ckpt']},conv_template=qwen_1_5,model_name=llava_qwen,"
-                              "device_map=auto"), "--batch_size", "1"], GENERATE_TASKS, "stock")
+    stock = _run(
+        workspace,
+        [
+            "--model",
+            "llava_onevision",
+            "--model_args",
+            (f"pretrained={workspace['ckpt']},conv_template=qwen_1_5,model_name=llava_qwen,device_map=auto"),
+            "--batch_size",
+            "1",
+        ],
+        GENERATE_TASKS,
+        "stock",
+    )
     assert stock.returncode == 0, stock.stderr[-3000:]
-    ours = _run(workspace, ["--model", "llava_ov_manager", "--model_args", f"pretrained={workspace['ckpt']}",
-                            "--batch_size", "1"], GENERATE_TASKS, "ours")
+    ours = _run(
+        workspace,
+        ["--model", "llava_ov_manager", "--model_args", f"pretrained={workspace['ckpt']}", "--batch_size", "1"],
+        GENERATE_TASKS,
+        "ours",
+    )
     assert ours.returncode == 0, ours.stderr[-3000:]
     stock_results, stock_answers = _results(workspace, "stock")
     our_results, our_answers = _results(workspace, "ours")
@@ -91,8 +124,11 @@ def test_stock_wrapper_and_our_model_give_the_same_answers_and_scores(workspace)
 def in_memory(workspace):
     from lmms_eval.tasks import TaskManager
 
-    return {"model": _model(), "tokenizer": build_qwen2_tokenizer(),
-            "tasks": TaskManager(include_path=str(workspace["tasks"]))}
+    return {
+        "model": _model(),
+        "tokenizer": build_qwen2_tokenizer(),
+        "tasks": TaskManager(include_path=str(workspace["tasks"])),
+    }
 
 
 def _evaluate(in_memory, tasks, batch_size):
@@ -123,7 +159,7 @@ def _label_loss(model, tokenizer, prompt: str, answer_prompt: str, images, sizes
     prompt_ids = tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")
     ids = tokenizer_image_token(answer_prompt, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")[None]
     labels = ids.clone()
-    labels[0, :prompt_ids.numel()] = IGNORE_INDEX
+    labels[0, : prompt_ids.numel()] = IGNORE_INDEX
     with torch.no_grad():
         return model(input_ids=ids, labels=labels, images=images, image_sizes=sizes).loss.item()
 
@@ -141,8 +177,17 @@ def test_loglikelihood_equals_the_models_label_loss_and_scores_multiple_choice(w
     for doc in docs:
         visuals = [Image.open(workspace["tasks"] / name).convert("RGB") for name in doc["images"]]
         context = doc["question"] + "\nAnswer with one word."
-        item = rq.prepare(0, context, visuals, tokenizer, processor, model.config, template="qwen_1_5",
-                          dtype=model.dtype, device=model.device)
+        item = rq.prepare(
+            0,
+            context,
+            visuals,
+            tokenizer,
+            processor,
+            model.config,
+            template="qwen_1_5",
+            dtype=model.dtype,
+            device=model.device,
+        )
         losses = []
         for choice in doc["choices"]:
             prompt = conversation(context, 1, "qwen_1_5").get_prompt()
@@ -161,8 +206,14 @@ def test_loglikelihood_equals_the_models_label_loss_and_scores_multiple_choice(w
 
 @pytest.mark.slow
 def test_failed_run_exits_non_zero_where_lmms_eval_exits_zero(workspace):
-    broken = ["--model", "llava_ov_manager", "--model_args", f"pretrained={workspace['root'] / 'no-such-ckpt'}",
-              "--batch_size", "1"]
+    broken = [
+        "--model",
+        "llava_ov_manager",
+        "--model_args",
+        f"pretrained={workspace['root'] / 'no-such-ckpt'}",
+        "--batch_size",
+        "1",
+    ]
     plain = _run(workspace, broken, ["ovm_probe_text"], "broken_plain", runner=False)
     assert plain.returncode == 0, "lmms-eval 0.7.3 was expected to exit 0 on failure (the bug the runner guards)"
     guarded = _run(workspace, broken, ["ovm_probe_text"], "broken_guarded")
@@ -184,11 +235,18 @@ def test_runner_refuses_local_tasks_that_shadow_builtin_ones(workspace, tmp_path
 def _script(workspace, name: str, out: Path, **env):
     script = Path(__file__).resolve().parents[1] / "scripts" / "eval" / name
     base = {key: value for key, value in workspace["env"].items() if key != "OPENAI_API_KEY"}
-    defaults = {"CKPT": str(workspace["ckpt"]), "OUT": str(out), "PYTHON": sys.executable, "NUM_GPUS": "1",
-                    "TASKS": "ovm_probe_colour", "INCLUDE_PATH": str(workspace["tasks"])}
+    defaults = {
+        "CKPT": str(workspace["ckpt"]),
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "NUM_GPUS": "1",
+        "TASKS": "ovm_probe_colour",
+        "INCLUDE_PATH": str(workspace["tasks"]),
+    }
     full_env = {**base, **defaults, **env}
-    return subprocess.run(["bash", str(script)], cwd=workspace["root"], env=full_env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        ["bash", str(script)], cwd=workspace["root"], env=full_env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow

@@ -34,13 +34,20 @@ def fake_ai2d_loader(calls: list):
 
     def load(path, name, split, kwargs):
         calls.append((path, name, split, kwargs))
-        features = datasets.Features({"question": datasets.Value("string"),
-                                      "options": datasets.Sequence(datasets.Value("string")),
-                                      "answer": datasets.Value("string"), "image": datasets.Image()})
-        rows = {"question": [f"Which label is part {i}?" for i in range(AI2D_ROWS)],
-                "options": [["leaf", "root", "stem", "flower"]] * AI2D_ROWS,
-                "answer": [str(i % 4) for i in range(AI2D_ROWS)],
-                "image": [_noise(40 + 16 * i, 48, seed=i) for i in range(AI2D_ROWS)]}
+        features = datasets.Features(
+            {
+                "question": datasets.Value("string"),
+                "options": datasets.Sequence(datasets.Value("string")),
+                "answer": datasets.Value("string"),
+                "image": datasets.Image(),
+            }
+        )
+        rows = {
+            "question": [f"Which label is part {i}?" for i in range(AI2D_ROWS)],
+            "options": [["leaf", "root", "stem", "flower"]] * AI2D_ROWS,
+            "answer": [str(i % 4) for i in range(AI2D_ROWS)],
+            "image": [_noise(40 + 16 * i, 48, seed=i) for i in range(AI2D_ROWS)],
+        }
         return datasets.Dataset.from_dict(rows, features=features)
 
     return load
@@ -54,15 +61,23 @@ def fake_gqa_loader(calls: list):
         calls.append((path, name, split, kwargs))
         if name == po.GQA_IMAGES_CONFIG:
             ids = list(COLOURS)
-            images = [Image.new("RGB", (24 + 8 * i, 24), COLOURS[k]).convert("L" if i == 0 else "RGB")
-                      for i, k in enumerate(ids)]  # one greyscale image: process_docs must convert to RGB
-            return datasets.Dataset.from_dict({"id": ids, "image": images},
-                                              features=datasets.Features({"id": datasets.Value("string"),
-                                                                          "image": datasets.Image()}))
+            images = [
+                Image.new("RGB", (24 + 8 * i, 24), COLOURS[k]).convert("L" if i == 0 else "RGB")
+                for i, k in enumerate(ids)
+            ]  # one greyscale image: process_docs must convert to RGB
+            return datasets.Dataset.from_dict(
+                {"id": ids, "image": images},
+                features=datasets.Features({"id": datasets.Value("string"), "image": datasets.Image()}),
+            )
         image_ids = ["n3", "n1", "n3", "n2", "n1"]
-        return datasets.Dataset.from_dict({"id": [f"q{i}" for i in range(len(image_ids))], "imageId": image_ids,
-                                           "question": [f"What colour is it {i}?" for i in range(len(image_ids))],
-                                           "answer": ["blue", "red", "blue", "green", "red"]})
+        return datasets.Dataset.from_dict(
+            {
+                "id": [f"q{i}" for i in range(len(image_ids))],
+                "imageId": image_ids,
+                "question": [f"What colour is it {i}?" for i in range(len(image_ids))],
+                "answer": ["blue", "red", "blue", "green", "red"],
+            }
+        )
 
     return load
 
@@ -91,7 +106,8 @@ def test_prepare_ai2d_writes_data_yaml_and_manifest(ai2d_dir):
     config = yaml.safe_load((out / "tasks" / "ai2d_local.yaml").read_text())
     assert config["task"] == "ai2d_local" and config["dataset_kwargs"] == {"load_from_disk": True}
     assert config["include"].endswith("lmms_eval/tasks/ai2d/ai2d.yaml") and config["dataset_path"] == str(
-        (out / "data" / "ai2d").resolve())
+        (out / "data" / "ai2d").resolve()
+    )
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk == manifest and on_disk["lmms_eval_version"] == "0.7.3"
     assert on_disk["tasks"]["ai2d"]["rows"] == {"test": AI2D_ROWS} and on_disk["created"]
@@ -106,8 +122,9 @@ def test_ai2d_local_runs_in_lmms_eval(ai2d_dir):
 
     out, _, _ = ai2d_dir
     lm = LlavaOvManager(model=tiny_model(seed=0, image_size=56), tokenizer=build_qwen2_tokenizer(), batch_size=1)
-    results = simple_evaluate(model=lm, tasks=["ai2d_local"], task_manager=TaskManager(include_path=str(out / "tasks")),
-                              log_samples=True)
+    results = simple_evaluate(
+        model=lm, tasks=["ai2d_local"], task_manager=TaskManager(include_path=str(out / "tasks")), log_samples=True
+    )
     assert "exact_match,flexible-extract" in results["results"]["ai2d_local"]
     assert results["n-samples"]["ai2d_local"]["effective"] == AI2D_ROWS
     samples = results["samples"]["ai2d_local"]
@@ -121,8 +138,10 @@ def test_gqa_local_process_docs_joins_the_saved_images(tmp_path, stock_index):
 
     calls: list = []
     manifest = po.prepare(["gqa"], tmp_path, loader=fake_gqa_loader(calls), task_manager=stock_index)
-    assert calls == [("lmms-lab-encoder/GQA", "testdev_balanced_instructions", "testdev", {}),
-                     ("lmms-lab-encoder/GQA", "testdev_balanced_images", "testdev", {})]
+    assert calls == [
+        ("lmms-lab-encoder/GQA", "testdev_balanced_instructions", "testdev", {}),
+        ("lmms-lab-encoder/GQA", "testdev_balanced_images", "testdev", {}),
+    ]
     assert manifest["tasks"]["gqa"]["rows"] == {"testdev": 5}
     assert manifest["tasks"]["gqa"]["images_rows"] == {"testdev": 3}
     # Resolve the YAML as lmms-eval does (mode="full" imports !function): our process_docs overrides the stock one.

@@ -18,22 +18,94 @@ VARIANTS = {"Baseline": "baseline", "+Manager": "manager", "+Grid": "grid", "+Gr
 
 # Tables XII-XIII, typed in from the paper (OCRBench as a count out of 1000).
 PAPER = {
-    "Baseline": {"vqav2": 73.90, "okvqa": 37.18, "gqa": 57.66, "mmvet": 21.40, "seed": 61.50, "realworldqa": 50.98, "textvqa": 57.56,
-                     "chartqa": 54.32, "docvqa": 51.40, "infovqa": 27.30, "ocrbench": 470.00, "ai2d": 52.95, "scienceqa": 65.25,
-                     "mmmu": 31.78, "mathvista": 34.20, "imagedc": 89.18, "livebench_2407": 38.76, "livebench_2409": 41.50,
-                     "llava_wild": 68.40, "llava_wilder": 50.00},
-    "+Manager": {"vqav2": 74.18, "okvqa": 37.28, "gqa": 57.89, "mmvet": 22.40, "seed": 65.33, "realworldqa": 51.11, "textvqa": 59.00,
-                     "chartqa": 56.24, "docvqa": 52.49, "infovqa": 27.31, "ocrbench": 476.00, "ai2d": 53.89, "scienceqa": 69.21,
-                     "mmmu": 33.11, "mathvista": 34.30, "imagedc": 89.44, "livebench_2407": 39.74, "livebench_2409": 43.27,
-                     "llava_wild": 69.00, "llava_wilder": 50.70},
-    "+Grid": {"vqav2": 74.65, "okvqa": 36.13, "gqa": 57.95, "mmvet": 24.00, "seed": 61.08, "realworldqa": 52.55, "textvqa": 65.14,
-                  "chartqa": 59.32, "docvqa": 68.55, "infovqa": 38.61, "ocrbench": 547.00, "ai2d": 53.76, "scienceqa": 69.36,
-                  "mmmu": 30.78, "mathvista": 36.10, "imagedc": 89.73, "livebench_2407": 41.28, "livebench_2409": 43.80,
-                  "llava_wild": 68.80, "llava_wilder": 51.20},
-    "+Grid+Manager": {"vqav2": 74.90, "okvqa": 37.99, "gqa": 58.66, "mmvet": 25.60, "seed": 65.14, "realworldqa": 52.81,
-                          "textvqa": 65.82, "chartqa": 60.96, "docvqa": 70.90, "infovqa": 40.70, "ocrbench": 577.00, "ai2d": 53.95,
-                          "scienceqa": 72.43, "mmmu": 31.22, "mathvista": 37.00, "imagedc": 89.95, "livebench_2407": 41.89,
-                          "livebench_2409": 45.13, "llava_wild": 69.30, "llava_wilder": 52.20},
+    "Baseline": {
+        "vqav2": 73.90,
+        "okvqa": 37.18,
+        "gqa": 57.66,
+        "mmvet": 21.40,
+        "seed": 61.50,
+        "realworldqa": 50.98,
+        "textvqa": 57.56,
+        "chartqa": 54.32,
+        "docvqa": 51.40,
+        "infovqa": 27.30,
+        "ocrbench": 470.00,
+        "ai2d": 52.95,
+        "scienceqa": 65.25,
+        "mmmu": 31.78,
+        "mathvista": 34.20,
+        "imagedc": 89.18,
+        "livebench_2407": 38.76,
+        "livebench_2409": 41.50,
+        "llava_wild": 68.40,
+        "llava_wilder": 50.00,
+    },
+    "+Manager": {
+        "vqav2": 74.18,
+        "okvqa": 37.28,
+        "gqa": 57.89,
+        "mmvet": 22.40,
+        "seed": 65.33,
+        "realworldqa": 51.11,
+        "textvqa": 59.00,
+        "chartqa": 56.24,
+        "docvqa": 52.49,
+        "infovqa": 27.31,
+        "ocrbench": 476.00,
+        "ai2d": 53.89,
+        "scienceqa": 69.21,
+        "mmmu": 33.11,
+        "mathvista": 34.30,
+        "imagedc": 89.44,
+        "livebench_2407": 39.74,
+        "livebench_2409": 43.27,
+        "llava_wild": 69.00,
+        "llava_wilder": 50.70,
+    },
+    "+Grid": {
+        "vqav2": 74.65,
+        "okvqa": 36.13,
+        "gqa": 57.95,
+        "mmvet": 24.00,
+        "seed": 61.08,
+        "realworldqa": 52.55,
+        "textvqa": 65.14,
+        "chartqa": 59.32,
+        "docvqa": 68.55,
+        "infovqa": 38.61,
+        "ocrbench": 547.00,
+        "ai2d": 53.76,
+        "scienceqa": 69.36,
+        "mmmu": 30.78,
+        "mathvista": 36.10,
+        "imagedc": 89.73,
+        "livebench_2407": 41.28,
+        "livebench_2409": 43.80,
+        "llava_wild": 68.80,
+        "llava_wilder": 51.20,
+    },
+    "+Grid+Manager": {
+        "vqav2": 74.90,
+        "okvqa": 37.99,
+        "gqa": 58.66,
+        "mmvet": 25.60,
+        "seed": 65.14,
+        "realworldqa": 52.81,
+        "textvqa": 65.82,
+        "chartqa": 60.96,
+        "docvqa": 70.90,
+        "infovqa": 40.70,
+        "ocrbench": 577.00,
+        "ai2d": 53.95,
+        "scienceqa": 72.43,
+        "mmmu": 31.22,
+        "mathvista": 37.00,
+        "imagedc": 89.95,
+        "livebench_2407": 41.89,
+        "livebench_2409": 45.13,
+        "llava_wild": 69.30,
+        "llava_wilder": 52.20,
+    },
 }
 TABLE_IV_OVERALL = {"Baseline": 50.61, "+Manager": 51.67, "+Grid": 53.87, "+Grid+Manager": 55.21}
 TABLE_XI = {  # the columns that do follow from the per-dataset numbers
@@ -115,17 +187,29 @@ def test_server_scores_file_adds_a_test_split_and_unknown_keys_fail(tmp_path):
 
 def test_task_lists_split_judged_from_rule_scored():
     assert len(BENCHMARKS) == 20
-    assert set(judged_tasks()) == {"mmvet", "mathvista_testmini_format", "dc100_en", "live_bench_2407",
-                                   "live_bench_2409", "llava_in_the_wild", "llava_wilder_small"}
+    assert set(judged_tasks()) == {
+        "mmvet",
+        "mathvista_testmini_format",
+        "dc100_en",
+        "live_bench_2407",
+        "live_bench_2409",
+        "llava_in_the_wild",
+        "llava_wilder_small",
+    }
     assert len(offline_tasks()) == 13 and not set(offline_tasks()) & set(judged_tasks())
 
 
 def test_judge_failures_are_caught():
     from llava.eval.summary import judge_failures
 
-    failed = {"results": {"llava_in_the_wild": {"gpt_eval_llava_all,none": 100.0},
-                          "mathvista_testmini_format_local": {"llm_as_judge_eval,none": None},
-                          "mmvet": {"gpt_eval_score,none": 23.1}, "ai2d": {"exact_match,flexible-extract": 0.5}}}
+    failed = {
+        "results": {
+            "llava_in_the_wild": {"gpt_eval_llava_all,none": 100.0},
+            "mathvista_testmini_format_local": {"llm_as_judge_eval,none": None},
+            "mmvet": {"gpt_eval_score,none": 23.1},
+            "ai2d": {"exact_match,flexible-extract": 0.5},
+        }
+    }
     problems = judge_failures(failed)
     assert len(problems) == 2
     assert problems[0].startswith("mathvista_testmini_format_local") and problems[1].startswith("llava_in_the_wild")

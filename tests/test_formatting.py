@@ -56,8 +56,9 @@ def test_leading_assistant_turn_is_dropped(qwen_tokenizer):
 
 
 def test_plain(qwen_tokenizer):
-    ids, labels, _ = format_plain([{"from": "human", "value": "Describe.\n<image>"}, {"from": "gpt", "value": "A red circle"}],
-                               qwen_tokenizer)
+    ids, labels, _ = format_plain(
+        [{"from": "human", "value": "Describe.\n<image>"}, {"from": "gpt", "value": "A red circle"}], qwen_tokenizer
+    )
     caption = qwen_tokenizer("A red circle\n").input_ids
     assert ids == [IMAGE_TOKEN_INDEX] + caption
     assert labels == [IGNORE_INDEX] + caption
@@ -68,7 +69,10 @@ def test_plain(qwen_tokenizer):
     [
         ([], "non-empty list"),
         ([{"from": "human", "value": "hi"}], "no assistant"),
-        ([{"from": "robot", "value": "hi"}, {"from": "gpt", "value": "x"}], r"conversations\[0\].from: unknown role 'robot'"),
+        (
+            [{"from": "robot", "value": "hi"}, {"from": "gpt", "value": "x"}],
+            r"conversations\[0\].from: unknown role 'robot'",
+        ),
         ([{"from": "human", "value": 3}, {"from": "gpt", "value": "x"}], r"conversations\[0\].value"),
         (["hello"], r"conversations\[0\]: expected an object"),
     ],

@@ -31,14 +31,23 @@ def test_kv_cache_generation_equals_full_forward(model, make_image, size):
     image = make_image(*size, seed=7)
     pixels = process_images([image], PROC, model.config)
     ids = torch.tensor([[11, 12, -200, 13, 14]])
-    out = model.generate(ids, images=pixels, image_sizes=[image.size], max_new_tokens=6, do_sample=False,
-                         eos_token_id=None, use_cache=True)
+    out = model.generate(
+        ids,
+        images=pixels,
+        image_sizes=[image.size],
+        max_new_tokens=6,
+        do_sample=False,
+        eos_token_id=None,
+        use_cache=True,
+    )
     assert out.shape == (1, 6), "generate must return only the new tokens"
     assert out[0].tolist() == _greedy_full_forward(model, ids, pixels, [image.size], 6)
 
 
 def _generate_one(model, ids, images, sizes, steps=5):
-    out = model.generate(ids, images=images, image_sizes=sizes, max_new_tokens=steps, do_sample=False, eos_token_id=None)
+    out = model.generate(
+        ids, images=images, image_sizes=sizes, max_new_tokens=steps, do_sample=False, eos_token_id=None
+    )
     return out[0].tolist()
 
 
@@ -65,8 +74,14 @@ def test_batched_generation_equals_per_sample(model, make_image, padding):
     images = [img_a, img_b]
     pixels = [process_images([im], PROC, model.config)[0] for im in images]
     out = model.generate(
-        torch.tensor(rows), attention_mask=torch.tensor(masks), images=pixels, image_sizes=[im.size for im in images],
-        max_new_tokens=5, do_sample=False, eos_token_id=None, pad_token_id=pad,
+        torch.tensor(rows),
+        attention_mask=torch.tensor(masks),
+        images=pixels,
+        image_sizes=[im.size for im in images],
+        max_new_tokens=5,
+        do_sample=False,
+        eos_token_id=None,
+        pad_token_id=pad,
     )
     assert out.tolist() == expected
 
@@ -76,8 +91,9 @@ def test_generation_stops_on_eos(model, make_image):
     pixels = process_images([image], PROC, model.config)
     ids = torch.tensor([[11, -200, 12]])
     first = _generate_one(model, ids, pixels, [image.size], steps=1)[0]
-    out = model.generate(ids, images=pixels, image_sizes=[image.size], max_new_tokens=8, do_sample=False,
-                         eos_token_id=first)
+    out = model.generate(
+        ids, images=pixels, image_sizes=[image.size], max_new_tokens=8, do_sample=False, eos_token_id=first
+    )
     assert out[0].tolist() == [first], "generation must end at the EOS token"
 
 

@@ -28,8 +28,11 @@ TEXT_BEFORE, TEXT_AFTER = [5, 6, 7], [8, 9]
 
 def _hf_model(seed: int = 3, **settings) -> LlavaOnevisionForConditionalGeneration:
     """A random transformers LlavaOnevision on the tiny architecture (6 vision layers) with ``settings`` changed."""
-    config = to_hf_config(tiny_model(vocab_size=1024, vision_layers=6, image_size=56).config,
-                          image_token_index=IMAGE_ID, video_token_index=VIDEO_ID)
+    config = to_hf_config(
+        tiny_model(vocab_size=1024, vision_layers=6, image_size=56).config,
+        image_token_index=IMAGE_ID,
+        video_token_index=VIDEO_ID,
+    )
     for name, value in settings.items():
         setattr(config, name, value)
     torch.manual_seed(seed)
@@ -40,8 +43,9 @@ def _logits_both(hf, ours, make_image):
     image = make_image(150, 100, seed=4)
     pixels = process_images([image], SigLipImageProcessor(size=(56, 56)), ours.config)
     with torch.no_grad():
-        mine = ours(input_ids=torch.tensor([TEXT_BEFORE + [-200] + TEXT_AFTER]), images=pixels,
-                    image_sizes=[image.size]).logits
+        mine = ours(
+            input_ids=torch.tensor([TEXT_BEFORE + [-200] + TEXT_AFTER]), images=pixels, image_sizes=[image.size]
+        ).logits
         count = mine.shape[1] - len(TEXT_BEFORE) - len(TEXT_AFTER)
         ids = torch.tensor([TEXT_BEFORE + [IMAGE_ID] * count + TEXT_AFTER])
         theirs = hf(input_ids=ids, pixel_values=pixels, image_sizes=torch.tensor([image.size[::-1]])).logits
@@ -70,12 +74,15 @@ def test_projector_without_bias_is_converted_with_zero_biases(make_image):
     torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("setting,value", [
-    ("projector_hidden_act", "gelu_pytorch_tanh"),
-    ("vision_feature_layer", [-2, -1]),
-    ("vision_feature_layer", 0),
-    ("vision_feature_select_strategy", "default"),
-])
+@pytest.mark.parametrize(
+    "setting,value",
+    [
+        ("projector_hidden_act", "gelu_pytorch_tanh"),
+        ("vision_feature_layer", [-2, -1]),
+        ("vision_feature_layer", 0),
+        ("vision_feature_select_strategy", "default"),
+    ],
+)
 def test_unrepresentable_settings_are_refused_by_name(setting, value):
     with pytest.raises(ValueError, match=setting):
         from_hf_model(_hf_model(**{setting: value}))
@@ -123,17 +130,24 @@ def _without(argv: list[str], *flags: str) -> list[str]:
     out = list(argv)
     for flag in flags:
         index = out.index(flag)
-        del out[index:index + 2]
+        del out[index : index + 2]
     return out
 
 
 def test_plain_llm_without_image_flags_gets_llava_next_defaults_and_trains(assets, tmp_path):
     """LLaVA-NeXT's pretrain_siglip.sh gives neither --image_aspect_ratio nor --mm_patch_merge_type."""
-    argv = _without(stage1_args(assets, tmp_path, steps=1, manager=False), "--image_aspect_ratio",
-                    "--mm_patch_merge_type", "--mm_projector_type")
+    argv = _without(
+        stage1_args(assets, tmp_path, steps=1, manager=False),
+        "--image_aspect_ratio",
+        "--mm_patch_merge_type",
+        "--mm_projector_type",
+    )
     config, origin = build_config(*parse_args(argv))
-    assert (config.image_aspect_ratio, config.mm_patch_merge_type, config.mm_projector_type) == ("square", "flat",
-                                                                                                 "linear")
+    assert (config.image_aspect_ratio, config.mm_patch_merge_type, config.mm_projector_type) == (
+        "square",
+        "flat",
+        "linear",
+    )
     assert origin["image_aspect_ratio"] == "LLaVA-NeXT default"
     train(argv)  # reaches and passes the first batch
     assert json.loads((tmp_path / "config.json").read_text())["image_aspect_ratio"] == "square"
@@ -149,15 +163,24 @@ def test_anyres_without_pinpoints_fails_before_the_model_is_built(assets, tmp_pa
 def test_checkpoint_settings_kept_with_a_warning(assets, tmp_path):
     model = tiny_model(vocab_size=151936, image_size=56, vision_layers=4)
     model.save_pretrained(tmp_path / "ckpt")
-    argv = ["--model_name_or_path", str(tmp_path / "ckpt"), "--data_path", "x.json", "--output_dir", str(tmp_path),
-            "--attn_implementation", "sdpa"]
+    argv = [
+        "--model_name_or_path",
+        str(tmp_path / "ckpt"),
+        "--data_path",
+        "x.json",
+        "--output_dir",
+        str(tmp_path),
+        "--attn_implementation",
+        "sdpa",
+    ]
     with pytest.warns(UserWarning, match="keeping the checkpoint's 'anyres_max_9'"):
         config, _ = build_config(*parse_args(argv))
     assert config.image_aspect_ratio == "anyres_max_9"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        build_config(*parse_args(argv + ["--image_aspect_ratio", "anyres_max_9", "--mm_patch_merge_type",
-                                         "spatial_unpad"]))
+        build_config(
+            *parse_args(argv + ["--image_aspect_ratio", "anyres_max_9", "--mm_patch_merge_type", "spatial_unpad"])
+        )
 
 
 # -- stage 1's LLaVA-NeXT file ----------------------------------------------------------------------------------------

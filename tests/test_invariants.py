@@ -40,7 +40,9 @@ def test_right_padded_batch_equals_per_sample(make_image):
         pad = model.config.pad_token_id
         batch = torch.tensor([samples[0], samples[1] + [pad] * 3])
         mask = torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
-        logits = model(input_ids=batch, attention_mask=mask, images=pixels, image_sizes=[im.size for im in images]).logits
+        logits = model(
+            input_ids=batch, attention_mask=mask, images=pixels, image_sizes=[im.size for im in images]
+        ).logits
     for row, expected in zip(logits, single):
         torch.testing.assert_close(row[: expected.shape[0]], expected, rtol=1e-4, atol=1e-5)
 
@@ -48,6 +50,8 @@ def test_right_padded_batch_equals_per_sample(make_image):
 def test_output_hidden_states():
     model = tiny_model(seed=1, vocab_size=128, image_aspect_ratio="pad")
     with torch.no_grad():
-        out = model(input_ids=torch.tensor([[5, -200, 6]]), images=[torch.zeros(3, 384, 384)], output_hidden_states=True)
+        out = model(
+            input_ids=torch.tensor([[5, -200, 6]]), images=[torch.zeros(3, 384, 384)], output_hidden_states=True
+        )
     assert len(out.hidden_states) == model.config.num_hidden_layers + 1
     assert out.hidden_states[0].shape == (1, 2 + 730, model.config.hidden_size)

@@ -80,8 +80,9 @@ def test_generation_with_kv_cache_matches_full_forward(make_image, kind):
     image = make_image(500, 400, seed=4)
     pixels = process_images([image], PROC, managed.config)
     ids = torch.tensor([[11, -200, 12, 13]])
-    out = managed.generate(ids, images=pixels, image_sizes=[image.size], max_new_tokens=5, do_sample=False,
-                           eos_token_id=None)
+    out = managed.generate(
+        ids, images=pixels, image_sizes=[image.size], max_new_tokens=5, do_sample=False, eos_token_id=None
+    )
     generated = []
     for _ in range(5):
         current = torch.cat([ids, torch.tensor([generated], dtype=torch.long)], 1) if generated else ids
@@ -108,8 +109,11 @@ def test_gradient_checkpointing_and_gradient_flow(make_image):
     managed.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     loss_b, grads_b = _grads(managed, batch)
     torch.testing.assert_close(loss_a, loss_b)
-    for prefix in ("model.managers.layers.0.weight", "model.mm_projector.0.weight",
-                   "model.vision_tower.vision_tower.vision_model.encoder.layers.1.mlp.fc1.weight"):
+    for prefix in (
+        "model.managers.layers.0.weight",
+        "model.mm_projector.0.weight",
+        "model.vision_tower.vision_tower.vision_model.encoder.layers.1.mlp.fc1.weight",
+    ):
         assert grads_a[prefix].abs().sum() > 0, prefix
     for name in grads_a:
         torch.testing.assert_close(grads_a[name], grads_b[name], rtol=1e-4, atol=1e-6, msg=name)
@@ -139,9 +143,21 @@ def test_presets():
     assert expert_layer_preset("last_k", 26, k=6) == tuple(range(21, 27))
     assert inject_layer_preset(24, count=6) == (0, 4, 8, 12, 16, 20)  # paper: layers 1, 5, ..., 21 (1-based)
     counts = {c: inject_layer_preset(24, count=c) for c in (1, 2, 3, 4, 6, 8, 12, 24)}
-    assert counts[1] == (0,) and counts[2] == (0, 12) and counts[8] == tuple(range(0, 24, 3)) and counts[24] == tuple(range(24))
+    assert (
+        counts[1] == (0,)
+        and counts[2] == (0, 12)
+        and counts[8] == tuple(range(0, 24, 3))
+        and counts[24] == tuple(range(24))
+    )
     assert inject_layer_preset(24, interval=4) == (0, 4, 8, 12, 16, 20)
-    assert paper_default().expert_layers == tuple(range(14, 27)) and paper_default().inject_layers == (0, 4, 8, 12, 16, 20)
+    assert paper_default().expert_layers == tuple(range(14, 27)) and paper_default().inject_layers == (
+        0,
+        4,
+        8,
+        12,
+        16,
+        20,
+    )
 
 
 def test_out_of_range_indices_name_index_and_range():
@@ -156,7 +172,9 @@ def test_out_of_range_indices_name_index_and_range():
 def test_real_size_parameter_counts_on_meta():
     with torch.device("meta"):
         baseline = sum(p.numel() for p in LlavaQwenForCausalLM(ov_0p5b_config()).parameters())
-        managed = sum(p.numel() for p in LlavaQwenForCausalLM(ov_0p5b_config(manager=paper_default().to_dict())).parameters())
+        managed = sum(
+            p.numel() for p in LlavaQwenForCausalLM(ov_0p5b_config(manager=paper_default().to_dict())).parameters()
+        )
     assert baseline == 893_618_208
     assert managed - baseline == 6 * 13 * 896 == 69_888
 
@@ -209,11 +227,14 @@ def test_introspection_records_aggregation_weights(make_image):
 
 
 def test_attention_maps_can_be_captured():
-    model = tiny_model(seed=1, vocab_size=128, image_aspect_ratio="pad", attn_implementation="eager",
-                       manager=SAUM_CFG)
+    model = tiny_model(seed=1, vocab_size=128, image_aspect_ratio="pad", attn_implementation="eager", manager=SAUM_CFG)
     with torch.no_grad():
-        out = model(input_ids=torch.tensor([[5, -200, 6]]), images=[torch.zeros(3, 384, 384)], output_attentions=True,
-                    output_hidden_states=True)
+        out = model(
+            input_ids=torch.tensor([[5, -200, 6]]),
+            images=[torch.zeros(3, 384, 384)],
+            output_attentions=True,
+            output_hidden_states=True,
+        )
     assert len(out.attentions) == 4 and out.attentions[0].shape == (1, 4, 732, 732)
     assert len(out.hidden_states) == 5
 

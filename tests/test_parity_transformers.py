@@ -47,7 +47,9 @@ def test_anyres_max_9_logits_match(models, make_image, size):
         spec = MultimodalSpec.from_config(ours.config)
         count = anyres_token_count(image.size, spec.grid_pinpoints, 384, 27, 9)
         assert mine.shape[1] == count + len(TEXT_BEFORE) + len(TEXT_AFTER)
-        theirs = hf(input_ids=_hf_ids([count]), pixel_values=pixels, image_sizes=torch.tensor([image.size[::-1]])).logits
+        theirs = hf(
+            input_ids=_hf_ids([count]), pixel_values=pixels, image_sizes=torch.tensor([image.size[::-1]])
+        ).logits
     torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
 
 
@@ -104,5 +106,7 @@ def test_eager_matches_sdpa(make_image):
         model = tiny_model(seed=2, vocab_size=512, attn_implementation=attn)
         pixels = process_images([image], SigLipImageProcessor(), model.config)
         with torch.no_grad():
-            outputs.append(model(input_ids=torch.tensor([[5, -200, 6]]), images=pixels, image_sizes=[image.size]).logits)
+            outputs.append(
+                model(input_ids=torch.tensor([[5, -200, 6]]), images=pixels, image_sizes=[image.size]).logits
+            )
     torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)

@@ -18,8 +18,11 @@ STAGES = ("stage1.json", "stage1_5.json", "stage2.json")
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +75,11 @@ def test_llava_format(out):
 
 
 def test_every_kind_of_question_is_trained_and_prompts_match_evaluation(out):
-    asked = {turn["value"].removeprefix("<image>\n") for record in json.loads((out / "stage2.json").read_text())
-             for turn in record["conversations"][::2]}
+    asked = {
+        turn["value"].removeprefix("<image>\n")
+        for record in json.loads((out / "stage2.json").read_text())
+        for turn in record["conversations"][::2]
+    }
     assert asked == {QUESTIONS[kind] + SUFFIX for kind in KINDS}
     for kind in KINDS:
         docs = [json.loads(line) for line in (out / "tasks" / f"{TASKS[kind]}.jsonl").read_text().splitlines()]
@@ -115,11 +121,21 @@ def test_tasks_load_with_lmms_eval(out, tmp_path, monkeypatch):
 
 def test_benchmarks_json_and_chance(out):
     entries = json.loads((out / "tasks" / "benchmarks.json").read_text())
-    benches = [Benchmark(**dict(e, capability=Capability(e["capability"]), image=ImageCategory(e["image"]),
-                                resolution=Resolution(e["resolution"]))) for e in entries]
+    benches = [
+        Benchmark(
+            **dict(
+                e,
+                capability=Capability(e["capability"]),
+                image=ImageCategory(e["image"]),
+                resolution=Resolution(e["resolution"]),
+            )
+        )
+        for e in entries
+    ]
     assert [b.task for b in benches] == list(TASKS.values())
-    assert all(b.split == "test" and b.metric == "exact_match,none" and b.scale == 100 and not b.judged
-               for b in benches)
+    assert all(
+        b.split == "test" and b.metric == "exact_match,none" and b.scale == 100 and not b.judged for b in benches
+    )
     # Every column of a Table-XI-style report is filled.
     assert {b.capability for b in benches} == set(Capability)
     assert {b.image for b in benches} == set(ImageCategory)

@@ -21,8 +21,13 @@ NAMES = ("Baseline", "+Grid+Manager")  # the reduced demo's variants: every code
 def demo(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     pytest.importorskip("lmms_eval")
     work = tmp_path_factory.mktemp("demo")
-    done = subprocess.run([sys.executable, "-m", "playground.demo", "--reduced", "--work", str(work)], cwd=REPO,
-                          capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        [sys.executable, "-m", "playground.demo", "--reduced", "--work", str(work)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     return work, done
 
 

@@ -335,9 +335,10 @@ def test_palette_image_is_resized_nearest_in_llava_next(hf_half):
     image = make_image(500, 300, 5).quantize(64)
     assert image.mode == "P"
     rgb = image.convert("RGB")
-    assert image.resize((384, 230), Image.Resampling.BICUBIC).convert("RGB").tobytes() == rgb.resize(
-        (384, 230), Image.Resampling.NEAREST
-    ).tobytes()
+    assert (
+        image.resize((384, 230), Image.Resampling.BICUBIC).convert("RGB").tobytes()
+        == rgb.resize((384, 230), Image.Resampling.NEAREST).tobytes()
+    )
     ours = process_images([image], SigLipImageProcessor(), ANYRES)
     theirs = hf_half(image, return_tensors="pt")["pixel_values"]
     assert (ours - theirs).abs().max() > 0.5

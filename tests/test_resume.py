@@ -36,16 +36,32 @@ SINGLE = Layout()
 
 
 def _argv(assets, out: Path, *, keep: int | None = 1) -> list[str]:
-    extra = ["--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--manager_type", "saum",
-             "--manager_inject_layers", "count:2", "--save_strategy", "steps", "--save_steps", "1"]
-    return stage2_args(assets, assets["llm"], out, steps=STEPS, extra=extra + (
-        ["--save_total_limit", str(keep)] if keep else []))
+    extra = [
+        "--vision_tower",
+        str(assets["vision"]),
+        "--image_aspect_ratio",
+        "pad",
+        "--manager_type",
+        "saum",
+        "--manager_inject_layers",
+        "count:2",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "1",
+    ]
+    return stage2_args(
+        assets, assets["llm"], out, steps=STEPS, extra=extra + (["--save_total_limit", str(keep)] if keep else [])
+    )
 
 
 def _run(argv: list[str], kill: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="2", PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, str(ROOT / "tests" / "kill_at.py"), *kill, "--", *argv] if kill else [
-        sys.executable, "-m", "llava.train.train", *argv]
+    cmd = (
+        [sys.executable, str(ROOT / "tests" / "kill_at.py"), *kill, "--", *argv]
+        if kill
+        else [sys.executable, "-m", "llava.train.train", *argv]
+    )
     result = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=900)
     expected = -9 if kill else 0
     assert result.returncode == expected, (result.returncode, result.stdout[-3000:] + result.stderr[-5000:])
@@ -82,8 +98,11 @@ def _copy_checkpoints(reference: Path, dest: Path, steps, *, link: bool = True) 
     through ``_truncate``/``_replace``), real copies for a run that rewrites them."""
     dest.mkdir(parents=True, exist_ok=True)
     for step in steps:
-        shutil.copytree(reference / f"checkpoint-{step}", dest / f"checkpoint-{step}",
-                        copy_function=os.link if link else shutil.copy2)
+        shutil.copytree(
+            reference / f"checkpoint-{step}",
+            dest / f"checkpoint-{step}",
+            copy_function=os.link if link else shutil.copy2,
+        )
     return dest
 
 
@@ -103,12 +122,16 @@ def _truncate(path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill, resumes_from", [
-    (("enter", "checkpoint-3"), "checkpoint-2"),              # the checkpoint folder has just appeared
-    (("open", "checkpoint-3", COMPLETE_MARKER), "checkpoint-3"),  # trainer_state.json written, COMPLETE not
-    (("remove", "checkpoint-2.deleting", "optimizer.pt"), "checkpoint-3"),  # rotation deleted the old optimizer
-    (("weights", "model.safetensors"), "checkpoint-4"),     # the final weights are half written (at max_steps)
-], ids=["folder-appears", "before-marker", "mid-rotation", "final-weights"])
+@pytest.mark.parametrize(
+    "kill, resumes_from",
+    [
+        (("enter", "checkpoint-3"), "checkpoint-2"),  # the checkpoint folder has just appeared
+        (("open", "checkpoint-3", COMPLETE_MARKER), "checkpoint-3"),  # trainer_state.json written, COMPLETE not
+        (("remove", "checkpoint-2.deleting", "optimizer.pt"), "checkpoint-3"),  # rotation deleted the old optimizer
+        (("weights", "model.safetensors"), "checkpoint-4"),  # the final weights are half written (at max_steps)
+    ],
+    ids=["folder-appears", "before-marker", "mid-rotation", "final-weights"],
+)
 def test_a_kill_resumes_exactly(assets, reference, tmp_path, kill, resumes_from):
     out = tmp_path / "run"
     if kill[0] == "weights":
@@ -143,8 +166,13 @@ def test_a_damaged_newest_checkpoint_falls_back_with_a_warning(assets, reference
 
 def test_a_whole_checkpoint_verifies_and_each_damage_is_named(reference, tmp_path):
     assert checkpoint_problems(reference / "checkpoint-2", SINGLE) == []
-    for name, damage in [("model.safetensors", _truncate), ("optimizer.pt", _truncate), ("rng_state.pth", Path.unlink),
-                         ("scheduler.pt", Path.unlink), ("trainer_state.json", _truncate)]:
+    for name, damage in [
+        ("model.safetensors", _truncate),
+        ("optimizer.pt", _truncate),
+        ("rng_state.pth", Path.unlink),
+        ("scheduler.pt", Path.unlink),
+        ("trainer_state.json", _truncate),
+    ]:
         folder = _copy_checkpoints(reference, tmp_path / name, [2]) / "checkpoint-2"
         damage(folder / name)
         problems = checkpoint_problems(folder, SINGLE)
@@ -219,8 +247,11 @@ def test_deepspeed_checkpoints_need_every_ranks_state(tmp_path, zero):
     (folder / "latest").write_text("global_step2")
     (folder / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
     names = [f"bf16_zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in range(2)]
-    names += ["mp_rank_00_model_states.pt"] if zero == 2 else [
-        f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(2)]
+    names += (
+        ["mp_rank_00_model_states.pt"]
+        if zero == 2
+        else [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(2)]
+    )
     for name in [f"global_step2/{n}" for n in names] + ["scheduler.pt", "rng_state_0.pth", "rng_state_1.pth"]:
         torch.save({"x": torch.ones(2)}, folder / name)
     layout = Layout(world_size=2, zero_stage=zero)
@@ -234,8 +265,9 @@ def test_deepspeed_checkpoints_need_every_ranks_state(tmp_path, zero):
     (folder / "latest").unlink()  # DeepSpeed's loader reads it
     assert "latest" in {p.file for p in checkpoint_problems(folder, layout)}
     # --save_only_model: no engine state is written; the weight files are what counts.
-    assert [p.file for p in checkpoint_problems(folder, Layout(world_size=2, zero_stage=zero, training_state=False))
-            ] == ["model.safetensors"]
+    assert [
+        p.file for p in checkpoint_problems(folder, Layout(world_size=2, zero_stage=zero, training_state=False))
+    ] == ["model.safetensors"]
 
 
 def test_checks_report_malformed_files_instead_of_crashing(reference, tmp_path):

@@ -13,18 +13,24 @@ SCRIPTS = ROOT / "scripts" / "train"
 
 
 def _bash(script: str, env: dict, *args: str, timeout: int = 60) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("VARIANT", "LLM", "NNODES", "NODE_RANK", "RANK", "MASTER_ADDR")}
+    full_env = {
+        k: v for k, v in os.environ.items() if k not in ("VARIANT", "LLM", "NNODES", "NODE_RANK", "RANK", "MASTER_ADDR")
+    }
     full_env.update(PYTHON=sys.executable, **env)
-    return subprocess.run(["bash", str(SCRIPTS / script), *args], env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        ["bash", str(SCRIPTS / script), *args], env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _shell_scripts() -> list[str]:
     """Every tracked shell script: ``*.sh`` and the extension-less entries (``run``, ``.ci/run``)."""
     listed = subprocess.run(["git", "ls-files", "*.sh", "run", ".ci/run"], cwd=ROOT, capture_output=True, text=True)
     if listed.returncode != 0:  # not a git checkout (an unpacked release): the files on disk
-        return sorted(p.relative_to(ROOT).as_posix() for p in [*ROOT.rglob("*.sh"), ROOT / "run", ROOT / ".ci/run"]
-                      if ".venv" not in p.parts)
+        return sorted(
+            p.relative_to(ROOT).as_posix()
+            for p in [*ROOT.rglob("*.sh"), ROOT / "run", ROOT / ".ci/run"]
+            if ".venv" not in p.parts
+        )
     return sorted(listed.stdout.split())
 
 
@@ -44,12 +50,24 @@ def test_the_script_list_covers_every_folder():
 
 @pytest.mark.parametrize(
     "script,env,message",
-    [("stage1.sh", {}, "VARIANT"),
-     ("stage1.sh", {"VARIANT": "huge"}, "huge"),
-     ("stage1.sh", {"VARIANT": "baseline", "NNODES": "2", "NUM_GPUS": "2"}, "NODE_RANK"),
-     ("stage1.sh", {"VARIANT": "baseline", "NNODES": "2", "NUM_GPUS": "2", "NODE_RANK": "1"}, "MASTER_ADDR"),
-     ("stage2.sh", {"VARIANT": "grid", "NUM_GPUS": "2", "DATA_STAGE2": "{tmp}/mix.yaml", "LLM": "/nonexistent",
-                    "VISION_TOWER": "/nonexistent", "STAGE1_5_DIR": "/nonexistent/stage1_5"}, "stage 1.5")],
+    [
+        ("stage1.sh", {}, "VARIANT"),
+        ("stage1.sh", {"VARIANT": "huge"}, "huge"),
+        ("stage1.sh", {"VARIANT": "baseline", "NNODES": "2", "NUM_GPUS": "2"}, "NODE_RANK"),
+        ("stage1.sh", {"VARIANT": "baseline", "NNODES": "2", "NUM_GPUS": "2", "NODE_RANK": "1"}, "MASTER_ADDR"),
+        (
+            "stage2.sh",
+            {
+                "VARIANT": "grid",
+                "NUM_GPUS": "2",
+                "DATA_STAGE2": "{tmp}/mix.yaml",
+                "LLM": "/nonexistent",
+                "VISION_TOWER": "/nonexistent",
+                "STAGE1_5_DIR": "/nonexistent/stage1_5",
+            },
+            "stage 1.5",
+        ),
+    ],
 )
 def test_scripts_fail_early_with_a_clear_message(tmp_path, script, env, message):
     (tmp_path / "mix.yaml").write_text("datasets: []\n")
@@ -63,8 +81,17 @@ def test_scripts_fail_early_with_a_clear_message(tmp_path, script, env, message)
 def test_tiny_curriculum_runs_all_three_stages(tmp_path):
     # COMPILE=1 as LLaVA-NeXT's later stages run (torch.compile under ZeRO-3); aot_eager captures the graphs without
     # inductor's C++ build, which the upstream-script test covers.
-    env = {"VARIANT": "grid_manager", "WORK": str(tmp_path), "MASTER_PORT": "29631", "MAX_STEPS": "2",
-           "TINY_COUNT": "8", "SAVE_STEPS": "2", "SAVE_STEPS_STAGE1": "2", "COMPILE": "1", "COMPILE_BACKEND": "aot_eager"}
+    env = {
+        "VARIANT": "grid_manager",
+        "WORK": str(tmp_path),
+        "MASTER_PORT": "29631",
+        "MAX_STEPS": "2",
+        "TINY_COUNT": "8",
+        "SAVE_STEPS": "2",
+        "SAVE_STEPS_STAGE1": "2",
+        "COMPILE": "1",
+        "COMPILE_BACKEND": "aot_eager",
+    }
     result = _bash("tiny_curriculum.sh", env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert result.stdout.count("blocks compiled in place") >= 3, "every stage compiled (stage 1.5 and 2: 2 ranks each)"

@@ -24,8 +24,9 @@ def test_supervised_only_loss_and_gradients_equal_the_full_loss(num_items):
     losses = []
     for fast in (False, True):
         model.zero_grad()
-        out = model(input_ids=ids, labels=labels, images=images, image_sizes=[(56, 56)],
-                    supervised_logits_only=fast, **extra)
+        out = model(
+            input_ids=ids, labels=labels, images=images, image_sizes=[(56, 56)], supervised_logits_only=fast, **extra
+        )
         out.loss.backward()
         losses.append(out.loss.detach())
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})

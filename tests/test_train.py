@@ -13,8 +13,16 @@ from llava.train.model_init import build_model
 from llava.train.train import parse_args, resolve_resume, train
 from llava.train.trainer import ADAPTER_FILE
 
-MM_FIELDS = ("mm_projector_type", "mm_patch_merge_type", "mm_vision_select_layer", "image_aspect_ratio",
-             "tokenizer_model_max_length", "vision_config", "manager", "mm_hidden_size")
+MM_FIELDS = (
+    "mm_projector_type",
+    "mm_patch_merge_type",
+    "mm_vision_select_layer",
+    "image_aspect_ratio",
+    "tokenizer_model_max_length",
+    "vision_config",
+    "manager",
+    "mm_hidden_size",
+)
 
 
 def _initial_state(argv):
@@ -43,14 +51,31 @@ def test_stage1_trains_only_projector_and_managers(assets, tmp_path):
 
 @pytest.mark.parametrize(
     "parts,prefixes",
-    [(FULL_PARTS, ("model.",  "lm_head.")),
-     ("mm_language_model", ("model.embed_tokens.", "model.layers.", "model.norm.", "lm_head.")),
-     ("mm_vision_tower,mm_manager", ("model.vision_tower.", "model.managers."))],
+    [
+        (FULL_PARTS, ("model.", "lm_head.")),
+        ("mm_language_model", ("model.embed_tokens.", "model.layers.", "model.norm.", "lm_head.")),
+        ("mm_vision_tower,mm_manager", ("model.vision_tower.", "model.managers.")),
+    ],
 )
 def test_later_stages_train_exactly_their_parts(assets, stage1, tmp_path, parts, prefixes):
-    argv = stage2_args(assets, assets["llm"], tmp_path, steps=1, extra=[
-        "--vision_tower", str(assets["vision"]), "--pretrain_mm_mlp_adapter", str(stage1 / ADAPTER_FILE),
-        "--image_aspect_ratio", "pad", "--mm_patch_merge_type", "spatial_unpad", "--save_strategy", "no"])
+    argv = stage2_args(
+        assets,
+        assets["llm"],
+        tmp_path,
+        steps=1,
+        extra=[
+            "--vision_tower",
+            str(assets["vision"]),
+            "--pretrain_mm_mlp_adapter",
+            str(stage1 / ADAPTER_FILE),
+            "--image_aspect_ratio",
+            "pad",
+            "--mm_patch_merge_type",
+            "spatial_unpad",
+            "--save_strategy",
+            "no",
+        ],
+    )
     argv[argv.index("--mm_tunable_parts") + 1] = parts
     before = _initial_state(argv)
     trainer = train(argv)
@@ -68,9 +93,24 @@ def test_stage_handoff_carries_weights_and_a_complete_config(assets, stage1, tmp
 
     # Stage 1.5: plain LLM + SigLIP + the stage-1 adapter, no manager flag: the adapter's config brings the managers.
     out15 = tmp_path / "stage1_5"
-    argv15 = stage2_args(assets, assets["llm"], out15, steps=1, extra=[
-        "--vision_tower", str(assets["vision"]), "--pretrain_mm_mlp_adapter", str(stage1 / ADAPTER_FILE),
-        "--image_aspect_ratio", "pad", "--mm_patch_merge_type", "spatial_unpad", "--save_strategy", "no"])
+    argv15 = stage2_args(
+        assets,
+        assets["llm"],
+        out15,
+        steps=1,
+        extra=[
+            "--vision_tower",
+            str(assets["vision"]),
+            "--pretrain_mm_mlp_adapter",
+            str(stage1 / ADAPTER_FILE),
+            "--image_aspect_ratio",
+            "pad",
+            "--mm_patch_merge_type",
+            "spatial_unpad",
+            "--save_strategy",
+            "no",
+        ],
+    )
     start15 = _initial_state(argv15)
     for key, value in adapter.items():
         assert torch.equal(start15[key], value), key
@@ -80,8 +120,20 @@ def test_stage_handoff_carries_weights_and_a_complete_config(assets, stage1, tmp
 
     # Stage 2 from the stage-1.5 checkpoint, switching to the grid; unspecified fields stay as stage 1.5 wrote them.
     out2 = tmp_path / "stage2"
-    argv2 = stage2_args(assets, out15, out2, steps=1, extra=[
-        "--image_aspect_ratio", "anyres_max_9", "--image_grid_pinpoints", "(1x1),...,(6x6)", "--save_strategy", "no"])
+    argv2 = stage2_args(
+        assets,
+        out15,
+        out2,
+        steps=1,
+        extra=[
+            "--image_aspect_ratio",
+            "anyres_max_9",
+            "--image_grid_pinpoints",
+            "(1x1),...,(6x6)",
+            "--save_strategy",
+            "no",
+        ],
+    )
     start2 = _initial_state(argv2)
     saved15 = load_file(out15 / "model.safetensors")
     assert all(torch.equal(start2[k], v) for k, v in saved15.items())
@@ -95,10 +147,30 @@ def test_stage_handoff_carries_weights_and_a_complete_config(assets, stage1, tmp
 
 
 def test_single_process_resume_is_exact(assets, tmp_path):
-    argv = stage2_args(assets, assets["llm"], tmp_path, steps=4, extra=[
-        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--mm_patch_merge_type",
-        "spatial_unpad", "--manager_type", "saum", "--manager_inject_layers", "count:2", "--save_strategy", "steps",
-        "--save_steps", "2", "--group_by_modality_length", "True"])
+    argv = stage2_args(
+        assets,
+        assets["llm"],
+        tmp_path,
+        steps=4,
+        extra=[
+            "--vision_tower",
+            str(assets["vision"]),
+            "--image_aspect_ratio",
+            "pad",
+            "--mm_patch_merge_type",
+            "spatial_unpad",
+            "--manager_type",
+            "saum",
+            "--manager_inject_layers",
+            "count:2",
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "2",
+            "--group_by_modality_length",
+            "True",
+        ],
+    )
     train(argv)
     uninterrupted = losses(tmp_path)
     assert (tmp_path / "checkpoint-2" / COMPLETE_MARKER).is_file()
@@ -114,15 +186,38 @@ def test_single_process_resume_is_exact(assets, tmp_path):
 
 
 def test_optimizer_groups_follow_the_parts(assets, stage1, tmp_path):
-    argv = stage2_args(assets, assets["llm"], tmp_path, steps=1, extra=[
-        "--vision_tower", str(assets["vision"]), "--pretrain_mm_mlp_adapter", str(stage1 / ADAPTER_FILE),
-        "--image_aspect_ratio", "pad", "--mm_patch_merge_type", "spatial_unpad", "--save_strategy", "no",
-        "--mm_projector_lr", "5e-3", "--mm_manager_lr", "7e-3", "--weight_decay", "0.1"])
+    argv = stage2_args(
+        assets,
+        assets["llm"],
+        tmp_path,
+        steps=1,
+        extra=[
+            "--vision_tower",
+            str(assets["vision"]),
+            "--pretrain_mm_mlp_adapter",
+            str(stage1 / ADAPTER_FILE),
+            "--image_aspect_ratio",
+            "pad",
+            "--mm_patch_merge_type",
+            "spatial_unpad",
+            "--save_strategy",
+            "no",
+            "--mm_projector_lr",
+            "5e-3",
+            "--mm_manager_lr",
+            "7e-3",
+            "--weight_decay",
+            "0.1",
+        ],
+    )
     trainer = train(argv)
     names = {id(p): n for n, p in trainer.model.named_parameters()}
     groups = {g["name"]: g for g in trainer.optimizer.param_groups}
-    assert list(groups) == [f"{part}/{kind}" for part in ("mm_language_model", "mm_vision_tower", "mm_mlp_adapter")
-                            for kind in ("decay", "no_decay")] + ["mm_manager/decay"]  # SAUM weights are 2-D
+    assert list(groups) == [
+        f"{part}/{kind}"
+        for part in ("mm_language_model", "mm_vision_tower", "mm_mlp_adapter")
+        for kind in ("decay", "no_decay")
+    ] + ["mm_manager/decay"]  # SAUM weights are 2-D
     # After one cosine step every group keeps its ratio to the base learning rate.
     base = groups["mm_language_model/decay"]["lr"]
     assert groups["mm_mlp_adapter/decay"]["lr"] == pytest.approx(base * 5e-3 / 1e-3)
@@ -139,7 +234,8 @@ def test_optimizer_groups_follow_the_parts(assets, stage1, tmp_path):
     trainable = {n for n, p in trainer.model.named_parameters() if p.requires_grad}
     assert decay.isdisjoint(no_decay) and decay | no_decay == trainable
     assert {n for n in names.values() if n not in trainable} == {
-        f"model.vision_tower.vision_tower.vision_model.post_layernorm.{p}" for p in ("weight", "bias")}, "never used"
+        f"model.vision_tower.vision_tower.vision_model.post_layernorm.{p}" for p in ("weight", "bias")
+    }, "never used"
 
 
 def test_bad_sample_report_and_limit(assets, tmp_path):
@@ -147,9 +243,22 @@ def test_bad_sample_report_and_limit(assets, tmp_path):
     from llava.testing.synthetic import write_broken_corpus
 
     data, expected = write_broken_corpus(tmp_path / "data", good=12)
-    base = stage2_args(assets, assets["llm"], tmp_path / "ok", steps=3, extra=[
-        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--save_strategy", "no",
-        "--bad_sample_min_seen", "4"])
+    base = stage2_args(
+        assets,
+        assets["llm"],
+        tmp_path / "ok",
+        steps=3,
+        extra=[
+            "--vision_tower",
+            str(assets["vision"]),
+            "--image_aspect_ratio",
+            "pad",
+            "--save_strategy",
+            "no",
+            "--bad_sample_min_seen",
+            "4",
+        ],
+    )
     base[base.index("--data_path") + 1] = str(data)
     base[base.index("--image_folder") + 1] = str(tmp_path / "data")
     train(base + ["--max_bad_sample_share", "1.0"])
@@ -198,9 +307,24 @@ def test_bad_sample_counts_survive_a_resume(assets, tmp_path):
     from llava.testing.synthetic import write_broken_corpus
 
     data, _ = write_broken_corpus(tmp_path / "data", good=12)
-    argv = stage2_args(assets, assets["llm"], tmp_path / "run", steps=4, extra=[
-        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--save_strategy", "steps",
-        "--save_steps", "2", "--max_bad_sample_share", "1.0"])
+    argv = stage2_args(
+        assets,
+        assets["llm"],
+        tmp_path / "run",
+        steps=4,
+        extra=[
+            "--vision_tower",
+            str(assets["vision"]),
+            "--image_aspect_ratio",
+            "pad",
+            "--save_strategy",
+            "steps",
+            "--save_steps",
+            "2",
+            "--max_bad_sample_share",
+            "1.0",
+        ],
+    )
     argv[argv.index("--data_path") + 1] = str(data)
     argv[argv.index("--image_folder") + 1] = str(tmp_path / "data")
     train(argv)
@@ -214,8 +338,13 @@ def test_bad_sample_counts_survive_a_resume(assets, tmp_path):
 def test_a_relaunched_finished_run_is_not_complete_while_it_rewrites(assets, tmp_path, monkeypatch):
     from llava.train.trainer import LLaVATrainer
 
-    argv = stage2_args(assets, assets["llm"], tmp_path, steps=1, extra=[
-        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--save_strategy", "no"])
+    argv = stage2_args(
+        assets,
+        assets["llm"],
+        tmp_path,
+        steps=1,
+        extra=["--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--save_strategy", "no"],
+    )
     train(argv)
     assert (tmp_path / COMPLETE_MARKER).is_file()
 

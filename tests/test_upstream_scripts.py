@@ -88,13 +88,38 @@ def test_compiled_blocks_give_the_eager_loss_and_gradients(make_image):
 
 @pytest.mark.slow
 def test_plain_ddp_trains_the_vision_tower(assets, tmp_path):
-    """No DeepSpeed: DDP stops at step 2 when a trainable parameter (SigLIP's unused post_layernorm) gets no gradient."""
-    argv = stage2_args(assets, assets["llm"], tmp_path, steps=3, extra=[
-        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--mm_patch_merge_type",
-        "spatial_unpad", "--save_strategy", "no"])
+    """No DeepSpeed: DDP stops at step 2 when a trainable parameter (SigLIP's unused post_layernorm) gets no
+    gradient."""
+    argv = stage2_args(
+        assets,
+        assets["llm"],
+        tmp_path,
+        steps=3,
+        extra=[
+            "--vision_tower",
+            str(assets["vision"]),
+            "--image_aspect_ratio",
+            "pad",
+            "--mm_patch_merge_type",
+            "spatial_unpad",
+            "--save_strategy",
+            "no",
+        ],
+    )
     argv[argv.index("--mm_tunable_parts") + 1] = "mm_vision_tower,mm_mlp_adapter,mm_language_model"
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", "--master_port=29641",
-          "-m", "llava.train.train", *argv], _env())
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=1",
+            "--master_port=29641",
+            "-m",
+            "llava.train.train",
+            *argv,
+        ],
+        _env(),
+    )
     history = json.loads((tmp_path / "trainer_state.json").read_text())["log_history"]
     assert [entry["step"] for entry in history if "loss" in entry] == [1, 2, 3]
     start = load_file(assets["vision"] / "model.safetensors")
@@ -115,11 +140,24 @@ def test_our_stage_script_takes_a_lone_llava_next_projector(assets, tmp_path):
     projector = {k: v.to(torch.bfloat16) for k, v in model.state_dict().items() if k.startswith("model.mm_projector.")}
     (tmp_path / "upstream").mkdir()
     torch.save(projector, tmp_path / "upstream" / "mm_projector.bin")
-    env = _env(VARIANT="baseline", PYTHON=sys.executable, NUM_GPUS=1, DEEPSPEED="none", PRECISION="fp32",
-               REPORT_TO="none", NUM_WORKERS=0, LLM=assets["llm"], VISION_TOWER=assets["vision"],
-               DATA_STAGE1_5=assets["data"] / "stage2.json", IMAGE_FOLDER=assets["data"], OUTPUT_ROOT=tmp_path / "runs",
-               STAGE1_ADAPTER=tmp_path / "upstream" / "mm_projector.bin", MASTER_PORT=29642, LR_STAGE1_5=0,
-               VISION_LR_STAGE1_5=0)
+    env = _env(
+        VARIANT="baseline",
+        PYTHON=sys.executable,
+        NUM_GPUS=1,
+        DEEPSPEED="none",
+        PRECISION="fp32",
+        REPORT_TO="none",
+        NUM_WORKERS=0,
+        LLM=assets["llm"],
+        VISION_TOWER=assets["vision"],
+        DATA_STAGE1_5=assets["data"] / "stage2.json",
+        IMAGE_FOLDER=assets["data"],
+        OUTPUT_ROOT=tmp_path / "runs",
+        STAGE1_ADAPTER=tmp_path / "upstream" / "mm_projector.bin",
+        MASTER_PORT=29642,
+        LR_STAGE1_5=0,
+        VISION_LR_STAGE1_5=0,
+    )
     result = _run(["bash", str(ROOT / "scripts" / "train" / "stage1_5.sh"), "--max_steps", "1"], env)
     assert "no config.json beside" in result.stderr
     saved = load_file(tmp_path / "runs" / "baseline" / "stage1_5" / "model.safetensors")
@@ -130,22 +168,39 @@ def test_our_stage_script_takes_a_lone_llava_next_projector(assets, tmp_path):
 @pytest.mark.slow
 def test_llava_next_onevision_scripts_run_unchanged(assets, tmp_path):
     """pretrain_siglip.sh -> direct_finetune_siglip_a4.sh -> finetune_si.sh, each launched as upstream launches it
-    (torchrun llava/train/train_mem.py --deepspeed scripts/zero3.json, torch.compile with inductor, bf16, tf32, wandb)."""
+    (torchrun llava/train/train_mem.py --deepspeed scripts/zero3.json, torch.compile with inductor, bf16, tf32,
+    wandb)."""
     common = {"VISION_TOWER": assets["vision"], "IMAGE_FOLDER": assets["data"], "WANDB_DIR": tmp_path, "NUM_GPUS": 1}
     stage1, mid, single = tmp_path / "stage1", tmp_path / "mid", tmp_path / "si"
-    _run(["bash", str(UPSTREAM / "pretrain_siglip.sh")],
-         _env(**common, LLM=assets["llm"], DATA=assets["data"] / "stage1.json", OUTPUT=stage1, MASTER_PORT=29643))
+    _run(
+        ["bash", str(UPSTREAM / "pretrain_siglip.sh")],
+        _env(**common, LLM=assets["llm"], DATA=assets["data"] / "stage1.json", OUTPUT=stage1, MASTER_PORT=29643),
+    )
     config1 = json.loads((stage1 / "config.json").read_text())
-    assert (config1["image_aspect_ratio"], config1["mm_patch_merge_type"]) == ("square", "flat"), "LLaVA-NeXT's defaults"
+    assert (config1["image_aspect_ratio"], config1["mm_patch_merge_type"]) == ("square", "flat"), (
+        "LLaVA-NeXT's defaults"
+    )
     assert (stage1 / "mm_projector.bin").is_file()
 
-    result = _run(["bash", str(UPSTREAM / "direct_finetune_siglip_a4.sh")],
-                  _env(**common, LLM=assets["llm"], DATA=assets["data"] / "stage2.json", OUTPUT=mid, STAGE1=stage1,
-                       CROP=56, MASTER_PORT=29644))
+    result = _run(
+        ["bash", str(UPSTREAM / "direct_finetune_siglip_a4.sh")],
+        _env(
+            **common,
+            LLM=assets["llm"],
+            DATA=assets["data"] / "stage2.json",
+            OUTPUT=mid,
+            STAGE1=stage1,
+            CROP=56,
+            MASTER_PORT=29644,
+        ),
+    )
     assert "blocks compiled in place" in result.stderr
-    result = _run(["bash", str(UPSTREAM / "finetune_si.sh")],
-                  _env(**common, PREV_STAGE_CHECKPOINT=mid, DATA=assets["data"] / "stage2.json", OUTPUT=single,
-                       MASTER_PORT=29645))
+    result = _run(
+        ["bash", str(UPSTREAM / "finetune_si.sh")],
+        _env(
+            **common, PREV_STAGE_CHECKPOINT=mid, DATA=assets["data"] / "stage2.json", OUTPUT=single, MASTER_PORT=29645
+        ),
+    )
     assert "blocks compiled in place" in result.stderr
     assert "tf32 has no effect without a CUDA device" in result.stderr
     for out in (stage1, mid, single):

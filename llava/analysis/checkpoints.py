@@ -16,8 +16,12 @@ from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.loading import read_llava_config
 from llava.model.manager_config import ManagerConfig
 
-VARIANT_NAMES = {(False, False): "Baseline", (False, True): "+Manager", (True, False): "+Grid",
-                 (True, True): "+Grid+Manager"}
+VARIANT_NAMES = {
+    (False, False): "Baseline",
+    (False, True): "+Manager",
+    (True, False): "+Grid",
+    (True, True): "+Grid+Manager",
+}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

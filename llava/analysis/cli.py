@@ -21,11 +21,18 @@ EXAMPLE = """examples:
 
 
 def build_parser(metrics: tuple[str, ...] | None, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description, epilog=EXAMPLE,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="[LABEL=]PATH", required=True,
-                        help="a checkpoint directory (repeat to overlay variants); the label defaults to the "
-                             "variant read from its config")
+    parser = argparse.ArgumentParser(
+        description=description, epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="[LABEL=]PATH",
+        required=True,
+        help="a checkpoint directory (repeat to overlay variants); the label defaults to the "
+        "variant read from its config",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--data", help="LLaVA-format JSON/JSONL file or YAML mixture")
     source.add_argument("--tasks", help="comma-separated lmms-eval task names")
@@ -36,8 +43,12 @@ def build_parser(metrics: tuple[str, ...] | None, description: str) -> argparse.
     parser.add_argument("--out", type=Path, required=True, help="folder for the CSVs, PNGs and summary.json")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
-    parser.add_argument("--query-chunk", type=int, default=512,
-                        help="attention rows reduced at a time (bounds the probe's extra memory)")
+    parser.add_argument(
+        "--query-chunk",
+        type=int,
+        default=512,
+        help="attention rows reduced at a time (bounds the probe's extra memory)",
+    )
     if metrics is None:
         parser.add_argument("--metrics", default=",".join(METRICS), help=f"comma-separated subset of {METRICS}")
     return parser
@@ -53,26 +64,32 @@ def _samples(args):
     if args.data:
         return LlavaDataSamples(args.data, image_folder=args.image_folder, template=args.template, limit=args.limit)
     if args.tasks:
-        return TaskSamples([t for t in args.tasks.split(",") if t], include_path=args.include_path,
-                           template=args.template, limit=args.limit)
+        return TaskSamples(
+            [t for t in args.tasks.split(",") if t],
+            include_path=args.include_path,
+            template=args.template,
+            limit=args.limit,
+        )
     return None
 
 
-def main(argv: list[str] | None = None, *, metrics: tuple[str, ...] | None = None,
-         description: str = __doc__) -> dict:
+def main(argv: list[str] | None = None, *, metrics: tuple[str, ...] | None = None, description: str = __doc__) -> dict:
     parser = build_parser(metrics, description)
     args = parser.parse_args(argv)
     chosen = metrics or tuple(m for m in args.metrics.split(",") if m)
     try:
         checkpoints = parse_checkpoints(args.checkpoint)
-        config = AnalysisConfig(metrics=chosen, out=args.out, device=args.device, dtype=args.dtype,
-                                query_chunk=args.query_chunk)
+        config = AnalysisConfig(
+            metrics=chosen, out=args.out, device=args.device, dtype=args.dtype, query_chunk=args.query_chunk
+        )
         summary = analyse(checkpoints, _samples(args), config)
     except ValueError as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     for label, entry in summary["checkpoints"].items():
-        print(f"{label}: {entry['samples']} samples, {len(entry['skipped'])} skipped, {entry['seconds']} s",
-              file=sys.stderr)
+        print(
+            f"{label}: {entry['samples']} samples, {len(entry['skipped'])} skipped, {entry['seconds']} s",
+            file=sys.stderr,
+        )
     print("\n".join(summary["outputs"]))
     return summary
 

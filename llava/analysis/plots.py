@@ -20,8 +20,12 @@ from matplotlib.ticker import MaxNLocator
 from llava.analysis.checkpoints import Checkpoint
 
 PAIR_COLOURS = {(False, False): "#1f77b4", (False, True): "#0b3d91", (True, False): "#d62728", (True, True): "#8b0000"}
-TITLES = {"visual": "visual part", "text": "textual part", "visual_self": "visual self-attention",
-          "text_to_visual": "text-to-visual attention"}
+TITLES = {
+    "visual": "visual part",
+    "text": "textual part",
+    "visual_self": "visual self-attention",
+    "text_to_visual": "text-to-visual attention",
+}
 
 
 def styles(checkpoints: list[Checkpoint]) -> dict[str, dict]:
@@ -32,8 +36,13 @@ def styles(checkpoints: list[Checkpoint]) -> dict[str, dict]:
     found = {}
     for index, (checkpoint, kind) in enumerate(zip(checkpoints, kinds)):
         colour = PAIR_COLOURS[kind] if by_variant else cycle[index % len(cycle)]
-        found[checkpoint.label] = {"color": colour, "linestyle": "-" if kind[1] else "--", "marker": "o",
-                                   "markersize": 3, "linewidth": 1.4}
+        found[checkpoint.label] = {
+            "color": colour,
+            "linestyle": "-" if kind[1] else "--",
+            "marker": "o",
+            "markersize": 3,
+            "linewidth": 1.4,
+        }
     return found
 
 
@@ -48,16 +57,18 @@ def _mark_injections(axis, checkpoints: list[Checkpoint], style: dict[str, dict]
             axis.axvline(layer, color=style[checkpoint.label]["color"], linestyle=":", linewidth=1, alpha=0.6)
 
 
-def layer_curves(table: list[dict], *, value: str, panel: str, ylabel: str, title: str,
-                 checkpoints: list[Checkpoint], path: Path) -> Path:
+def layer_curves(
+    table: list[dict], *, value: str, panel: str, ylabel: str, title: str, checkpoints: list[Checkpoint], path: Path
+) -> Path:
     """One panel per value of ``panel`` (part or block), one line per checkpoint over decoder layers."""
     panels = list(dict.fromkeys(row[panel] for row in table))
     style = styles(checkpoints)
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(6.5 * max(1, len(panels)), 4), squeeze=False)
     for axis, name in zip(axes[0], panels):
         for checkpoint in checkpoints:
-            points = sorted((row["layer"], row[value]) for row in table
-                            if row[panel] == name and row["variant"] == checkpoint.label)
+            points = sorted(
+                (row["layer"], row[value]) for row in table if row[panel] == name and row["variant"] == checkpoint.label
+            )
             if points:
                 axis.plot(*zip(*points), label=checkpoint.label, **style[checkpoint.label])
         _mark_injections(axis, checkpoints, style)
@@ -88,8 +99,13 @@ def attention_distance(table: list[dict], *, checkpoints: list[Checkpoint], patc
         for layer, values in per_layer.items():
             axis.scatter([layer + shift] * len(values), values, s=8, color=colour, alpha=0.45)
         layers = sorted(per_layer)
-        axis.scatter([layer + shift for layer in layers], [sum(per_layer[k]) / len(per_layer[k]) for k in layers],
-                     s=45, color=colour, label=f"{checkpoint.label} (mean over heads)")
+        axis.scatter(
+            [layer + shift for layer in layers],
+            [sum(per_layer[k]) / len(per_layer[k]) for k in layers],
+            s=45,
+            color=colour,
+            label=f"{checkpoint.label} (mean over heads)",
+        )
     axis.set_xlabel("SigLIP layer")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel(f"mean attention distance (pixels, patch {patch_size})")

@@ -147,16 +147,23 @@ class Probe:
         device = self.model.device
         dtype = self.model.dtype
         spliced = self.model.prepare_multimodal_inputs(
-            sample.input_ids.to(device)[None], None, None, [image.to(device, dtype) for image in sample.images],
-            sample.image_sizes, sample.modalities,
+            sample.input_ids.to(device)[None],
+            None,
+            None,
+            [image.to(device, dtype) for image in sample.images],
+            sample.image_sizes,
+            sample.modalities,
         )
         self._layout = TokenLayout.from_kinds(spliced.token_kinds, spliced.attention_mask)
         self._previous = spliced.inputs_embeds
         if self.managers is not None:
             self.managers.recorded.clear()
         self.model.model(
-            inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask,
-            position_ids=spliced.position_ids, visual_injection=spliced.visual_injection, use_cache=False,
+            inputs_embeds=spliced.inputs_embeds,
+            attention_mask=spliced.attention_mask,
+            position_ids=spliced.position_ids,
+            visual_injection=spliced.visual_injection,
+            use_cache=False,
         )
         if "manager_weights" in self.metrics and self.managers is not None:
             self._collect_manager_weights()
@@ -198,8 +205,9 @@ class Probe:
 
         return hook
 
-    def _attention_block(self, layer: int, block: str, weights: torch.Tensor, queries: torch.Tensor,
-                         keys: torch.Tensor) -> None:
+    def _attention_block(
+        self, layer: int, block: str, weights: torch.Tensor, queries: torch.Tensor, keys: torch.Tensor
+    ) -> None:
         """``weights`` (H, L, L) of one layer; statistics of rows ``queries`` over columns ``keys``."""
         if queries.numel() == 0:
             return
@@ -229,7 +237,6 @@ class Probe:
                 self.distance.add_sum((depth, head), float(sums[head]), crops * tokens)
 
         return hook
-
 
 
 def _gather(weights: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:

@@ -20,12 +20,24 @@ from llava.analysis.probes import METRICS, Probe
 from llava.analysis.tables import FILES, rows, write_csv
 
 FIGURES = {
-    "layer_similarity": {"value": "cosine", "panel": "part", "ylabel": "cosine similarity with the previous layer",
-                             "title": "Similarity between consecutive layers' outputs (Fig. 18)"},
-    "attention_entropy": {"value": "entropy", "panel": "block", "ylabel": "mean attention entropy (nats)",
-                              "title": "Entropy of attention weight distributions (Figs. 19, 32)"},
-    "head_kl": {"value": "kl", "panel": "block", "ylabel": "mean KL divergence between heads (nats)",
-                    "title": "Divergence between attention heads (Figs. 20, 33)"},
+    "layer_similarity": {
+        "value": "cosine",
+        "panel": "part",
+        "ylabel": "cosine similarity with the previous layer",
+        "title": "Similarity between consecutive layers' outputs (Fig. 18)",
+    },
+    "attention_entropy": {
+        "value": "entropy",
+        "panel": "block",
+        "ylabel": "mean attention entropy (nats)",
+        "title": "Entropy of attention weight distributions (Figs. 19, 32)",
+    },
+    "head_kl": {
+        "value": "kl",
+        "panel": "block",
+        "ylabel": "mean KL divergence between heads (nats)",
+        "title": "Divergence between attention heads (Figs. 20, 33)",
+    },
 }
 
 
@@ -71,14 +83,19 @@ def analyse(checkpoints: list[Checkpoint], samples, config: AnalysisConfig) -> d
                 for sample in tqdm(items, total=len(samples), desc=f"analysing {checkpoint.label}", unit="sample"):
                     probe.observe(sample)
         if samples is not None and probe.samples == 0:
-            raise ValueError(f"{checkpoint.label}: no usable sample in {samples.name} "
-                             f"(skipped: {[(s.sample_id, s.reason) for s in samples.skipped[:5]]})")
+            raise ValueError(
+                f"{checkpoint.label}: no usable sample in {samples.name} "
+                f"(skipped: {[(s.sample_id, s.reason) for s in samples.skipped[:5]]})"
+            )
         for metric, table in rows(probe, checkpoint).items():
             tables[metric].extend(table)
         skipped = list(samples.skipped) if samples is not None else []
         summary["checkpoints"][checkpoint.label] = {
-            "path": str(checkpoint.path), "variant": checkpoint.variant, "manager": checkpoint.manager.type,
-            "inject_layers": list(checkpoint.inject_layers), "samples": probe.samples,
+            "path": str(checkpoint.path),
+            "variant": checkpoint.variant,
+            "manager": checkpoint.manager.type,
+            "inject_layers": list(checkpoint.inject_layers),
+            "samples": probe.samples,
             "skipped": [{"sample_id": s.sample_id, "reason": s.reason} for s in skipped],
             "seconds": round(time.time() - started, 1),
         }
@@ -88,8 +105,9 @@ def analyse(checkpoints: list[Checkpoint], samples, config: AnalysisConfig) -> d
     return summary
 
 
-def write_outputs(tables: dict[str, list[dict]], checkpoints: list[Checkpoint], out: Path, *,
-                  patch_size: int | None) -> list[str]:
+def write_outputs(
+    tables: dict[str, list[dict]], checkpoints: list[Checkpoint], out: Path, *, patch_size: int | None
+) -> list[str]:
     written = []
     for metric, table in tables.items():
         written.append(write_csv(out / FILES[metric], table))
@@ -97,8 +115,7 @@ def write_outputs(tables: dict[str, list[dict]], checkpoints: list[Checkpoint], 
         if metric in FIGURES:
             written.append(plots.layer_curves(table, checkpoints=checkpoints, path=figure, **FIGURES[metric]))
         elif metric == "attention_distance":
-            written.append(plots.attention_distance(table, checkpoints=checkpoints, patch_size=patch_size,
-                                                    path=figure))
+            written.append(plots.attention_distance(table, checkpoints=checkpoints, patch_size=patch_size, path=figure))
         elif metric == "manager_weights":
             written.append(plots.manager_weights(table, checkpoints=checkpoints, path=figure))
     return [str(path) for path in written if path is not None]

@@ -39,8 +39,9 @@ class Skip:
 class LlavaDataSamples:
     """The first ``limit`` usable records of a LLaVA JSON/JSONL file or YAML mixture."""
 
-    def __init__(self, data_path: str, *, image_folder: str | None = None, template: str = "qwen_1_5",
-                 limit: int = 32) -> None:
+    def __init__(
+        self, data_path: str, *, image_folder: str | None = None, template: str = "qwen_1_5", limit: int = 32
+    ) -> None:
         from llava.data.dataset import DataConfig
         from llava.data.mixture import load_mixture
 
@@ -59,8 +60,9 @@ class LlavaDataSamples:
         from llava.data.bad_samples import BadSample
         from llava.data.dataset import LazySupervisedDataset
 
-        dataset = LazySupervisedDataset(self.mixture, tokenizer=tokenizer, image_processor=image_processor,
-                                        model_config=config, data=self.data)
+        dataset = LazySupervisedDataset(
+            self.mixture, tokenizer=tokenizer, image_processor=image_processor, model_config=config, data=self.data
+        )
         self.skipped = []
         used = 0
         for index in range(len(dataset)):
@@ -75,8 +77,13 @@ class LlavaDataSamples:
                 self._skip(item["id"], "no image")
                 continue
             used += 1
-            yield AnalysisSample(sample_id=item["id"], input_ids=item["input_ids"], images=item["images"],
-                                 image_sizes=item["image_sizes"], modalities=item["modalities"])
+            yield AnalysisSample(
+                sample_id=item["id"],
+                input_ids=item["input_ids"],
+                images=item["images"],
+                image_sizes=item["image_sizes"],
+                modalities=item["modalities"],
+            )
 
     def _skip(self, sample_id: str, reason: str) -> None:
         logger.warning("analysis: skipping sample %r: %s", sample_id, reason)
@@ -86,8 +93,9 @@ class LlavaDataSamples:
 class TaskSamples:
     """The first ``limit`` documents of each lmms-eval task (local tasks through ``include_path``)."""
 
-    def __init__(self, tasks: list[str], *, include_path: str | None = None, template: str = "qwen_1_5",
-                 limit: int = 32) -> None:
+    def __init__(
+        self, tasks: list[str], *, include_path: str | None = None, template: str = "qwen_1_5", limit: int = 32
+    ) -> None:
         from lmms_eval.tasks import TaskManager, get_task_dict
 
         if limit < 1:
@@ -99,8 +107,10 @@ class TaskSamples:
         manager = TaskManager(include_path=include_path) if include_path else TaskManager()
         unknown = [name for name in tasks if name not in manager.all_tasks]
         if unknown:
-            raise ValueError(f"--tasks: unknown lmms-eval task(s) {unknown}" +
-                             (f" (searched {include_path} and the built-in tasks)" if include_path else ""))
+            raise ValueError(
+                f"--tasks: unknown lmms-eval task(s) {unknown}"
+                + (f" (searched {include_path} and the built-in tasks)" if include_path else "")
+            )
         self.name = ",".join(tasks)
         self.template = template
         self.limit = limit
@@ -133,8 +143,13 @@ class TaskSamples:
             pixels, kind = image_tensor(visuals, image_processor, config, torch.float32, "cpu")
             # "packed": one anyres image (P, 3, S, S); "unpacked": one (1, 3, S, S) crop per image.
             images = [pixels] if kind == "packed" else list(pixels.split(1))
-            yield AnalysisSample(sample_id=sample_id, input_ids=ids, images=images,
-                                 image_sizes=[v.size for v in visuals], modalities=["image"] * len(visuals))
+            yield AnalysisSample(
+                sample_id=sample_id,
+                input_ids=ids,
+                images=images,
+                image_sizes=[v.size for v in visuals],
+                modalities=["image"] * len(visuals),
+            )
 
 
 def _leaf_tasks(task_dict: dict):

@@ -43,9 +43,17 @@ def rows(probe: Probe, checkpoint: Checkpoint) -> dict[str, list[dict]]:
 
 def _similarity(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
     stats = probe.similarity
-    return [{"variant": label, "layer": layer, "part": part, "cosine": stats.mean((layer, part)),
-             "cosine_std": stats.std((layer, part)), "tokens": stats.count((layer, part))}
-            for layer, part in stats.keys()]
+    return [
+        {
+            "variant": label,
+            "layer": layer,
+            "part": part,
+            "cosine": stats.mean((layer, part)),
+            "cosine_std": stats.std((layer, part)),
+            "tokens": stats.count((layer, part)),
+        }
+        for layer, part in stats.keys()
+    ]
 
 
 def _entropy(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
@@ -53,23 +61,48 @@ def _entropy(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
     table = []
     for key in stats.keys():
         layer, block = key
-        table.append({"variant": label, "layer": layer, "block": block, "entropy": stats.mean(key),
-                      "entropy_std": stats.std(key), "uniform_entropy": probe.max_entropy.mean(key),
-                      "block_mass": probe.mass.mean(key), "values": stats.count(key)})
+        table.append(
+            {
+                "variant": label,
+                "layer": layer,
+                "block": block,
+                "entropy": stats.mean(key),
+                "entropy_std": stats.std(key),
+                "uniform_entropy": probe.max_entropy.mean(key),
+                "block_mass": probe.mass.mean(key),
+                "values": stats.count(key),
+            }
+        )
     return table
 
 
 def _kl(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
     stats = probe.kl
-    return [{"variant": label, "layer": layer, "block": block, "kl": stats.mean((layer, block)),
-             "kl_std": stats.std((layer, block)), "queries": stats.count((layer, block))}
-            for layer, block in stats.keys()]
+    return [
+        {
+            "variant": label,
+            "layer": layer,
+            "block": block,
+            "kl": stats.mean((layer, block)),
+            "kl_std": stats.std((layer, block)),
+            "queries": stats.count((layer, block)),
+        }
+        for layer, block in stats.keys()
+    ]
 
 
 def _distance(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
     stats = probe.distance
-    return [{"variant": label, "layer": depth, "head": head, "distance_px": stats.mean((depth, head)),
-             "patches": stats.count((depth, head))} for depth, head in stats.keys()]
+    return [
+        {
+            "variant": label,
+            "layer": depth,
+            "head": head,
+            "distance_px": stats.mean((depth, head)),
+            "patches": stats.count((depth, head)),
+        }
+        for depth, head in stats.keys()
+    ]
 
 
 def _manager(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
@@ -77,15 +110,33 @@ def _manager(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
     found = []
     for layer, weights in probe.saum_weights().items():  # (E, D)
         for expert, vision_layer in enumerate(config.expert_layers):
-            found.append({"variant": label, "type": "saum", "layer": layer, "expert": expert,
-                          "vision_layer": vision_layer, "weight": float(weights[expert].mean()),
-                          "weight_abs": float(weights[expert].abs().mean()), "tokens": 0})
+            found.append(
+                {
+                    "variant": label,
+                    "type": "saum",
+                    "layer": layer,
+                    "expert": expert,
+                    "vision_layer": vision_layer,
+                    "weight": float(weights[expert].mean()),
+                    "weight_abs": float(weights[expert].abs().mean()),
+                    "tokens": 0,
+                }
+            )
     stats = probe.token_weights
     for layer, expert in stats.keys():
         key = (layer, expert)
-        found.append({"variant": label, "type": "aaum", "layer": layer, "expert": expert,
-                      "vision_layer": config.expert_layers[expert], "weight": stats.mean(key),
-                      "weight_abs": stats.mean(key), "tokens": stats.count(key)})
+        found.append(
+            {
+                "variant": label,
+                "type": "aaum",
+                "layer": layer,
+                "expert": expert,
+                "vision_layer": config.expert_layers[expert],
+                "weight": stats.mean(key),
+                "weight_abs": stats.mean(key),
+                "tokens": stats.count(key),
+            }
+        )
     return found
 
 

@@ -58,8 +58,9 @@ class DataConfig:
 
 
 class LazySupervisedDataset(Dataset):
-    def __init__(self, mixture: Mixture, *, tokenizer, image_processor, model_config: LlavaQwenConfig,
-                 data: DataConfig) -> None:
+    def __init__(
+        self, mixture: Mixture, *, tokenizer, image_processor, model_config: LlavaQwenConfig, data: DataConfig
+    ) -> None:
         self.mixture = mixture
         self.tokenizer = tokenizer
         self.image_processor = image_processor
@@ -122,8 +123,9 @@ class LazySupervisedDataset(Dataset):
     def _event(self, index: int, bad: BadSample) -> SkipEvent:
         sample = self.mixture.samples[index]
         sample_id = sample.get("id", f"#{index}") if isinstance(sample, dict) else f"#{index}"
-        return SkipEvent(sample_id=str(sample_id), source=str(self.mixture.source_of(index).path), kind=bad.kind,
-                         reason=str(bad))
+        return SkipEvent(
+            sample_id=str(sample_id), source=str(self.mixture.source_of(index).path), kind=bad.kind, reason=str(bad)
+        )
 
     def build(self, index: int) -> dict:
         """The training item of record ``index``; raises :class:`BadSample` for a record that cannot be used."""
@@ -138,8 +140,12 @@ class LazySupervisedDataset(Dataset):
             if self.data.template == "plain":
                 formatted = format_plain(conversations, self.tokenizer, keep_empty_answers=self.data.keep_empty_answers)
             else:
-                formatted = format_qwen(conversations, self.tokenizer, unmask_chat_tokens=self.data.unmask_chat_tokens,
-                                        keep_empty_answers=self.data.keep_empty_answers)
+                formatted = format_qwen(
+                    conversations,
+                    self.tokenizer,
+                    unmask_chat_tokens=self.data.unmask_chat_tokens,
+                    keep_empty_answers=self.data.keep_empty_answers,
+                )
         except EmptyAnswer as error:
             raise BadSample("empty_answer", str(error)) from error
         except ValueError as error:
@@ -147,8 +153,11 @@ class LazySupervisedDataset(Dataset):
         input_ids = formatted.input_ids
         placeholders = input_ids.count(IMAGE_TOKEN_INDEX)
         if placeholders != len(paths):
-            raise BadSample("image_count", f"image: the sample has {len(paths)} image(s) but its text has "
-                                           f"{placeholders} {DEFAULT_IMAGE_TOKEN} marker(s)")
+            raise BadSample(
+                "image_count",
+                f"image: the sample has {len(paths)} image(s) but its text has "
+                f"{placeholders} {DEFAULT_IMAGE_TOKEN} marker(s)",
+            )
         folder = self.mixture.source_of(index).image_folder or self.data.image_folder
         images = [_open_image(path, folder) for path in paths]
         crops = self._process(images)
@@ -177,8 +186,10 @@ class LazySupervisedDataset(Dataset):
             processed = process_images(images, self.image_processor, self.model_config)
             crops = processed[0]
             return [crops.unsqueeze(0) if crops.dim() == 3 else crops]
-        return [process_images([image], self.image_processor, self.model_config, image_aspect_ratio="pad")[0].unsqueeze(0)
-                for image in images]
+        return [
+            process_images([image], self.image_processor, self.model_config, image_aspect_ratio="pad")[0].unsqueeze(0)
+            for image in images
+        ]
 
     def _truncate(self, formatted: Formatted, crops, sizes):
         """Cut to ``max_length`` after image expansion without splitting an image (see module docstring)."""
@@ -200,8 +211,10 @@ class LazySupervisedDataset(Dataset):
         # let a sample cut before its first answer train on template tokens alone.
         if not any(formatted.answer[:keep]):
             detail = f" after truncation to {max_length} tokens" if truncated else ""
-            raise BadSample("no_supervised_tokens",
-                            f"conversations: no answer token left{detail} ({full} tokens after image expansion)")
+            raise BadSample(
+                "no_supervised_tokens",
+                f"conversations: no answer token left{detail} ({full} tokens after image expansion)",
+            )
         return input_ids, labels, input_ids.count(IMAGE_TOKEN_INDEX), truncated
 
 
@@ -234,7 +247,11 @@ def _move_image_markers(conversations, num_images: int):
     moved = []
     for turn in conversations:
         value = turn.get("value") if isinstance(turn, dict) else None
-        if isinstance(value, str) and value.count(DEFAULT_IMAGE_TOKEN) == 1 and not value.startswith(DEFAULT_IMAGE_TOKEN):
+        if (
+            isinstance(value, str)
+            and value.count(DEFAULT_IMAGE_TOKEN) == 1
+            and not value.startswith(DEFAULT_IMAGE_TOKEN)
+        ):
             value = (DEFAULT_IMAGE_TOKEN + "\n" + value.replace(DEFAULT_IMAGE_TOKEN, "").strip()).strip()
             turn = {**turn, "value": value}
         moved.append(turn)
@@ -254,4 +271,3 @@ def _open_image(path: str, folder: str | None) -> Image.Image:
     if loaded.width == 0 or loaded.height == 0:
         raise BadSample("empty_image", f"image: {full} decodes to an empty {loaded.width}x{loaded.height} image")
     return loaded
-

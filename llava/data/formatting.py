@@ -36,6 +36,7 @@ class Formatted(NamedTuple):
     labels: list[int]
     answer: list[bool]
 
+
 SYSTEM_PROMPT = "You are a helpful assistant."
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 NEWLINE_ID = 198  # "\n" in Qwen2's vocabulary
@@ -46,8 +47,9 @@ def _check_answers(turns: list[tuple[str, str]], indices: list[int], keep_empty_
         return
     for (role, value), index in zip(turns, indices):
         if role == "assistant" and not value.strip():
-            raise EmptyAnswer(f"conversations[{index}].value: empty assistant answer (pass --keep_empty_answers "
-                              "True to train on it)")
+            raise EmptyAnswer(
+                f"conversations[{index}].value: empty assistant answer (pass --keep_empty_answers True to train on it)"
+            )
 
 
 def _turns(conversations) -> list[tuple[str, str]]:
@@ -78,13 +80,18 @@ def _indices(conversations, turns) -> list[int]:
     return list(range(offset, len(conversations)))
 
 
-def format_qwen(conversations, tokenizer, *, unmask_chat_tokens: bool = True,
-                keep_empty_answers: bool = False) -> Formatted:
+def format_qwen(
+    conversations, tokenizer, *, unmask_chat_tokens: bool = True, keep_empty_answers: bool = False
+) -> Formatted:
     """ChatML ids, labels and answer positions (see module docstring)."""
     user_turns = _turns(conversations)
     _check_answers(user_turns, _indices(conversations, user_turns), keep_empty_answers)
     turns = [("system", SYSTEM_PROMPT)] + user_turns
-    special = {tokenizer.convert_tokens_to_ids("<|im_start|>"), tokenizer.convert_tokens_to_ids("<|im_end|>"), NEWLINE_ID}
+    special = {
+        tokenizer.convert_tokens_to_ids("<|im_start|>"),
+        tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        NEWLINE_ID,
+    }
     header_length = len(tokenizer("<|im_start|>assistant\n").input_ids)
     input_ids: list[int] = []
     labels: list[int] = []

@@ -113,8 +113,13 @@ def _yaml_entries(path: Path) -> list[DatasetEntry]:
         json_path = Path(item["json_path"])
         if not json_path.is_absolute() and (path.parent / json_path).exists():
             json_path = path.parent / json_path
-        entries.append(DatasetEntry(path=json_path, sampling_strategy=str(item.get("sampling_strategy", "all")),
-                                    image_folder=item.get("image_folder")))
+        entries.append(
+            DatasetEntry(
+                path=json_path,
+                sampling_strategy=str(item.get("sampling_strategy", "all")),
+                image_folder=item.get("image_folder"),
+            )
+        )
     return entries
 
 
@@ -131,7 +136,9 @@ def _read_records(entry: DatasetEntry, issues: list[LoadIssue]) -> list[dict]:
                 try:
                     records.append(json.loads(line))
                 except json.JSONDecodeError as error:
-                    issues.append(LoadIssue(source=str(path), sample_id=f"line {line_no}", reason=f"malformed JSON: {error}"))
+                    issues.append(
+                        LoadIssue(source=str(path), sample_id=f"line {line_no}", reason=f"malformed JSON: {error}")
+                    )
         return records
     try:
         records = json.loads(path.read_text())

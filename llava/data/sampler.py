@@ -65,8 +65,9 @@ def grouped_indices(
 
 
 class LengthGroupedSampler(Sampler[int]):
-    def __init__(self, lengths: list[int], *, batch_size: int, world_size: int, seed: int,
-                 group_by_modality: bool = True) -> None:
+    def __init__(
+        self, lengths: list[int], *, batch_size: int, world_size: int, seed: int, group_by_modality: bool = True
+    ) -> None:
         if batch_size < 1 or world_size < 1:
             raise ValueError(f"batch_size={batch_size} and world_size={world_size} must be positive")
         self.lengths = list(lengths)
@@ -84,5 +85,12 @@ class LengthGroupedSampler(Sampler[int]):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(grouped_indices(self.lengths, batch_size=self.batch_size, world_size=self.world_size,
-                                    generator=generator, group_by_modality=self.group_by_modality))
+        return iter(
+            grouped_indices(
+                self.lengths,
+                batch_size=self.batch_size,
+                world_size=self.world_size,
+                generator=generator,
+                group_by_modality=self.group_by_modality,
+            )
+        )

@@ -77,8 +77,18 @@ class Benchmark:
 
 
 def _b(key, name, split, cap, img, res, task, metric, scale, **extra) -> Benchmark:
-    return Benchmark(key=key, name=name, split=split, capability=cap, image=img, resolution=res, task=task,
-                     metric=metric, scale=scale, **extra)
+    return Benchmark(
+        key=key,
+        name=name,
+        split=split,
+        capability=cap,
+        image=img,
+        resolution=res,
+        task=task,
+        metric=metric,
+        scale=scale,
+        **extra,
+    )
 
 
 G, T, K, R = Capability.GENERAL, Capability.TEXT_RICH, Capability.KNOWLEDGE, Capability.REAL_WORLD
@@ -86,6 +96,8 @@ N, A, H = ImageCategory.NATURAL, ImageCategory.ABSTRACT, ImageCategory.HYBRID
 LO, HI = Resolution.LOW, Resolution.HIGH
 EM = "exact_match,none"
 
+# A table, one benchmark per entry as Table X lists them: kept out of the formatter.
+# fmt: off
 BENCHMARKS: tuple[Benchmark, ...] = (
     _b("vqav2", "VQAv2", "val", G, N, LO, "vqav2_val", EM, 100, ablation=True, description="Scene understanding VQA",
        answer="Open form (Short)", resolution_stats="120/640/523", aspect_stats="0.17/1.00/0.72", samples="214.00K"),
@@ -145,6 +157,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
        judged=True, description="Real-world Chat", answer="Open form (Long)", resolution_stats="224/3492/870",
        aspect_stats="0.37/1.00/0.72", samples="0.21K"),
 )
+# fmt: on
 
 BY_KEY = {b.key: b for b in BENCHMARKS}
 assert len(BY_KEY) == len(BENCHMARKS) == 20  # 19 datasets, MM-LiveBench twice
@@ -156,8 +169,12 @@ def load_benchmarks(path) -> tuple[Benchmark, ...]:
     out = []
     for index, entry in enumerate(entries):
         try:
-            fields = dict(entry, capability=Capability(entry["capability"]), image=ImageCategory(entry["image"]),
-                          resolution=Resolution(entry["resolution"]))
+            fields = dict(
+                entry,
+                capability=Capability(entry["capability"]),
+                image=ImageCategory(entry["image"]),
+                resolution=Resolution(entry["resolution"]),
+            )
             out.append(Benchmark(**fields))
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: entry {index} is not a valid benchmark: {error}") from None
@@ -181,8 +198,11 @@ def main(argv: list[str] | None = None) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--offline", action="store_true", help="only the rule-scored tasks")
     which.add_argument("--judged", action="store_true", help="only the GPT-judged tasks")
-    parser.add_argument("--local", action="store_true",
-                        help="names of the offline copies written by llava.eval.prepare_offline (<task>_local)")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="names of the offline copies written by llava.eval.prepare_offline (<task>_local)",
+    )
     args = parser.parse_args(argv)
     tasks = offline_tasks() if args.offline else judged_tasks() if args.judged else [b.task for b in BENCHMARKS]
     print(",".join(task + LOCAL_SUFFIX if args.local else task for task in tasks))

@@ -53,10 +53,23 @@ def _batch_size(value) -> int:
 class LlavaOvManager(lmms):
     is_simple = True
 
-    def __init__(self, pretrained: str | None = None, *, model=None, tokenizer=None, image_processor=None,
-                 conv_template: str = "qwen_1_5", device=None, dtype=None, attn_implementation: str | None = None,
-                 batch_size=1, max_batch_size=None, use_cache: bool = True, model_base: str | None = None,
-                 **unknown) -> None:
+    def __init__(
+        self,
+        pretrained: str | None = None,
+        *,
+        model=None,
+        tokenizer=None,
+        image_processor=None,
+        conv_template: str = "qwen_1_5",
+        device=None,
+        dtype=None,
+        attn_implementation: str | None = None,
+        batch_size=1,
+        max_batch_size=None,
+        use_cache: bool = True,
+        model_base: str | None = None,
+        **unknown,
+    ) -> None:
         super().__init__()
         if unknown:
             raise ValueError(f"llava_ov_manager: unknown model_args {sorted(unknown)}")
@@ -66,8 +79,13 @@ class LlavaOvManager(lmms):
         self._setup_processes(device)
         if model is None:
             tokenizer, model, image_processor, _ = load_pretrained_model(
-                pretrained, model_base, None, device_map={"": str(self._device)},
-                torch_dtype=None if dtype in (None, "auto") else dtype, attn_implementation=attn_implementation)
+                pretrained,
+                model_base,
+                None,
+                device_map={"": str(self._device)},
+                torch_dtype=None if dtype in (None, "auto") else dtype,
+                attn_implementation=attn_implementation,
+            )
         else:
             if tokenizer is None:
                 raise ValueError("an in-memory model needs its tokenizer=")
@@ -114,8 +132,18 @@ class LlavaOvManager(lmms):
         return rq.load_visuals(doc_to_visual, self.task_dict[task][split][doc_id], task, doc_id)
 
     def _prepare(self, index: int, context: str, visuals, group: str = "") -> rq.Prepared:
-        return rq.prepare(index, context, visuals, self.tokenizer, self.image_processor, self.model.config,
-                          template=self.conv_template, dtype=self.model.dtype, device=self.device, group=group)
+        return rq.prepare(
+            index,
+            context,
+            visuals,
+            self.tokenizer,
+            self.image_processor,
+            self.model.config,
+            template=self.conv_template,
+            dtype=self.model.dtype,
+            device=self.device,
+            group=group,
+        )
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         prepared = []
@@ -145,8 +173,9 @@ class LlavaOvManager(lmms):
                 gen_kwargs.pop(key, None)
         inputs = rq.collate(batch, self.pad_token_id, self.device)
         with torch.inference_mode():
-            new_tokens = self.model.generate(**inputs, pad_token_id=self.pad_token_id, use_cache=self.use_cache,
-                                             **gen_kwargs)
+            new_tokens = self.model.generate(
+                **inputs, pad_token_id=self.pad_token_id, use_cache=self.use_cache, **gen_kwargs
+            )
         return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
     def loglikelihood(self, requests: list[Instance]) -> list[LoglikelihoodResult]:
@@ -169,4 +198,6 @@ class LlavaOvManager(lmms):
         return results
 
     def generate_until_multi_round(self, requests) -> list[str]:
-        raise NotImplementedError("llava_ov_manager does not run multi-round tasks (none of the LLaVA-OV benchmarks is)")
+        raise NotImplementedError(
+            "llava_ov_manager does not run multi-round tasks (none of the LLaVA-OV benchmarks is)"
+        )

@@ -116,16 +116,24 @@ def stock_tasks(names: Iterable[str], task_manager: Any = None) -> list[StockTas
     if not_tasks:
         raise ValueError(f"{not_tasks} are groups or tags, not single YAML tasks; name their subtasks instead")
     # mode="simple" resolves include: chains without importing the utils modules behind !function.
-    return [StockTask(n, Path(index[n]["yaml_path"]).resolve(),
-                      utils.load_yaml_config(index[n]["yaml_path"], mode="simple")) for n in names]
+    return [
+        StockTask(
+            n, Path(index[n]["yaml_path"]).resolve(), utils.load_yaml_config(index[n]["yaml_path"], mode="simple")
+        )
+        for n in names
+    ]
 
 
 def write_local_yaml(stock: StockTask, out: Path) -> Path:
     """Write ``out/tasks/<task>_local.yaml`` (and GQA's utils module) pointing at ``out/data/<task>``."""
     tasks_dir = out.resolve() / "tasks"
     tasks_dir.mkdir(parents=True, exist_ok=True)
-    config = {"include": str(stock.yaml_path), "task": stock.local_name,
-              "dataset_path": str(out.resolve() / "data" / stock.name), "dataset_kwargs": {"load_from_disk": True}}
+    config = {
+        "include": str(stock.yaml_path),
+        "task": stock.local_name,
+        "dataset_path": str(out.resolve() / "data" / stock.name),
+        "dataset_kwargs": {"load_from_disk": True},
+    }
     text = yaml.safe_dump(config, sort_keys=False)
     if stock.needs_gqa_images:
         (tasks_dir / f"{GQA_UTILS}.py").write_text(_GQA_UTILS_SOURCE)
@@ -148,11 +156,17 @@ def prepare_task(stock: StockTask, out: Path, loader: Loader = hub_loader) -> di
     """Save one task's data, write its local YAML; return its manifest entry."""
     path, name, kwargs, splits = stock.source()
     rows = _save(loader, path, name, kwargs, splits, out / "data" / stock.name)
-    entry = {"local_task": stock.local_name, "stock_yaml": str(stock.yaml_path), "dataset_path": path,
-             "dataset_name": name, "rows": rows}
+    entry = {
+        "local_task": stock.local_name,
+        "stock_yaml": str(stock.yaml_path),
+        "dataset_path": path,
+        "dataset_name": name,
+        "rows": rows,
+    }
     if stock.needs_gqa_images:
-        entry["images_rows"] = _save(loader, GQA_IMAGES_PATH, GQA_IMAGES_CONFIG, {}, [GQA_IMAGES_SPLIT],
-                                     out / "data" / GQA_IMAGES_DIR)
+        entry["images_rows"] = _save(
+            loader, GQA_IMAGES_PATH, GQA_IMAGES_CONFIG, {}, [GQA_IMAGES_SPLIT], out / "data" / GQA_IMAGES_DIR
+        )
     entry["yaml"] = str(write_local_yaml(stock, out))
     return entry
 
@@ -162,9 +176,17 @@ def _write_manifest(out: Path, entries: dict[str, dict]) -> Path:
     # Merge with earlier runs on the same DIR, so tasks can be prepared in several batches.
     tasks = json.loads(manifest.read_text())["tasks"] if manifest.exists() else {}
     tasks.update(entries)
-    manifest.write_text(json.dumps({"lmms_eval_version": version("lmms_eval"),
-                                    "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                    "include_path": str(out.resolve() / "tasks"), "tasks": tasks}, indent=2))
+    manifest.write_text(
+        json.dumps(
+            {
+                "lmms_eval_version": version("lmms_eval"),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "include_path": str(out.resolve() / "tasks"),
+                "tasks": tasks,
+            },
+            indent=2,
+        )
+    )
     return manifest
 
 
@@ -201,8 +223,13 @@ def main(argv: list[str] | None = None) -> None:
         for path in relink(args.out):
             print(path)
         return
-    tasks = ([t for t in args.tasks.split(",") if t] if args.tasks else
-             offline_tasks() if args.offline_only else [b.task for b in BENCHMARKS])
+    tasks = (
+        [t for t in args.tasks.split(",") if t]
+        if args.tasks
+        else offline_tasks()
+        if args.offline_only
+        else [b.task for b in BENCHMARKS]
+    )
     manifest = prepare(tasks, args.out)
     local = ",".join(manifest["tasks"][t]["local_task"] for t in tasks)
     print(f"lmms-eval --include_path {manifest['include_path']} --tasks {local}")

@@ -45,7 +45,9 @@ def conversation(context: str, num_images: int, template: str, answer: str | Non
         conv.append_message(conv.roles[0], question)
     else:
         if len(turns) % 2 != 1:
-            raise ValueError(f"a JSON task context needs an odd number of turns (ending with the user), got {len(turns)}")
+            raise ValueError(
+                f"a JSON task context needs an odd number of turns (ending with the user), got {len(turns)}"
+            )
         for index, turn in enumerate(turns):
             conv.append_message(conv.roles[index % 2], turn["value"])
     conv.append_message(conv.roles[1], answer)

@@ -51,8 +51,9 @@ def table_xi(summaries: dict[str, dict[str, Average]], baseline: str) -> str:
     return _markdown(["Model"] + [f"{c} (%)" for c in columns], rows)
 
 
-def table_per_dataset(scores: dict[str, Scores], summaries, capabilities: list[Capability],
-                      benchmarks: tuple[Benchmark, ...]) -> str:
+def table_per_dataset(
+    scores: dict[str, Scores], summaries, capabilities: list[Capability], benchmarks: tuple[Benchmark, ...]
+) -> str:
     """Tables XII/XIII: each dataset's score and each capability's average (OCRBench as a count)."""
     header, picks = ["Model"], []
     for capability in capabilities:
@@ -71,15 +72,43 @@ def table_per_dataset(scores: dict[str, Scores], summaries, capabilities: list[C
 
 
 def table_x(benchmarks: tuple[Benchmark, ...]) -> str:
-    rows = [[b.capability.value, b.name + (" ★" if b.ablation else ""), b.split, b.description, b.answer,
-             b.image.value, b.resolution.value, b.resolution_stats, b.aspect_stats, b.samples,
-             f"`{b.task}`" + (" (judge)" if b.judged else "")] for b in benchmarks]
-    return _markdown(["Capability", "Dataset", "Split", "Description", "Answer", "Image", "Resolution",
-                      "Res. min/max/mean", "Aspect min/max/mean", "# Samples", "lmms-eval task"], rows)
+    rows = [
+        [
+            b.capability.value,
+            b.name + (" ★" if b.ablation else ""),
+            b.split,
+            b.description,
+            b.answer,
+            b.image.value,
+            b.resolution.value,
+            b.resolution_stats,
+            b.aspect_stats,
+            b.samples,
+            f"`{b.task}`" + (" (judge)" if b.judged else ""),
+        ]
+        for b in benchmarks
+    ]
+    return _markdown(
+        [
+            "Capability",
+            "Dataset",
+            "Split",
+            "Description",
+            "Answer",
+            "Image",
+            "Resolution",
+            "Res. min/max/mean",
+            "Aspect min/max/mean",
+            "# Samples",
+            "lmms-eval task",
+        ],
+        rows,
+    )
 
 
-def write_csvs(out: Path, scores: dict[str, Scores], summaries, baseline: str,
-               benchmarks: tuple[Benchmark, ...]) -> None:
+def write_csvs(
+    out: Path, scores: dict[str, Scores], summaries, baseline: str, benchmarks: tuple[Benchmark, ...]
+) -> None:
     with open(out / "scores.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["benchmark", "name", "split", "variant", "score", "delta_vs_" + baseline])
@@ -90,8 +119,9 @@ def write_csvs(out: Path, scores: dict[str, Scores], summaries, baseline: str,
                 writer.writerow([bench.key, bench.name, bench.split, name, _cell(value), _cell(delta)])
     with open(out / "categories.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["category", "variant", "average", "datasets_present", "datasets_total",
-                         "delta_vs_" + baseline])
+        writer.writerow(
+            ["category", "variant", "average", "datasets_present", "datasets_total", "delta_vs_" + baseline]
+        )
         for column in next(iter(summaries.values())):
             for name, summary in summaries.items():
                 avg, base = summary[column], summaries[baseline][column]
@@ -112,8 +142,10 @@ def plot(out: Path, summaries: dict[str, dict[str, Average]], baseline: str) -> 
         xs = [c + index * width for c in range(len(columns))]
         values = [summary[c].value for c in columns]
         top.bar(xs, [v if v is not None else 0 for v in values], width, label=name)
-        deltas = [None if v is None or summaries[baseline][c].value is None else v - summaries[baseline][c].value
-                  for v, c in zip(values, columns)]
+        deltas = [
+            None if v is None or summaries[baseline][c].value is None else v - summaries[baseline][c].value
+            for v, c in zip(values, columns)
+        ]
         bottom.bar(xs, [d if d is not None else 0 for d in deltas], width, label=name)
     top.set_ylabel("average score (%)")
     top.set_title("Zero-shot averages (Table XI); missing categories drawn as empty")
@@ -132,22 +164,40 @@ def plot(out: Path, summaries: dict[str, dict[str, Average]], baseline: str) -> 
 
 def _document(scores, summaries, missing, baseline: str, benchmarks: tuple[Benchmark, ...], title: str) -> str:
     parts = [
-        f"# {title}", "",
-        "## Table XI: overall and category averages (OCRBench / 10; MM-LiveBench's two months count as two)", "",
-        table_xi(summaries, baseline), "",
-        "## Table XII: General and Text-Rich", "",
-        table_per_dataset(scores, summaries, [Capability.GENERAL, Capability.TEXT_RICH], benchmarks), "",
-        "## Table XIII: Knowledge and Real-World", "",
-        table_per_dataset(scores, summaries, [Capability.KNOWLEDGE, Capability.REAL_WORLD], benchmarks), "",
-        "## Missing datasets", "",
-        *[f"- {name}: {', '.join(labels) if labels else 'none'}" for name, labels in missing.items()], "",
-        "## Table X: datasets", "", table_x(benchmarks), "",
+        f"# {title}",
+        "",
+        "## Table XI: overall and category averages (OCRBench / 10; MM-LiveBench's two months count as two)",
+        "",
+        table_xi(summaries, baseline),
+        "",
+        "## Table XII: General and Text-Rich",
+        "",
+        table_per_dataset(scores, summaries, [Capability.GENERAL, Capability.TEXT_RICH], benchmarks),
+        "",
+        "## Table XIII: Knowledge and Real-World",
+        "",
+        table_per_dataset(scores, summaries, [Capability.KNOWLEDGE, Capability.REAL_WORLD], benchmarks),
+        "",
+        "## Missing datasets",
+        "",
+        *[f"- {name}: {', '.join(labels) if labels else 'none'}" for name, labels in missing.items()],
+        "",
+        "## Table X: datasets",
+        "",
+        table_x(benchmarks),
+        "",
     ]
     return "\n".join(parts)
 
 
-def build_report(variants: dict[str, list[str]], out: str | Path, baseline: str | None = None, *,
-                 benchmarks: tuple[Benchmark, ...] = BENCHMARKS, title: str = "Zero-shot results") -> dict:
+def build_report(
+    variants: dict[str, list[str]],
+    out: str | Path,
+    baseline: str | None = None,
+    *,
+    benchmarks: tuple[Benchmark, ...] = BENCHMARKS,
+    title: str = "Zero-shot results",
+) -> dict:
     """Read every variant's results, write report.md, the CSVs and report.png into ``out``."""
     if not variants:
         raise ValueError("give at least one --variant NAME=PATH")
@@ -174,8 +224,13 @@ def _parse_variant(text: str) -> tuple[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", type=_parse_variant, action="append", required=True,
-                        help="NAME=PATH[,PATH...]: results files or directories of one variant (repeat)")
+    parser.add_argument(
+        "--variant",
+        type=_parse_variant,
+        action="append",
+        required=True,
+        help="NAME=PATH[,PATH...]: results files or directories of one variant (repeat)",
+    )
     parser.add_argument("--baseline", help="variant the deltas are taken against (default: the first)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--benchmarks", help="JSON benchmark set instead of the paper's (e.g. the playground's)")

@@ -53,7 +53,9 @@ def image_tensor(visuals: list[Image.Image], image_processor, config, dtype, dev
     """Preprocess like the stock wrapper: the model's aspect-ratio mode for one image, ``pad`` for several."""
     if not visuals:
         return None, "text"
-    processed = process_images(visuals, image_processor, config, image_aspect_ratio=None if len(visuals) == 1 else "pad")
+    processed = process_images(
+        visuals, image_processor, config, image_aspect_ratio=None if len(visuals) == 1 else "pad"
+    )
     if isinstance(processed, torch.Tensor) and processed.dim() == 4:
         return processed.to(device=device, dtype=dtype), "unpacked"
     # One anyres image: a 5-D stack (1, P, 3, S, S) or a one-element list.
@@ -61,13 +63,15 @@ def image_tensor(visuals: list[Image.Image], image_processor, config, dtype, dev
     return crops.to(device=device, dtype=dtype), "packed"
 
 
-def prepare(index: int, context: str, visuals, tokenizer, image_processor, config, *, template, dtype, device,
-            group: str = "") -> Prepared:
+def prepare(
+    index: int, context: str, visuals, tokenizer, image_processor, config, *, template, dtype, device, group: str = ""
+) -> Prepared:
     images, kind = image_tensor(visuals, image_processor, config, dtype, device)
     prompt = build_prompt(context, len(visuals), template)
     ids = tokenizer_image_token(prompt, tokenizer, IMAGE_TOKEN_INDEX, return_tensors="pt")
-    return Prepared(index=index, ids=ids, images=images, sizes=[v.size for v in visuals], kind=kind,
-                    group=f"{group}|{kind}")
+    return Prepared(
+        index=index, ids=ids, images=images, sizes=[v.size for v in visuals], kind=kind, group=f"{group}|{kind}"
+    )
 
 
 def gen_kwargs_key(gen_kwargs: dict) -> str:
@@ -82,7 +86,7 @@ def batches(items: list[Prepared], batch_size: int) -> list[list[Prepared]]:
     out = []
     for members in groups.values():
         members.sort(key=lambda item: -item.ids.numel())
-        out.extend(members[start:start + batch_size] for start in range(0, len(members), batch_size))
+        out.extend(members[start : start + batch_size] for start in range(0, len(members), batch_size))
     return out
 
 
@@ -92,8 +96,8 @@ def collate(batch: list[Prepared], pad_token_id: int, device) -> dict:
     ids = torch.full((len(batch), longest), pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(batch), longest), dtype=torch.long)
     for row, item in enumerate(batch):
-        ids[row, longest - item.ids.numel():] = item.ids
-        mask[row, longest - item.ids.numel():] = 1
+        ids[row, longest - item.ids.numel() :] = item.ids
+        mask[row, longest - item.ids.numel() :] = 1
     kind = batch[0].kind
     assert all(item.kind == kind for item in batch), "a batch mixes image kinds"
     inputs = {"inputs": ids.to(device), "attention_mask": mask.to(device)}

@@ -92,8 +92,15 @@ def check_results(path: Path | None, tasks: list[str]) -> dict:
 
 def lmms_eval_command(lmms_args: list[str], num_processes: int) -> list[str]:
     if num_processes > 1:
-        return [sys.executable, "-m", "accelerate.commands.launch", f"--num_processes={num_processes}",
-                "-m", "lmms_eval", *lmms_args]
+        return [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            f"--num_processes={num_processes}",
+            "-m",
+            "lmms_eval",
+            *lmms_args,
+        ]
     return [sys.executable, "-m", "lmms_eval", *lmms_args]
 
 

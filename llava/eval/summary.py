@@ -94,8 +94,9 @@ def collect_scores(paths: list[str | Path], benches: tuple[Benchmark, ...] = BEN
     for path in result_files(paths):
         for key, value in scores_from_file(path, benches).items():
             if key in merged and not math.isclose(merged[key], value):
-                warnings.warn(f"{path}: {key} = {value:.2f} replaces {merged[key]:.2f} from an older file",
-                              stacklevel=2)
+                warnings.warn(
+                    f"{path}: {key} = {value:.2f} replaces {merged[key]:.2f} from an older file", stacklevel=2
+                )
             merged[key] = value
     return merged
 

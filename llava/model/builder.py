@@ -36,11 +36,13 @@ def resolve_attn_implementation(requested: str | None) -> str:
         return "sdpa"
     if requested not in ATTN_IMPLEMENTATIONS:
         raise ValueError(f"attn_implementation={requested!r} is not one of {ATTN_IMPLEMENTATIONS}")
-    if requested == "flash_attention_2" and (importlib.util.find_spec("flash_attn") is None
-                                             or not torch.cuda.is_available()):
+    if requested == "flash_attention_2" and (
+        importlib.util.find_spec("flash_attn") is None or not torch.cuda.is_available()
+    ):
         reason = "flash-attn is not installed" if torch.cuda.is_available() else "no CUDA device is available"
-        warnings.warn(f"attn_implementation='flash_attention_2' requested but {reason}; using 'sdpa' instead",
-                      stacklevel=2)
+        warnings.warn(
+            f"attn_implementation='flash_attention_2' requested but {reason}; using 'sdpa' instead", stacklevel=2
+        )
         return "sdpa"
     return requested
 
@@ -52,8 +54,14 @@ def resolve_dtype(torch_dtype) -> torch.dtype:
         return torch.float32
     if isinstance(torch_dtype, torch.dtype):
         return torch_dtype
-    names = {"float16": torch.float16, "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float32": torch.float32, "fp32": torch.float32}
+    names = {
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+        "float32": torch.float32,
+        "fp32": torch.float32,
+    }
     if torch_dtype not in names:
         raise ValueError(f"torch_dtype={torch_dtype!r} is not one of {sorted(names)} or 'auto'")
     return names[torch_dtype]
@@ -104,7 +112,9 @@ def load_pretrained_model(
     check_missing_keys(model, info["missing_keys"], source)
     if model_base is not None:
         overlay_weights(model, read_weights(model_path), model_path)
-    tokenizer = AutoTokenizer.from_pretrained(model_path if (Path(model_path) / "tokenizer_config.json").exists() else source)
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_path if (Path(model_path) / "tokenizer_config.json").exists() else source
+    )
     if len(tokenizer) > model.config.vocab_size:
         model.resize_token_embeddings(len(tokenizer))
     set_generation_defaults(model, tokenizer)

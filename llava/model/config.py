@@ -159,10 +159,15 @@ class MultimodalSpec:
         # No default is filled in: process_images reads the config's own field, so a pinpoint list invented here
         # would build a model that the image pipeline then disagrees with.
         if aspect_ratio.is_anyres and config.image_grid_pinpoints is None:
-            raise ValueError(f"image_aspect_ratio={config.image_aspect_ratio!r} needs image_grid_pinpoints (e.g. "
-                             f"{OV_GRID_PINPOINTS!r}, LLaVA-OneVision's)")
-        pinpoints = () if config.image_grid_pinpoints is None else parse_grid_pinpoints(
-            config.image_grid_pinpoints, vision.image_size)
+            raise ValueError(
+                f"image_aspect_ratio={config.image_aspect_ratio!r} needs image_grid_pinpoints (e.g. "
+                f"{OV_GRID_PINPOINTS!r}, LLaVA-OneVision's)"
+            )
+        pinpoints = (
+            ()
+            if config.image_grid_pinpoints is None
+            else parse_grid_pinpoints(config.image_grid_pinpoints, vision.image_size)
+        )
         return cls(
             projector=_projector_spec(config),
             merge_type=MergeType(config.mm_patch_merge_type),
@@ -197,6 +202,11 @@ def _projector_spec(config: LlavaQwenConfig) -> ProjectorSpec:
 def ov_0p5b_config(**overrides) -> LlavaQwenConfig:
     """The real-size LLaVA-OV-0.5B architecture (+Grid: anyres_max_9 over the 6 x 6 pinpoints), for budgets and
     random-initialised GPU runs; ``overrides`` go to ``LlavaQwenConfig`` unchanged."""
-    fields = dict(QWEN2_0P5B, image_aspect_ratio="anyres_max_9", image_grid_pinpoints=OV_GRID_PINPOINTS,
-                  mm_patch_merge_type="spatial_unpad", mm_projector_type="mlp2x_gelu")
+    fields = dict(
+        QWEN2_0P5B,
+        image_aspect_ratio="anyres_max_9",
+        image_grid_pinpoints=OV_GRID_PINPOINTS,
+        mm_patch_merge_type="spatial_unpad",
+        mm_projector_type="mlp2x_gelu",
+    )
     return LlavaQwenConfig(**{**fields, **overrides})

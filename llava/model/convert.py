@@ -62,7 +62,7 @@ def _rename_all(state_dict: dict[str, torch.Tensor], table, direction: str) -> d
         if match is None:
             unknown.append(key)
         else:
-            out[match[1] + key[len(match[0]):]] = value
+            out[match[1] + key[len(match[0]) :]] = value
     if unknown:
         raise ValueError(f"{direction}: {len(unknown)} keys have no counterpart, e.g. {unknown[:3]}")
     return out
@@ -92,8 +92,12 @@ def to_hf_config(
     config: LlavaQwenConfig, *, image_token_index: int = 151646, video_token_index: int = 151647
 ) -> LlavaOnevisionConfig:
     spec = MultimodalSpec.from_config(config)
-    runs_as_hf = (spec.aspect_ratio.name is AspectRatio.ANYRES_MAX and spec.use_newline
-                  and spec.projector.kind is ProjectorKind.MLP and spec.projector.depth == 2)
+    runs_as_hf = (
+        spec.aspect_ratio.name is AspectRatio.ANYRES_MAX
+        and spec.use_newline
+        and spec.projector.kind is ProjectorKind.MLP
+        and spec.projector.depth == 2
+    )
     if not runs_as_hf:
         warnings.warn(
             f"transformers' LlavaOnevision always runs anyres_max_N + spatial_unpad with an mlp2x_gelu projector; this "
@@ -117,8 +121,9 @@ def to_hf_config(
         multimodal_projector_bias=True,
         tie_word_embeddings=config.tie_word_embeddings,
         # A non-anyres model has no pinpoints; transformers needs some (and warns above that it differs anyway).
-        image_grid_pinpoints=[[h, w] for (w, h) in spec.grid_pinpoints or parse_grid_pinpoints(OV_GRID_PINPOINTS,
-                                                                                                spec.crop_size)],
+        image_grid_pinpoints=[
+            [h, w] for (w, h) in spec.grid_pinpoints or parse_grid_pinpoints(OV_GRID_PINPOINTS, spec.crop_size)
+        ],
         vision_aspect_ratio=f"anyres_max_{max_crops}",
     )
 
@@ -128,8 +133,10 @@ def _hf_feature_layer(config: LlavaOnevisionConfig) -> int:
     layer = config.vision_feature_layer
     if isinstance(layer, (list, tuple)):
         if len(layer) != 1:
-            raise ValueError(f"vision_feature_layer={list(layer)}: transformers concatenates these layers' features "
-                             "along channels before the projector; a LLaVA-NeXT projector reads one layer")
+            raise ValueError(
+                f"vision_feature_layer={list(layer)}: transformers concatenates these layers' features "
+                "along channels before the projector; a LLaVA-NeXT projector reads one layer"
+            )
         layer = layer[0]
     return int(layer)
 
@@ -140,8 +147,10 @@ def hf_vision_depth(config: LlavaOnevisionConfig) -> int:
     total = config.vision_config.num_hidden_layers
     depth = total + 1 + layer if layer < 0 else layer
     if not 1 <= depth <= total:
-        raise ValueError(f"vision_feature_layer={config.vision_feature_layer!r} selects no encoder layer of a "
-                         f"{total}-layer vision tower")
+        raise ValueError(
+            f"vision_feature_layer={config.vision_feature_layer!r} selects no encoder layer of a "
+            f"{total}-layer vision tower"
+        )
     return depth
 
 
@@ -189,12 +198,15 @@ def _fit_hf_state(state: dict[str, torch.Tensor], config: LlavaOnevisionConfig) 
     def kept_key(key: str) -> bool:
         if key.startswith(vision + "head."):  # SigLIP's pooling head: transformers' LlavaOnevision never runs it
             return False
-        return not (key.startswith(layers) and int(key[len(layers):].split(".")[0]) >= depth)
+        return not (key.startswith(layers) and int(key[len(layers) :].split(".")[0]) >= depth)
 
     kept = {k: v for k, v in state.items() if kept_key(k)}
     if not config.multimodal_projector_bias:
-        warnings.warn("multimodal_projector_bias=False: the projector gets zero biases (same outputs; they train if "
-                      "the model is fine-tuned)", stacklevel=3)
+        warnings.warn(
+            "multimodal_projector_bias=False: the projector gets zero biases (same outputs; they train if "
+            "the model is fine-tuned)",
+            stacklevel=3,
+        )
         for index in (0, 2):
             weight = kept[f"model.mm_projector.{index}.weight"]
             kept[f"model.mm_projector.{index}.bias"] = weight.new_zeros(weight.shape[0])
@@ -256,7 +268,9 @@ def _special_ids(tokenizer, vocab_size: int) -> tuple[int, int]:
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>", "<video>"]})
     ids = tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
     if max(ids) >= vocab_size:
-        raise ValueError(f"<image>/<video> ids {ids} do not fit the vocabulary of {vocab_size}; resize embeddings first")
+        raise ValueError(
+            f"<image>/<video> ids {ids} do not fit the vocabulary of {vocab_size}; resize embeddings first"
+        )
     return ids[0], ids[1]
 
 

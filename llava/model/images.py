@@ -47,8 +47,12 @@ class ImageBatch:
         else:
             shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
             raise ValueError(f"images must be a list of (P, 3, H, W) tensors or a 4-D/5-D tensor, got {shape}")
-        return cls(crops=crops, sizes=_sizes(image_sizes, len(crops)), modalities=_modalities(modalities, len(crops)),
-                   unpacked=unpacked)
+        return cls(
+            crops=crops,
+            sizes=_sizes(image_sizes, len(crops)),
+            modalities=_modalities(modalities, len(crops)),
+            unpacked=unpacked,
+        )
 
     @property
     def placed(self) -> list[int]:

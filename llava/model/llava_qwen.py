@@ -185,9 +185,19 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         """The validated multimodal view of the config, built once per state of the fields it reads (lmms-eval's
         stock wrapper edits ``config.image_aspect_ratio`` between requests; pass ``image_aspect_ratio=`` instead)."""
         config = self.config
-        key = repr((config.image_aspect_ratio, config.image_grid_pinpoints, config.mm_patch_merge_type,
-                    config.mm_projector_type, config.mm_hidden_size, config.hidden_size, config.tokenizer_padding_side,
-                    config.tokenizer_model_max_length, config.manager))
+        key = repr(
+            (
+                config.image_aspect_ratio,
+                config.image_grid_pinpoints,
+                config.mm_patch_merge_type,
+                config.mm_projector_type,
+                config.mm_hidden_size,
+                config.hidden_size,
+                config.tokenizer_padding_side,
+                config.tokenizer_model_max_length,
+                config.manager,
+            )
+        )
         cached = getattr(self, "_mm_spec_cache", None)
         if cached is None or cached[0] != key:
             cached = (key, MultimodalSpec.from_config(config))
@@ -256,14 +266,22 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         """LLaVA-NeXT's forward. ``supervised_logits_only`` (training): with ``labels``, project only the positions
         that have a target onto the vocabulary and return no logits -- the same loss without a (B, L, 152K) tensor."""
         if inputs_embeds is None and input_ids is not None and images is not None:
-            spliced = self.prepare_multimodal_inputs(input_ids, attention_mask, labels, images, image_sizes, modalities,
-                                                     image_aspect_ratio=image_aspect_ratio)
+            spliced = self.prepare_multimodal_inputs(
+                input_ids,
+                attention_mask,
+                labels,
+                images,
+                image_sizes,
+                modalities,
+                image_aspect_ratio=image_aspect_ratio,
+            )
             input_ids, inputs_embeds = None, spliced.inputs_embeds
             attention_mask, position_ids, labels = spliced.attention_mask, spliced.position_ids, spliced.labels
             visual_injection = spliced.visual_injection
         elif input_ids is not None and bool((input_ids == IMAGE_TOKEN_INDEX).any()):
             raise ValueError(
-                f"input_ids hold {int((input_ids == IMAGE_TOKEN_INDEX).sum())} image placeholders but no images were given"
+                f"input_ids hold {int((input_ids == IMAGE_TOKEN_INDEX).sum())} image placeholders but no images "
+                "were given"
             )
         outputs = self.model(
             input_ids=input_ids,
@@ -294,8 +312,15 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         return result.to_tuple() if return_dict is False else result
 
     @torch.no_grad()
-    def generate(self, inputs: torch.Tensor | None = None, images=None, image_sizes=None, modalities=None,
-                 image_aspect_ratio: str | None = None, **kwargs):
+    def generate(
+        self,
+        inputs: torch.Tensor | None = None,
+        images=None,
+        image_sizes=None,
+        modalities=None,
+        image_aspect_ratio: str | None = None,
+        **kwargs,
+    ):
         """Generate from ids with ``-200`` placeholders; returns only the new tokens (as LLaVA-NeXT does).
         ``image_aspect_ratio``: this call's image mode instead of the config's (see ``prepare_multimodal_inputs``).
 
@@ -309,7 +334,13 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         if inputs is None:
             raise ValueError("generate() needs input ids")
         spliced = self.prepare_multimodal_inputs(
-            inputs, attention_mask, None, images, image_sizes, modalities, padding_side="left",
+            inputs,
+            attention_mask,
+            None,
+            images,
+            image_sizes,
+            modalities,
+            padding_side="left",
             image_aspect_ratio=image_aspect_ratio,
         )
         if spliced.visual_injection is not None:
@@ -317,7 +348,13 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         return super().generate(inputs_embeds=spliced.inputs_embeds, attention_mask=spliced.attention_mask, **kwargs)
 
     def prepare_inputs_for_generation(
-        self, input_ids, past_key_values=None, attention_mask=None, inputs_embeds=None, is_first_iteration=False, **kwargs
+        self,
+        input_ids,
+        past_key_values=None,
+        attention_mask=None,
+        inputs_embeds=None,
+        is_first_iteration=False,
+        **kwargs,
     ):
         # Managers inject only where the visual tokens are in the current forward: the prefill. Later steps see
         # the injected states through the KV cache.

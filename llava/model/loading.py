@@ -77,14 +77,20 @@ def check_missing_keys(model: nn.Module, missing: list[str], source) -> None:
         )
 
 
-def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], source,
-                 allowed_missing: Callable[[str], bool] = lambda key: False) -> None:
+def load_weights(
+    model: nn.Module,
+    weights: dict[str, torch.Tensor],
+    source,
+    allowed_missing: Callable[[str], bool] = lambda key: False,
+) -> None:
     """All of a model's weights: a key the model lacks is an error, a missing one too unless ``allowed_missing``
     (modules a stage creates fresh) or a manager (``check_missing_keys``)."""
     result = model.load_state_dict(weights, strict=False)
     if result.unexpected_keys:
-        raise ValueError(f"{source}: {len(result.unexpected_keys)} weights the model does not have, e.g. "
-                         f"{sorted(result.unexpected_keys)[:3]}")
+        raise ValueError(
+            f"{source}: {len(result.unexpected_keys)} weights the model does not have, e.g. "
+            f"{sorted(result.unexpected_keys)[:3]}"
+        )
     check_missing_keys(model, [k for k in result.missing_keys if not allowed_missing(k)], source)
 
 

@@ -33,8 +33,9 @@ class VisualInjection:
     experts: torch.Tensor  # (E, N, D): projected expert features at those positions, same order
 
     @classmethod
-    def build(cls, token_kinds: torch.Tensor, image_token_index: torch.Tensor, expert_tokens: torch.Tensor,
-              targets: str) -> VisualInjection:
+    def build(
+        cls, token_kinds: torch.Tensor, image_token_index: torch.Tensor, expert_tokens: torch.Tensor, targets: str
+    ) -> VisualInjection:
         """``token_kinds``/``image_token_index`` come from the splice; ``expert_tokens`` is (E, rows, D)."""
         positions = torch.zeros_like(token_kinds, dtype=torch.bool)
         for kind in TARGET_KINDS[targets]:
@@ -139,9 +140,7 @@ class ManagerStack(nn.Module):
         super().__init__()
         assert config.enabled, "build a ManagerStack only for enabled managers"
         self.config = config
-        self.layers = nn.ModuleDict(
-            {str(i): _build_manager(config, hidden_size, eps) for i in config.inject_layers}
-        )
+        self.layers = nn.ModuleDict({str(i): _build_manager(config, hidden_size, eps) for i in config.inject_layers})
         # Introspection (analysis scripts): when ``record`` is on, ``recorded[layer]`` holds the aggregation
         # weights of the last forward: SAUM (E, D) learned weights, AAUM (N, E) per-token weights.
         self.record = False

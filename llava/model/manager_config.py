@@ -81,8 +81,10 @@ class ManagerConfig:
 
     def to_dict(self) -> dict:
         """Plain JSON values (``config.json``): enums as their strings, index tuples as lists."""
-        return {k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, StrEnum) else v
-                for k, v in asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else str(v) if isinstance(v, StrEnum) else v
+            for k, v in asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, value: dict | ManagerConfig | None) -> ManagerConfig:

@@ -59,8 +59,8 @@ def pack_image(
         return _pack_single(features[..., 0, :, :], newline)
     if not spec.aspect_ratio.is_anyres:
         raise ValueError(
-            f"an image has {num_crops} crops but image_aspect_ratio is {str(spec.aspect_ratio.name)!r}; only anyres modes "
-            "produce several crops per image"
+            f"an image has {num_crops} crops but image_aspect_ratio is {str(spec.aspect_ratio.name)!r}; only anyres "
+            "modes produce several crops per image"
         )
     if image_size is None:
         raise ValueError("anyres images need their original (width, height) in image_sizes")

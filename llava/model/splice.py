@@ -106,7 +106,9 @@ def _assemble(rows, text_embeds, image_tokens, image_kinds, labels, num_text, pa
         span = slice(longest - len(row), longest) if padding_side == "left" else slice(0, len(row))
         index[b, span] = row
         attention[b, span] = 1
-    table = torch.cat([text_embeds.reshape(num_text, dim), image_tokens.to(text_embeds.dtype), text_embeds.new_zeros(1, dim)])
+    table = torch.cat(
+        [text_embeds.reshape(num_text, dim), image_tokens.to(text_embeds.dtype), text_embeds.new_zeros(1, dim)]
+    )
     is_image = (index >= num_text) & (index < pad_row)
     image_index = torch.where(is_image, index - num_text, torch.full_like(index, -1))
     kinds = torch.full(index.shape, -1, dtype=torch.int8, device=device)

@@ -22,7 +22,9 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     if path.is_file():
         files = [path]
     elif path.is_dir():
-        files = sorted(path.glob("*.safetensors")) or sorted(p for p in path.glob("*.bin") if p.name != "training_args.bin")
+        files = sorted(path.glob("*.safetensors")) or sorted(
+            p for p in path.glob("*.bin") if p.name != "training_args.bin"
+        )
     else:
         raise ValueError(f"{path}: no such file or directory")
     if not files:

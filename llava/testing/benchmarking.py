@@ -13,12 +13,20 @@ CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 
 
 def add_timing_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clock", choices=tuple(CLOCKS), default="cpu",
-                        help="cpu: process CPU time, which time spent descheduled by a busy host does not inflate "
-                             "(with one thread it is the work done); wall: elapsed time")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; 1 by default: on a shared 2-core machine two threads stall on each other "
-                             "and on neighbours, which swamps the few percent being measured (0 = torch's default)")
+    parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="cpu",
+        help="cpu: process CPU time, which time spent descheduled by a busy host does not inflate "
+        "(with one thread it is the work done); wall: elapsed time",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads; 1 by default: on a shared 2-core machine two threads stall on each other "
+        "and on neighbours, which swamps the few percent being measured (0 = torch's default)",
+    )
 
 
 @contextmanager

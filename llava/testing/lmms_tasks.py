@@ -17,8 +17,14 @@ from pathlib import Path
 
 from PIL import Image
 
-PRIMARIES = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "white": (255, 255, 255),
-             "black": (0, 0, 0), "yellow": (255, 255, 0)}
+PRIMARIES = {
+    "red": (255, 0, 0),
+    "green": (0, 255, 0),
+    "blue": (0, 0, 255),
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "yellow": (255, 255, 0),
+}
 SIZES = [(64, 64), (200, 100), (90, 300), (500, 380), (800, 420)]
 TASKS = ("ovm_probe_colour", "ovm_probe_pair", "ovm_probe_text", "ovm_probe_choice")
 
@@ -104,19 +110,29 @@ def _docs(folder: Path, rng: random.Random, count: int) -> dict[str, list[dict]]
     for index in range(count):
         colour, other = rng.sample(colours, 2)
         image = _image(folder, colour, rng.choice(SIZES))
-        docs["ovm_probe_colour"].append({"id": index, "images": [image], "question": "What colour is the image?",
-                                         "answer": colour})
+        docs["ovm_probe_colour"].append(
+            {"id": index, "images": [image], "question": "What colour is the image?", "answer": colour}
+        )
         side = rng.choice([64, 96])
         pair = [_image(folder, colour, (side, side)), _image(folder, other, (side, side))]
-        docs["ovm_probe_pair"].append({"id": index, "images": pair, "question": "What colour is the first image?",
-                                       "answer": colour})
-        docs["ovm_probe_text"].append({"id": index, "images": [], "question": f"Say the word {colour}.",
-                                       "answer": colour})
+        docs["ovm_probe_pair"].append(
+            {"id": index, "images": pair, "question": "What colour is the first image?", "answer": colour}
+        )
+        docs["ovm_probe_text"].append(
+            {"id": index, "images": [], "question": f"Say the word {colour}.", "answer": colour}
+        )
         choices = rng.sample(colours, 3)
         if colour not in choices:
             choices[rng.randrange(3)] = colour
-        docs["ovm_probe_choice"].append({"id": index, "images": [image], "question": "What colour is the image?",
-                                         "answer": colour, "choices": choices})
+        docs["ovm_probe_choice"].append(
+            {
+                "id": index,
+                "images": [image],
+                "question": "What colour is the image?",
+                "answer": colour,
+                "choices": choices,
+            }
+        )
     return docs
 
 

@@ -7,7 +7,8 @@
   text-only and multi-image samples, in LLaVA JSON; the answers depend on the image, so the loss can fall;
 * :func:`write_broken_corpus`: one record for each kind of bad sample the dataset must skip and count.
 
-Also a CLI: ``python -m llava.testing.synthetic OUT_DIR`` writes all of them (used by ``scripts/train/tiny_curriculum.sh``).
+Also a CLI: ``python -m llava.testing.synthetic OUT_DIR`` writes all of them (used by
+``scripts/train/tiny_curriculum.sh``).
 """
 
 from __future__ import annotations
@@ -31,9 +32,17 @@ SHAPES = ("circle", "square")
 def write_tiny_llm(path: str | Path, *, seed: int = 0, hidden_size: int = 64, layers: int = 4) -> Path:
     torch.manual_seed(seed)
     config = Qwen2Config(
-        vocab_size=QWEN2_VOCAB_SIZE, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-        num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32768,
-        tie_word_embeddings=True, eos_token_id=QWEN2_EOS, pad_token_id=QWEN2_PAD, bos_token_id=QWEN2_PAD,
+        vocab_size=QWEN2_VOCAB_SIZE,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+        eos_token_id=QWEN2_EOS,
+        pad_token_id=QWEN2_PAD,
+        bos_token_id=QWEN2_PAD,
     )
     path = Path(path)
     Qwen2ForCausalLM(config).save_pretrained(path)
@@ -43,8 +52,14 @@ def write_tiny_llm(path: str | Path, *, seed: int = 0, hidden_size: int = 64, la
 
 def write_tiny_siglip(path: str | Path, *, seed: int = 0, image_size: int = 56, layers: int = 5) -> Path:
     torch.manual_seed(seed)
-    config = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2,
-                                image_size=image_size, patch_size=14)
+    config = SiglipVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=14,
+    )
     path = Path(path)
     SiglipVisionModel(config).save_pretrained(path)
     return path
@@ -67,8 +82,16 @@ def _sample_image(folder: Path, rng: random.Random, index: int) -> tuple[str, st
     return name, colour, shape
 
 
-def write_corpus(folder: str | Path, *, count: int, template: str, seed: int = 0, text_only: int = 0,
-                 multi_image: int = 0, name: str = "data.json") -> Path:
+def write_corpus(
+    folder: str | Path,
+    *,
+    count: int,
+    template: str,
+    seed: int = 0,
+    text_only: int = 0,
+    multi_image: int = 0,
+    name: str = "data.json",
+) -> Path:
     """``count`` image samples (+ ``text_only`` and ``multi_image`` ones) in ``folder/name``, images beside it."""
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -79,20 +102,43 @@ def write_corpus(folder: str | Path, *, count: int, template: str, seed: int = 0
         if template == "plain":
             turns = [("human", "<image>\nDescribe the image briefly."), ("gpt", f"A {colour} {shape}.")]
         else:
-            turns = [("human", "<image>\nWhat colour is the shape?"), ("gpt", f"It is {colour}."),
-                     ("human", "Which shape is it?"), ("gpt", f"A {shape}.")]
-        samples.append({"id": f"s{seed}-{i}", "image": f"images/{image}",
-                        "conversations": [{"from": f, "value": v} for f, v in turns]})
+            turns = [
+                ("human", "<image>\nWhat colour is the shape?"),
+                ("gpt", f"It is {colour}."),
+                ("human", "Which shape is it?"),
+                ("gpt", f"A {shape}."),
+            ]
+        samples.append(
+            {
+                "id": f"s{seed}-{i}",
+                "image": f"images/{image}",
+                "conversations": [{"from": f, "value": v} for f, v in turns],
+            }
+        )
     for i in range(multi_image):
         first, c1, _ = _sample_image(folder / "images", rng, len(samples) + seed * 100000)
         second, c2, _ = _sample_image(folder / "images", rng, len(samples) + seed * 100000 + 50000)
-        samples.append({"id": f"m{seed}-{i}", "image": [f"images/{first}", f"images/{second}"],
-                        "conversations": [{"from": "human", "value": "<image>\n<image>\nName both colours."},
-                                          {"from": "gpt", "value": f"{c1} and {c2}."}]})
+        samples.append(
+            {
+                "id": f"m{seed}-{i}",
+                "image": [f"images/{first}", f"images/{second}"],
+                "conversations": [
+                    {"from": "human", "value": "<image>\n<image>\nName both colours."},
+                    {"from": "gpt", "value": f"{c1} and {c2}."},
+                ],
+            }
+        )
     for i in range(text_only):
         a, b = rng.randint(1, 9), rng.randint(1, 9)
-        samples.append({"id": f"t{seed}-{i}", "conversations": [{"from": "human", "value": f"What is {a} plus {b}?"},
-                                                                {"from": "gpt", "value": f"{a + b}."}]})
+        samples.append(
+            {
+                "id": f"t{seed}-{i}",
+                "conversations": [
+                    {"from": "human", "value": f"What is {a} plus {b}?"},
+                    {"from": "gpt", "value": f"{a + b}."},
+                ],
+            }
+        )
     path = folder / name
     path.write_text(json.dumps(samples, indent=1))
     return path
@@ -127,12 +173,16 @@ def write_broken_corpus(folder: str | Path, *, good: int = 4, seed: int = 0) -> 
         "missing_image": {"image": "images/nowhere.png", "conversations": qa},
         "corrupt_image": {"image": "images/corrupt.png", "conversations": qa},
         "empty_file": {"image": "images/empty.png", "conversations": qa},
-        "too_many_markers": {"image": ok, "conversations": [{"from": "human", "value": "<image> <image> Two?"},
-                                                            {"from": "gpt", "value": "No."}]},
+        "too_many_markers": {
+            "image": ok,
+            "conversations": [{"from": "human", "value": "<image> <image> Two?"}, {"from": "gpt", "value": "No."}],
+        },
         "no_marker": {"conversations": qa},
         "empty_conversation": {"image": ok, "conversations": []},
-        "unknown_role": {"image": ok, "conversations": [{"from": "robot", "value": "<image>\nHi"},
-                                                        {"from": "gpt", "value": "Hello."}]},
+        "unknown_role": {
+            "image": ok,
+            "conversations": [{"from": "robot", "value": "<image>\nHi"}, {"from": "gpt", "value": "Hello."}],
+        },
         "no_answer": {"image": ok, "conversations": [{"from": "human", "value": "<image>\nHello?"}]},
         "video": {"video": "clip.mp4", "conversations": qa},
         "empty_answer": {"image": ok, "conversations": [qa[0], {"from": "gpt", "value": "  "}]},
@@ -153,8 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     write_tiny_siglip(args.out / "siglip-tiny")
     write_corpus(args.out / "data", count=args.count, template="plain", name="stage1.json", seed=1)
     write_corpus(args.out / "data", count=args.count, template="qwen_1_5", name="stage1_5.json", seed=2, text_only=4)
-    write_corpus(args.out / "data", count=args.count, template="qwen_1_5", name="stage2.json", seed=3, text_only=4,
-                 multi_image=4)
+    write_corpus(
+        args.out / "data", count=args.count, template="qwen_1_5", name="stage2.json", seed=3, text_only=4, multi_image=4
+    )
     (args.out / "data" / "stage2.yaml").write_text(
         "datasets:\n  - json_path: stage2.json\n    sampling_strategy: all\n"
         "  - json_path: stage1_5.json\n    sampling_strategy: first:25%\n"

@@ -85,9 +85,24 @@ def tiny_model(seed: int = 0, **config_overrides) -> LlavaQwenForCausalLM:
 # Benchmark sizes shared by bench/ and the budget tool: "tiny" is the test model with a small vocabulary, "medium"
 # is wide and deep enough that the LLM and tower, not Python overhead, dominate a step on a CPU.
 BENCH_SIZES = {
-    "tiny": {"hidden_size": 64, "num_hidden_layers": 4, "intermediate_size": 128, "vision_hidden_size": 32, "vision_layers": 4,
-                 "vision_intermediate_size": 64, "vocab_size": 4096},
-    "medium": {"hidden_size": 256, "num_hidden_layers": 12, "num_attention_heads": 8, "intermediate_size": 1024,
-                   "vision_hidden_size": 192, "vision_layers": 8, "vision_heads": 4, "vision_intermediate_size": 768,
-                   "vocab_size": 32000},
+    "tiny": {
+        "hidden_size": 64,
+        "num_hidden_layers": 4,
+        "intermediate_size": 128,
+        "vision_hidden_size": 32,
+        "vision_layers": 4,
+        "vision_intermediate_size": 64,
+        "vocab_size": 4096,
+    },
+    "medium": {
+        "hidden_size": 256,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 8,
+        "intermediate_size": 1024,
+        "vision_hidden_size": 192,
+        "vision_layers": 8,
+        "vision_heads": 4,
+        "vision_intermediate_size": 768,
+        "vocab_size": 32000,
+    },
 }

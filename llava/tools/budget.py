@@ -35,7 +35,12 @@ from llava.tools.flops import ForwardMacs, count_forward
 from llava.tools.timing import time_variants
 
 # variant -> (anyres grid, managers)
-VARIANTS = {"Baseline": (False, False), "+Manager": (False, True), "+Grid": (True, False), "+Grid+Manager": (True, True)}
+VARIANTS = {
+    "Baseline": (False, False),
+    "+Manager": (False, True),
+    "+Grid": (True, False),
+    "+Grid+Manager": (True, True),
+}
 PRESETS = ("ov-0.5b", *BENCH_SIZES)
 
 
@@ -82,8 +87,9 @@ def count_parameters(model: LlavaQwenForCausalLM) -> dict[str, int]:
         "projector": inner.mm_projector,
         "managers": inner.managers,
     }
-    counts = {name: sum(p.numel() for p in module.parameters()) if module is not None else 0
-              for name, module in parts.items()}
+    counts = {
+        name: sum(p.numel() for p in module.parameters()) if module is not None else 0 for name, module in parts.items()
+    }
     counts["total"] = sum(p.numel() for p in model.parameters())
     counts["llm"] = counts["total"] - sum(counts[name] for name in parts)  # embeddings, decoder, newline, head
     return counts
@@ -111,19 +117,25 @@ def budget(config: LlavaQwenConfig, *, image_size=(384, 384), text_tokens: int =
         if not spec.manager.enabled:
             projector_pass[spec.aspect_ratio.is_anyres] = macs.projector
         experts, managers = len(spec.manager.expert_layers), len(spec.manager.inject_layers)
-        rows.append(VariantBudget(
-            variant=variant, params=count_parameters(model), macs=macs,
-            aggregation=managers * experts * macs.manager_rows * config.hidden_size,
-            expert_projection=experts * projector_pass[spec.aspect_ratio.is_anyres],
-        ))
+        rows.append(
+            VariantBudget(
+                variant=variant,
+                params=count_parameters(model),
+                macs=macs,
+                aggregation=managers * experts * macs.manager_rows * config.hidden_size,
+                expert_projection=experts * projector_pass[spec.aspect_ratio.is_anyres],
+            )
+        )
     return rows
 
 
 def _table(rows: list[VariantBudget]) -> list[str]:
     reference = rows[0].macs.total  # Baseline
     scale, unit = (1e9, "G") if reference >= 1e10 else (1e6, "M")
-    header = (f"| variant | params (M) | crops | image tokens | sequence | tower | projector | LLM | lm_head "
-              f"| forward {unit}MACs | x Baseline | train {unit}MACs | train ms/sample | infer ms/sample |")
+    header = (
+        f"| variant | params (M) | crops | image tokens | sequence | tower | projector | LLM | lm_head "
+        f"| forward {unit}MACs | x Baseline | train {unit}MACs | train ms/sample | infer ms/sample |"
+    )
     lines = [header, "|---" * 14 + "|"]
     for row in rows:
         m = row.macs
@@ -147,7 +159,8 @@ def _manager_lines(rows: list[VariantBudget]) -> list[str]:
             f"+{(m.macs.total - p.macs.total) / 1e9:.4g} GMACs executed "
             f"(x{m.macs.total / p.macs.total:.4f}); the experts through the projector as the paper counts them: "
             f"{m.expert_projection / 1e9:.4g} GMACs (one fewer is executed when the last vision layer is an expert: "
-            f"its projection is the main features'); weighted sums: {m.aggregation / 1e9:.3g} GMACs elementwise, not counted"
+            f"its projection is the main features'); weighted sums: {m.aggregation / 1e9:.3g} GMACs elementwise, "
+            "not counted"
         )
         if m.train_ms and p.train_ms:
             lines.append(f"  time: training x{m.train_ms / p.train_ms:.3f}, inference x{m.infer_ms / p.infer_ms:.3f}")
@@ -180,12 +193,27 @@ def main(argv: list[str] | None = None) -> list[VariantBudget]:
     rows = budget(config, image_size=args.image, text_tokens=args.text_tokens)
     if args.time:
         configs = {row.variant: variant_config(config, row.variant) for row in rows}
-        times = time_variants(configs, image_size=args.image, text_tokens=args.text_tokens, reps=args.reps,
-                              new_tokens=args.new_tokens, device=args.device, dtype=args.dtype)
-        rows = [dataclasses.replace(row, train_ms=statistics.median(times[row.variant]["train"]),
-                                    infer_ms=statistics.median(times[row.variant]["infer"])) for row in rows]
-    print(f"Budget of {args.config}: one {args.image[0]}x{args.image[1]} image after {args.text_tokens} text tokens; "
-          "MACs = multiply-adds (what fvcore calls FLOPs); train = forward + backward, all parameters trainable")
+        times = time_variants(
+            configs,
+            image_size=args.image,
+            text_tokens=args.text_tokens,
+            reps=args.reps,
+            new_tokens=args.new_tokens,
+            device=args.device,
+            dtype=args.dtype,
+        )
+        rows = [
+            dataclasses.replace(
+                row,
+                train_ms=statistics.median(times[row.variant]["train"]),
+                infer_ms=statistics.median(times[row.variant]["infer"]),
+            )
+            for row in rows
+        ]
+    print(
+        f"Budget of {args.config}: one {args.image[0]}x{args.image[1]} image after {args.text_tokens} text tokens; "
+        "MACs = multiply-adds (what fvcore calls FLOPs); train = forward + backward, all parameters trainable"
+    )
     print("\n".join(_table(rows) + [""] + _manager_lines(rows)))
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(row) for row in rows], indent=1))

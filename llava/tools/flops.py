@@ -92,8 +92,9 @@ def count_forward(model, image_size: tuple[int, int], text_tokens: int) -> Forwa
         text = inner.embed_tokens(torch.zeros(1, text_tokens, dtype=torch.long, device="meta"))
         embeds = torch.cat([text, encoded.tokens[None]], dim=1)  # (1, L, D): text, then the packed image
         injection = _meta_injection(encoded, pixels, image_size, spec)
-        hidden = inner(inputs_embeds=embeds, attention_mask=_unpadded_masks(config), use_cache=False,
-                       visual_injection=injection).last_hidden_state
+        hidden = inner(
+            inputs_embeds=embeds, attention_mask=_unpadded_masks(config), use_cache=False, visual_injection=injection
+        ).last_hidden_state
         decoder = counter.get_total_flops() - encode
         logits = model.lm_head(hidden)  # (1, L, V)
         forward = counter.get_total_flops()
@@ -101,8 +102,14 @@ def count_forward(model, image_size: tuple[int, int], text_tokens: int) -> Forwa
         train = counter.get_total_flops()
     tower = tower_only.get_total_flops()
     return ForwardMacs(
-        tower=tower // 2, projector=(encode - tower) // 2, llm=decoder // 2, lm_head=(forward - encode - decoder) // 2,
-        train=train // 2, crops=pixels.shape[0], visual_tokens=encoded.tokens.shape[0], sequence=embeds.shape[1],
+        tower=tower // 2,
+        projector=(encode - tower) // 2,
+        llm=decoder // 2,
+        lm_head=(forward - encode - decoder) // 2,
+        train=train // 2,
+        crops=pixels.shape[0],
+        visual_tokens=encoded.tokens.shape[0],
+        sequence=embeds.shape[1],
         manager_rows=injection.flat_index.shape[0] if injection is not None else 0,
     )
 
@@ -124,5 +131,8 @@ def _meta_injection(encoded, pixels: torch.Tensor, image_size, spec) -> VisualIn
         targets |= packed.kinds == kind
     rows = int(targets.sum())
     index = torch.empty(rows, dtype=torch.long, device="meta")
-    return VisualInjection(positions=torch.zeros(1, 1, dtype=torch.bool, device="meta"), flat_index=index,
-                           experts=encoded.experts.index_select(1, index))  # (E, rows, D)
+    return VisualInjection(
+        positions=torch.zeros(1, 1, dtype=torch.bool, device="meta"),
+        flat_index=index,
+        experts=encoded.experts.index_select(1, index),
+    )  # (E, rows, D)

@@ -70,8 +70,16 @@ def _timed(fn, device) -> float:
     return time.perf_counter() - start
 
 
-def time_variants(configs: dict, *, image_size, text_tokens: int, reps: int, new_tokens: int, device: str = "auto",
-                  dtype: str = "auto") -> dict[str, dict[str, list[float]]]:
+def time_variants(
+    configs: dict,
+    *,
+    image_size,
+    text_tokens: int,
+    reps: int,
+    new_tokens: int,
+    device: str = "auto",
+    dtype: str = "auto",
+) -> dict[str, dict[str, list[float]]]:
     """``{variant: {"train": [ms, ...], "infer": [ms, ...]}}``, one value per repetition (after one warm-up)."""
     device, dtype = resolve(device, dtype)
     models = _build(configs, device, dtype)

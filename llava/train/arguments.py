@@ -19,9 +19,13 @@ import transformers
 
 @dataclass
 class ModelArguments:
-    model_name_or_path: str = field(metadata={"help": "a LLaVA-OV checkpoint, or a plain Qwen2 LLM (with --vision_tower)"})
+    model_name_or_path: str = field(
+        metadata={"help": "a LLaVA-OV checkpoint, or a plain Qwen2 LLM (with --vision_tower)"}
+    )
     version: str = field(default="qwen_1_5", metadata={"help": "conversation template: plain | qwen_1_5"})
-    vision_tower: str | None = field(default=None, metadata={"help": "SigLIP checkpoint when starting from a plain LLM"})
+    vision_tower: str | None = field(
+        default=None, metadata={"help": "SigLIP checkpoint when starting from a plain LLM"}
+    )
     mm_tunable_parts: str | None = field(
         default=None,
         metadata={"help": "comma list of mm_mlp_adapter, mm_manager, mm_vision_tower, mm_language_model"},
@@ -29,7 +33,8 @@ class ModelArguments:
     tune_mm_mlp_adapter: bool = False
     unfreeze_mm_vision_tower: bool = False
     pretrain_mm_mlp_adapter: str | None = field(
-        default=None, metadata={"help": "stage-1 output: mm_adapter.safetensors (ours) or mm_projector.bin (LLaVA-NeXT)"}
+        default=None,
+        metadata={"help": "stage-1 output: mm_adapter.safetensors (ours) or mm_projector.bin (LLaVA-NeXT)"},
     )
     mm_projector_type: str | None = None
     mm_vision_select_layer: int | None = None
@@ -55,12 +60,18 @@ class DataArguments:
     image_aspect_ratio: str | None = None
     image_grid_pinpoints: str | None = None
     unmask_chat_tokens: bool = field(
-        default=True, metadata={"help": "keep LLaVA-NeXT's unmasked '\\n'/<|im_start|>/<|im_end|> labels (default, "
-                                        "reproduces released checkpoints)"}
+        default=True,
+        metadata={
+            "help": "keep LLaVA-NeXT's unmasked '\\n'/<|im_start|>/<|im_end|> labels (default, "
+            "reproduces released checkpoints)"
+        },
     )
     keep_empty_answers: bool = field(
-        default=False, metadata={"help": "train on records with an empty assistant answer (skipped and counted by "
-                                         "default: they teach an immediate <|im_end|>)"}
+        default=False,
+        metadata={
+            "help": "train on records with an empty assistant answer (skipped and counted by "
+            "default: they teach an immediate <|im_end|>)"
+        },
     )
     max_bad_sample_share: float = field(default=0.01, metadata={"help": "stop when more records than this are bad"})
     bad_sample_min_seen: int = field(default=200, metadata={"help": "records seen before the share is enforced"})
@@ -80,17 +91,27 @@ class TrainingArguments(transformers.TrainingArguments):
     mm_vision_tower_lr: float | None = None
     mm_manager_lr: float | None = None
     group_by_modality_length: bool = False
-    attn_implementation: str = field(default="flash_attention_2", metadata={"help": "falls back to sdpa without flash-attn"})
+    attn_implementation: str = field(
+        default="flash_attention_2", metadata={"help": "falls back to sdpa without flash-attn"}
+    )
     bits: int = 16
     lora_enable: bool = False
     evaluation_strategy: str | None = field(default=None, metadata={"help": "old name of eval_strategy"})
-    warmup_ratio: float | None = field(default=None, metadata={"help": "share of steps for warmup (LLaVA-NeXT's flag; "
-                                                                      "transformers 5 folds it into warmup_steps)"})
+    warmup_ratio: float | None = field(
+        default=None,
+        metadata={"help": "share of steps for warmup (LLaVA-NeXT's flag; transformers 5 folds it into warmup_steps)"},
+    )
     # transformers restores callback states (our bad-sample counts) only when asked; a resume must continue them.
     restore_callback_states_from_checkpoint: bool = True
-    resume: str = field(default="auto", metadata={"help": "auto (newest checkpoint that verifies) | never | a checkpoint dir"})
-    allow_partial_resume: bool = field(default=False, metadata={
-        "help": "resume from a checkpoint lacking optimizer, scheduler or RNG state (weights only: not exact)"})
+    resume: str = field(
+        default="auto", metadata={"help": "auto (newest checkpoint that verifies) | never | a checkpoint dir"}
+    )
+    allow_partial_resume: bool = field(
+        default=False,
+        metadata={
+            "help": "resume from a checkpoint lacking optimizer, scheduler or RNG state (weights only: not exact)"
+        },
+    )
 
     def __post_init__(self) -> None:
         # LLaVA-NeXT checkpoints activations by default and scripts pass the old flag name: honour it quietly.
@@ -127,8 +148,10 @@ def check_compat_flags(model_args: ModelArguments, data_args: DataArguments) -> 
     if data_args.early_mix_text:
         warnings.warn("early_mix_text has no effect: text-only samples are grouped by modality as usual", stacklevel=2)
     if data_args.video_folder or data_args.frames_upbound:
-        warnings.warn("video_folder / frames_upbound have no effect: video samples are skipped and counted",
-                      stacklevel=2)
+        warnings.warn(
+            "video_folder / frames_upbound have no effect: video samples are skipped and counted", stacklevel=2
+        )
     if not data_args.lazy_preprocess or not data_args.is_multimodal:
-        warnings.warn("lazy_preprocess / is_multimodal have no effect: data is always lazy and multimodal",
-                      stacklevel=2)
+        warnings.warn(
+            "lazy_preprocess / is_multimodal have no effect: data is always lazy and multimodal", stacklevel=2
+        )

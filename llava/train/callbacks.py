@@ -35,8 +35,10 @@ class BadSampleCallback(TrainerCallback, ExportableState):
         self.merged = self._merge([self.local.to_dict()])
 
     def state(self) -> dict:
-        return {"args": {"max_share": self.max_share, "min_seen": self.min_seen, "restored": self.merged.to_dict()},
-                "attributes": {}}
+        return {
+            "args": {"max_share": self.max_share, "min_seen": self.min_seen, "restored": self.merged.to_dict()},
+            "attributes": {},
+        }
 
     def record(self, report: dict) -> None:
         """Count one batch's ``data_report`` and stop the run if too many records are bad on this rank."""
@@ -87,8 +89,13 @@ class CheckpointCallback(TrainerCallback):
             write_json_atomic(folder / name, data)
         mark_complete(folder, state.global_step)
         if args.save_total_limit:
-            rotate(args.output_dir, keep=args.save_total_limit, newest=state.global_step, layout=run_layout(args),
-                   protect=state.best_model_checkpoint)
+            rotate(
+                args.output_dir,
+                keep=args.save_total_limit,
+                newest=state.global_step,
+                layout=run_layout(args),
+                protect=state.best_model_checkpoint,
+            )
 
 
 def run_layout(args) -> Layout:

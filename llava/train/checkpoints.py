@@ -82,8 +82,11 @@ def mark_complete(folder: Path, step: int, *, manifest: bool = True) -> None:
     """Write ``COMPLETE`` (atomically) after everything else; with ``manifest``, the size of every file under it."""
     data: dict = {"step": step}
     if manifest:
-        data["files"] = {p.relative_to(folder).as_posix(): p.stat().st_size
-                         for p in sorted(folder.rglob("*")) if p.is_file() and p.name != COMPLETE_MARKER}
+        data["files"] = {
+            p.relative_to(folder).as_posix(): p.stat().st_size
+            for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != COMPLETE_MARKER
+        }
     write_json_atomic(folder / COMPLETE_MARKER, data)
 
 
@@ -182,8 +185,11 @@ def _weight_problems(folder: Path, layout: Layout) -> list[Problem]:
         engine, problems = _deepspeed_dir(folder)
         if engine is None:
             return problems
-        names = (["mp_rank_00_model_states.pt"] if layout.zero_stage in (0, 1, 2) else
-                 [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(layout.world_size)])
+        names = (
+            ["mp_rank_00_model_states.pt"]
+            if layout.zero_stage in (0, 1, 2)
+            else [f"zero_pp_rank_{r}_mp_rank_00_model_states.pt" for r in range(layout.world_size)]
+        )
         return [Problem(f"{engine.name}/{n}", p) for n in names if (p := file_problem(engine / n))]
     for name in _WEIGHTS:
         if (folder / name).exists():
@@ -288,19 +294,25 @@ def choose_resume(output_dir: str | Path, layout: Layout, *, allow_partial: bool
             if problems:
                 notes.append(f"resuming from {folder} without its training state ({what}): not an exact resume")
             if not is_marked(folder):
-                notes.append(f"{folder} has no {COMPLETE_MARKER} marker (killed after its last file was written); "
-                             "its contents check out, resuming from it")
+                notes.append(
+                    f"{folder} has no {COMPLETE_MARKER} marker (killed after its last file was written); "
+                    "its contents check out, resuming from it"
+                )
             return ResumeChoice(folder, tuple(notes))
         if is_marked(folder):
             damaged.append(f"{folder} ({what})")
             notes.append(f"checkpoint {folder} is damaged ({what}); falling back to an older one")
         else:
-            notes.append(f"ignoring incomplete checkpoint {folder} (no {COMPLETE_MARKER} marker: the save was "
-                         f"interrupted; {what})")
+            notes.append(
+                f"ignoring incomplete checkpoint {folder} (no {COMPLETE_MARKER} marker: the save was "
+                f"interrupted; {what})"
+            )
     if damaged:
-        raise ValueError(f"no usable checkpoint in {output_dir}: {'; '.join(damaged)}. Remove or repair them, pass "
-                         "--resume never to start from step 0, or --allow_partial_resume True to resume from weights "
-                         "without optimizer, scheduler or RNG state")
+        raise ValueError(
+            f"no usable checkpoint in {output_dir}: {'; '.join(damaged)}. Remove or repair them, pass "
+            "--resume never to start from step 0, or --allow_partial_resume True to resume from weights "
+            "without optimizer, scheduler or RNG state"
+        )
     return ResumeChoice(None, tuple(notes))
 
 
@@ -312,8 +324,14 @@ def require_usable(folder: str | Path, layout: Layout, *, allow_partial: bool = 
     problems = checkpoint_problems(folder, layout)
     blocking = [p for p in problems if not (allow_partial and p.training_state)]
     if blocking:
-        hint = " (--allow_partial_resume True accepts a missing training state)" if all(
-            p.training_state for p in blocking) else ""
+        hint = (
+            " (--allow_partial_resume True accepts a missing training state)"
+            if all(p.training_state for p in blocking)
+            else ""
+        )
         raise ValueError(f"--resume {folder}: cannot resume exactly: {'; '.join(map(str, blocking))}{hint}")
-    return [f"resuming from {folder} without its training state ({'; '.join(map(str, problems))}): not exact"
-            ] if problems else []
+    return (
+        [f"resuming from {folder} without its training state ({'; '.join(map(str, problems))}): not exact"]
+        if problems
+        else []
+    )

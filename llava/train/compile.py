@@ -33,6 +33,11 @@ def compile_blocks(model, *, backend: str, mode: str | None = None) -> int:
     blocks = repeated_blocks(model)
     for block in blocks:
         block.compile(backend=backend, **options)
-    logger.info("torch.compile (backend %s, mode %s): %d blocks compiled in place (decoder and vision layers); the "
-                "glue between them runs eagerly", backend, mode or "default", len(blocks))
+    logger.info(
+        "torch.compile (backend %s, mode %s): %d blocks compiled in place (decoder and vision layers); the "
+        "glue between them runs eagerly",
+        backend,
+        mode or "default",
+        len(blocks),
+    )
     return len(blocks)

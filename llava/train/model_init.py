@@ -44,8 +44,14 @@ from llava.model.weights import read_adapter, read_weights
 logger = logging.getLogger(__name__)
 
 # Fields a stage-1 adapter directory hands on to the next stage.
-_INHERITED = ("mm_projector_type", "mm_patch_merge_type", "mm_vision_select_layer", "image_aspect_ratio",
-              "image_grid_pinpoints", "manager")
+_INHERITED = (
+    "mm_projector_type",
+    "mm_patch_merge_type",
+    "mm_vision_select_layer",
+    "image_aspect_ratio",
+    "image_grid_pinpoints",
+    "manager",
+)
 # What LLaVA-NeXT's train.py uses when a stage script leaves these flags out (its pretrain_siglip.sh relies on the
 # first two). A stage that starts from a plain LLM gets them too; a LLaVA checkpoint keeps its own values.
 LLAVA_NEXT_DEFAULTS = {"image_aspect_ratio": "square", "mm_patch_merge_type": "flat", "mm_projector_type": "linear"}
@@ -104,8 +110,9 @@ def _vision_config(vision_tower: str, select_layer: int) -> SiglipVisionConfig:
     config = SiglipVisionConfig.from_pretrained(vision_tower)
     depth = config.num_hidden_layers + select_layer + 1 if select_layer < 0 else select_layer
     if not 1 <= depth <= config.num_hidden_layers:
-        raise ValueError(f"mm_vision_select_layer={select_layer} is out of range for a {config.num_hidden_layers}-layer "
-                         "vision tower")
+        raise ValueError(
+            f"mm_vision_select_layer={select_layer} is out of range for a {config.num_hidden_layers}-layer vision tower"
+        )
     config.num_hidden_layers = depth
     config.vision_use_head = False
     return config
@@ -130,12 +137,16 @@ def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig,
     if from_llava:
         for key in ("mm_projector_type", "mm_vision_select_layer"):
             if key in overrides and key in raw and overrides[key] != raw[key]:
-                raise ValueError(f"--{key} {overrides[key]!r} differs from the checkpoint's {raw[key]!r}; the weights "
-                                 "were trained for the latter")
+                raise ValueError(
+                    f"--{key} {overrides[key]!r} differs from the checkpoint's {raw[key]!r}; the weights "
+                    "were trained for the latter"
+                )
         _warn_kept_settings(raw, overrides)
     else:
         if not model_args.vision_tower:
-            raise ValueError(f"{model_args.model_name_or_path} is a plain LLM: pass --vision_tower (a SigLIP checkpoint)")
+            raise ValueError(
+                f"{model_args.model_name_or_path} is a plain LLM: pass --vision_tower (a SigLIP checkpoint)"
+            )
         select = overrides.get("mm_vision_select_layer", raw.get("mm_vision_select_layer", -2))
         raw["vision_config"] = _vision_config(model_args.vision_tower, select).to_dict()
         raw["mm_vision_tower"] = model_args.vision_tower
@@ -153,8 +164,9 @@ def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig,
         # Stored expanded, as LLaVA-NeXT does, so tools that do not parse the range syntax read the file too.
         pinpoints = parse_grid_pinpoints(config.image_grid_pinpoints, config.vision_config.image_size)
         config.image_grid_pinpoints = [list(p) for p in pinpoints]
-    config.manager = resolve_manager(model_args, config.manager, config.vision_config.num_hidden_layers,
-                                     config.num_hidden_layers)
+    config.manager = resolve_manager(
+        model_args, config.manager, config.vision_config.num_hidden_layers, config.num_hidden_layers
+    )
     if model_args.manager_type is not None or any(
         getattr(model_args, f"manager_{k}") is not None for k in ("expert_layers", "inject_layers", "targets", "jitter")
     ):
@@ -162,8 +174,9 @@ def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig,
     config._attn_implementation = resolve_attn_implementation(training_args.attn_implementation)
     spec = MultimodalSpec.from_config(config)  # validates every multimodal field now, not at the first batch
     if "image_grid_pinpoints" in overrides and not spec.aspect_ratio.is_anyres:
-        warnings.warn(f"--image_grid_pinpoints has no effect with image_aspect_ratio={config.image_aspect_ratio!r}",
-                      stacklevel=2)
+        warnings.warn(
+            f"--image_grid_pinpoints has no effect with image_aspect_ratio={config.image_aspect_ratio!r}", stacklevel=2
+        )
     return config, {k: origin.get(k, "default") for k in _INHERITED + ("tokenizer_model_max_length",)}
 
 
@@ -172,8 +185,11 @@ def _warn_kept_settings(checkpoint: dict, overrides: dict) -> None:
     projector type too, but the weights fix that one, so it is not worth a warning)."""
     for key, default in LLAVA_NEXT_DEFAULTS.items():
         if key != "mm_projector_type" and key not in overrides and key in checkpoint and checkpoint[key] != default:
-            warnings.warn(f"--{key} not given: keeping the checkpoint's {checkpoint[key]!r} (LLaVA-NeXT would reset "
-                          f"it to its default {default!r}; pass the flag to be explicit)", stacklevel=3)
+            warnings.warn(
+                f"--{key} not given: keeping the checkpoint's {checkpoint[key]!r} (LLaVA-NeXT would reset "
+                f"it to its default {default!r}; pass the flag to be explicit)",
+                stacklevel=3,
+            )
 
 
 def _flag_overrides(model_args, data_args, training_args) -> dict:
@@ -239,11 +255,11 @@ def _load_adapter(model, path: str) -> None:
 
 
 def build_tokenizer(model_args, training_args):
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path,
-                                              model_max_length=training_args.model_max_length, padding_side="right")
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_args.model_name_or_path, model_max_length=training_args.model_max_length, padding_side="right"
+    )
     if tokenizer.pad_token_id is None:
         if tokenizer.unk_token_id is None:
             raise ValueError(f"{model_args.model_name_or_path}: the tokenizer has neither a pad nor an unk token")
         tokenizer.pad_token = tokenizer.unk_token
     return tokenizer
-

@@ -60,7 +60,8 @@ def load_data(data_args, *, seed: int):
     """The mixture, read and sampled, with every image folder it names checked to exist."""
     mixture = load_mixture(data_args.data_path, seed=seed)
     folders = {("--image_folder", data_args.image_folder)} | {
-        (f"image_folder of {entry.path}", entry.image_folder) for entry in mixture.entries}
+        (f"image_folder of {entry.path}", entry.image_folder) for entry in mixture.entries
+    }
     for name, folder in sorted(folders, key=str):
         if folder is not None and not Path(folder).is_dir():
             raise ValueError(f"{name}: {folder} is not a directory")
@@ -76,8 +77,10 @@ def _init_distributed_for_cpu(training_args) -> None:
 
 def train(argv: list[str] | None = None) -> LLaVATrainer:
     model_args, data_args, training_args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if training_args.should_log else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     check_compat_flags(model_args, data_args)
     # Data errors surface before minutes of model loading.
     mixture = load_data(data_args, seed=training_args.data_seed or training_args.seed)
@@ -85,12 +88,16 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
     resume = resolve_resume(training_args)  # checkpoint problems too surface before the model is built
     set_seed(training_args.seed)
     model, _ = build_model(model_args, data_args, training_args)
-    parts = parse_tunable_parts(model_args.mm_tunable_parts, tune_mm_mlp_adapter=model_args.tune_mm_mlp_adapter,
-                                unfreeze_mm_vision_tower=model_args.unfreeze_mm_vision_tower)
+    parts = parse_tunable_parts(
+        model_args.mm_tunable_parts,
+        tune_mm_mlp_adapter=model_args.tune_mm_mlp_adapter,
+        unfreeze_mm_vision_tower=model_args.unfreeze_mm_vision_tower,
+    )
     counts = apply_trainable_parts(model, parts)
     if model.get_model().managers is not None and Part.MANAGER not in parts:
-        warnings.warn("the model has managers but mm_tunable_parts does not list mm_manager: they stay frozen",
-                      stacklevel=2)
+        warnings.warn(
+            "the model has managers but mm_tunable_parts does not list mm_manager: they stay frozen", stacklevel=2
+        )
     logger.info("trainable parameters by part: %s", {p.value: n for p, n in counts.items()})
     if training_args.activation_checkpointing and training_args.activation_checkpointing_kwargs is None:
         # Non-reentrant checkpointing needs no input that requires grad, so frozen-LLM stages work as they are.
@@ -101,14 +108,22 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         tokenizer=tokenizer,
         image_processor=image_processor_for(model.config),
         model_config=model.config,
-        data=DataConfig(template=model_args.version, image_folder=data_args.image_folder,
-                        unmask_chat_tokens=data_args.unmask_chat_tokens, max_length=training_args.model_max_length,
-                        keep_empty_answers=data_args.keep_empty_answers),
+        data=DataConfig(
+            template=model_args.version,
+            image_folder=data_args.image_folder,
+            unmask_chat_tokens=data_args.unmask_chat_tokens,
+            max_length=training_args.model_max_length,
+            keep_empty_answers=data_args.keep_empty_answers,
+        ),
     )
     bad_samples = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
-    bad_samples.local.record(seen=len(mixture.issues),
-                             events=[{"sample_id": i.sample_id, "source": i.source, "kind": "malformed", "reason": i.reason}
-                                     for i in mixture.issues])
+    bad_samples.local.record(
+        seen=len(mixture.issues),
+        events=[
+            {"sample_id": i.sample_id, "source": i.source, "kind": "malformed", "reason": i.reason}
+            for i in mixture.issues
+        ],
+    )
     trainer = LLaVATrainer(
         model=model,
         args=training_args,

@@ -163,8 +163,9 @@ class LLaVATrainer(Trainer):
         if self.args.should_save:
             output_dir.mkdir(parents=True, exist_ok=True)
             parts = ",".join(sorted(p.value for p in self.tunable_parts))
-            atomic_write(output_dir / ADAPTER_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "pt",
-                                                                                                  "parts": parts}))
+            atomic_write(
+                output_dir / ADAPTER_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "pt", "parts": parts})
+            )
             # LLaVA-NeXT's stage-1 file, for its scripts' --pretrain_mm_mlp_adapter .../mm_projector.bin: the
             # projector alone, under the model's key names (our loader reads mm_adapter.safetensors beside it).
             projector = {k: v for k, v in state.items() if k.startswith(PROJECTOR_PREFIX)}

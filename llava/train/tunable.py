@@ -57,8 +57,9 @@ def parse_tunable_parts(
     if not parts:
         raise ValueError("mm_tunable_parts: empty list")
     if tune_mm_mlp_adapter or unfreeze_mm_vision_tower:
-        warnings.warn("tune_mm_mlp_adapter / unfreeze_mm_vision_tower have no effect when mm_tunable_parts is given",
-                      stacklevel=2)
+        warnings.warn(
+            "tune_mm_mlp_adapter / unfreeze_mm_vision_tower have no effect when mm_tunable_parts is given", stacklevel=2
+        )
     return frozenset(parts)
 
 
@@ -96,8 +97,9 @@ def apply_trainable_parts(model, parts: frozenset[Part]) -> dict[Part, int]:
             param.requires_grad_(part in parts and id(param) not in unused)
         counts[part] = sum(p.numel() for _, p in params if p.requires_grad)
     if Part.MANAGER in parts and not part_parameters(model)[Part.MANAGER]:
-        warnings.warn("mm_tunable_parts lists mm_manager but the model has no managers (manager_type none)",
-                      stacklevel=2)
+        warnings.warn(
+            "mm_tunable_parts lists mm_manager but the model has no managers (manager_type none)", stacklevel=2
+        )
     return counts
 
 
@@ -134,9 +136,14 @@ def optimizer_groups(model, parts: frozenset[Part], lrs: PartLearningRates, weig
         for decay in (True, False):
             members = [p for p in trainable if (id(p) not in no_decay) == decay]
             if members:
-                groups.append({"params": members, "lr": lrs.for_part(part),
-                               "weight_decay": weight_decay if decay else 0.0, "name": f"{part.value}/"
-                               + ("decay" if decay else "no_decay")})
+                groups.append(
+                    {
+                        "params": members,
+                        "lr": lrs.for_part(part),
+                        "weight_decay": weight_decay if decay else 0.0,
+                        "name": f"{part.value}/" + ("decay" if decay else "no_decay"),
+                    }
+                )
     return groups
 
 
