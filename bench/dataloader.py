@@ -41,10 +41,13 @@ from llava.processing import SigLipImageProcessor
 from llava.testing import build_qwen2_tokenizer, tiny_config
 from llava.testing.synthetic import write_corpus
 from llava.testing.tiny import BENCH_SIZES, QWEN2_VOCAB_SIZE
+from llava.train.recipes import VARIANTS as RECIPE_VARIANTS
+from llava.train.recipes import final_images
 
 # The shared benchmark sizes, with the real tokenizer's vocabulary (its ids reach 151645).
 SIZES = {name: {**size, "vocab_size": QWEN2_VOCAB_SIZE} for name, size in BENCH_SIZES.items()}
-VARIANTS = {"Baseline": "pad", "+Grid": "anyres_max_9"}
+# The variants without managers, by how their trained model sees images.
+VARIANTS = {v.label: final_images(v).aspect_ratio for v in RECIPE_VARIANTS if not v.manager}
 DEFAULT_IMAGE_SIZES = "640x480,300x1100,1024x768,1500x400"
 
 

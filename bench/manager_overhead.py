@@ -27,9 +27,12 @@ from llava.model.manager_config import expert_layer_preset, inject_layer_preset
 from llava.processing import SigLipImageProcessor
 from llava.testing.benchmarking import add_timing_args, timing_setup
 from llava.testing.tiny import BENCH_SIZES, tiny_config
+from llava.train.recipes import VARIANTS as RECIPE_VARIANTS
+from llava.train.recipes import final_images
 
 SIZES = BENCH_SIZES
-VARIANTS = {"Baseline": "pad", "+Grid": "anyres_max_9"}
+# The variants without managers, by how their trained model sees images.
+VARIANTS = {v.label: final_images(v).aspect_ratio for v in RECIPE_VARIANTS if not v.manager}
 
 
 def _manager(size: dict) -> dict:

@@ -35,11 +35,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from llava.train.recipes import VARIANT_KEYS
+from llava.train.recipes import VARIANTS as RECIPE_VARIANTS
+from llava.train.recipes import variant as recipe_variant
 from playground.plots import loss_history, plot_losses, plot_manager_weights
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("baseline", "manager", "grid", "grid_manager")
-NAMES = {"baseline": "Baseline", "manager": "+Manager", "grid": "+Grid", "grid_manager": "+Grid+Manager"}
+VARIANTS = VARIANT_KEYS
+NAMES = {v.key: v.label for v in RECIPE_VARIANTS}
 STAGES = ("stage1", "stage1_5", "stage2")
 FULL_EPOCHS = {"stage1": 1, "stage1_5": 1, "stage2": 3}
 # The reduced data has a fifth of the descriptions, so stage 2 starts from a model that has not yet learned the chat
@@ -101,7 +104,7 @@ def prepare(cfg: DemoConfig) -> None:
 def _stage1_dir(cfg: DemoConfig, variant: str) -> Path:
     # Stage 1 (square images, projector + managers) does not depend on the grid: baseline/grid share one,
     # manager/grid_manager another.
-    kind = "manager" if variant in ("manager", "grid_manager") else "plain"
+    kind = "manager" if recipe_variant(variant).manager else "plain"
     return cfg.work / "runs" / f"shared_stage1_{kind}"
 
 
@@ -251,7 +254,7 @@ def report(cfg: DemoConfig, evals: dict[str, Path]) -> dict:
     )
     runs = {NAMES[v]: {stage: _stage_dir(cfg, v, stage) for stage in STAGES} for v in evals}
     plot_losses(runs, out)
-    plot_manager_weights({NAMES[v]: _stage_dir(cfg, v, "stage2") for v in evals if "manager" in v}, out)
+    plot_manager_weights({NAMES[v]: _stage_dir(cfg, v, "stage2") for v in evals if recipe_variant(v).manager}, out)
     analyse_variants(cfg, list(evals), out / "analysis")
     return result
 

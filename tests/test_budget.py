@@ -13,8 +13,9 @@ from llava.model import LlavaQwenForCausalLM
 from llava.model.config import ov_0p5b_config
 from llava.processing import SigLipImageProcessor
 from llava.testing.tiny import BENCH_SIZES, tiny_config
-from llava.tools.budget import VARIANTS, budget, main, variant_config
+from llava.tools.budget import budget, main, variant_config
 from llava.tools.flops import count_forward, flop_counter
+from llava.train.recipes import VARIANTS
 
 # One projector pass over a 729-token crop of so400m features: 729 x (1152 x 896 + 896 x 896) multiply-adds.
 SO400M_PROJECTOR_PASS = 729 * (1152 * 896 + 896 * 896)
@@ -62,7 +63,7 @@ def _real_counts(model, image_size, text_tokens: int) -> tuple[int, int]:
     return forward // 2, counter.get_total_flops() // 2
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", [v.label for v in VARIANTS])
 def test_meta_count_equals_the_real_forward(variant):
     config = variant_config(tiny_config(**BENCH_SIZES["tiny"]), variant)
     torch.manual_seed(0)
@@ -115,7 +116,7 @@ def test_cli_on_a_checkpoint_uses_its_own_managers_and_times_every_variant(tmp_p
     )
     out = capsys.readouterr().out
     assert "| Baseline |" in out and "| +Grid+Manager |" in out and "+Manager vs Baseline: +128 parameters" in out
-    assert [row.variant for row in rows] == list(VARIANTS)
+    assert [row.variant for row in rows] == [v.label for v in VARIANTS]
     assert all(row.train_ms > 0 and row.infer_ms > 0 for row in rows)
     assert rows[1].params["managers"] == 1 * 2 * 64
     saved = json.loads((tmp_path / "budget.json").read_text())

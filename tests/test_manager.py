@@ -1,5 +1,7 @@
 """Managers: identity at init, causality, jitter, KV cache, gradient checkpointing, targets, presets, sizes, saving."""
 
+import json
+
 import pytest
 import torch
 
@@ -184,7 +186,7 @@ def test_save_load_and_warm_start(tmp_path, qwen_tokenizer, make_image):
     _randomise_managers(managed)
     managed.save_pretrained(tmp_path / "managed")
     reloaded = LlavaQwenForCausalLM.from_pretrained(tmp_path / "managed")
-    assert reloaded.config.manager["expert_layers"] == [2, 3, 4]
+    assert reloaded.config.manager.expert_layers == (2, 3, 4)
     for key, value in managed.state_dict().items():
         assert torch.equal(reloaded.state_dict()[key], value), key
     base.save_pretrained(tmp_path / "base")
@@ -208,7 +210,7 @@ def test_transformers_export_keeps_managers_in_a_side_file(tmp_path, qwen_tokeni
     assert (tmp_path / "hf" / "managers.safetensors").exists()
     convert_main(["from-hf", str(tmp_path / "hf"), str(tmp_path / "back")])
     back = LlavaQwenForCausalLM.from_pretrained(tmp_path / "back")
-    assert back.config.manager["inject_layers"] == [0, 2]
+    assert back.config.manager.inject_layers == (0, 2)
     for key, value in model.state_dict().items():
         assert torch.equal(back.state_dict()[key], value), key
 
@@ -250,3 +252,31 @@ def test_weighted_sum_gradients_match_autograd(per_token):
     torch.testing.assert_close(weighted_sum(experts, weights), reference)
     only_experts = torch.autograd.grad(weighted_sum(experts, weights.detach()).sum(), experts)[0]
     torch.testing.assert_close(only_experts, torch.autograd.grad(reference.sum(), experts)[0])
+
+
+def test_config_holds_the_manager_typed_and_writes_it_as_json(tmp_path):
+    config = ov_0p5b_config(manager=SAUM_CFG)
+    assert isinstance(config.manager, ManagerConfig) and config.manager.inject_layers == (0, 2)
+    assert json.loads(config.to_json_string())["manager"]["expert_layers"] == [2, 3, 4]
+    baseline = ov_0p5b_config()
+    assert baseline.manager == ManagerConfig() and not baseline.manager.enabled
+    assert json.loads(baseline.to_json_string())["manager"] is None, "the baseline's config.json keeps null"
+    config.manager = None  # as overwrite_config or a user edit would
+    assert config.manager == ManagerConfig()
+    with pytest.raises(ValueError, match="unknown manager config fields.*'layers'"):
+        config.manager = {"type": "saum", "layers": [1]}
+    with pytest.raises(ValueError, match="manager type='sam'"):
+        config.manager = {"type": "sam"}
+    config.manager = SAUM_CFG
+    config.save_pretrained(tmp_path)
+    assert type(config).from_pretrained(tmp_path).manager == config.manager
+
+
+def test_mm_spec_follows_every_field_it_reads():
+    _, managed = _pair()
+    assert managed.mm_spec.manager.inject_layers == (0, 2)
+    managed.config.manager = {**SAUM_CFG, "inject_layers": [1]}
+    assert managed.mm_spec.manager.inject_layers == (1,)
+    managed.config.num_hidden_layers = 1
+    with pytest.raises(ValueError, match="inject layer 1 is out of range"):
+        managed.mm_spec  # noqa: B018 (the property validates)

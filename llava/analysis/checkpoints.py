@@ -15,13 +15,8 @@ import torch
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.loading import read_llava_config
 from llava.model.manager_config import ManagerConfig
+from llava.train import recipes
 
-VARIANT_NAMES = {
-    (False, False): "Baseline",
-    (False, True): "+Manager",
-    (True, False): "+Grid",
-    (True, True): "+Grid+Manager",
-}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -34,7 +29,7 @@ class Checkpoint:
 
     @property
     def variant(self) -> str:
-        return VARIANT_NAMES[(self.grid, self.manager.enabled)]
+        return recipes.variant_of(grid=self.grid, manager=self.manager.enabled).label
 
     @property
     def inject_layers(self) -> tuple[int, ...]:

@@ -18,10 +18,11 @@ import ast
 import math
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
 import torch
 from PIL import Image
+
+from llava.compat import StrEnum
 
 Size = tuple[int, int]  # (width, height)
 

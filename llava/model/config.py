@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
 from huggingface_hub.dataclasses import strict
 from transformers import Qwen2Config, SiglipVisionConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from llava.compat import StrEnum
 from llava.model.anyres import AspectRatioMode, Size, parse_grid_pinpoints
 from llava.model.manager_config import ManagerConfig
 
@@ -99,7 +99,9 @@ class LlavaQwenConfig(Qwen2Config):
     mm_use_im_start_end: bool = False
     mm_use_im_patch_token: bool = False
     use_mm_proj: bool = True
-    manager: dict | None = None  # ManagerConfig.to_dict(); absent or type 'none' = baseline
+    # Read as a ManagerConfig: a dict (config.json, overwrite_config) or None is converted on every assignment.
+    # Written to config.json as a dict, or null for the baseline.
+    manager: ManagerConfig | dict | None = None
 
     def __post_init__(self, **kwargs):
         # A dict vision_config (e.g. read from a tiny checkpoint) only lists what differs from so400m; fill the rest
@@ -109,8 +111,18 @@ class LlavaQwenConfig(Qwen2Config):
         super().__post_init__(**kwargs)
         if self.mm_hidden_size is None:
             self.mm_hidden_size = self.vision_config.hidden_size
-        if isinstance(self.manager, ManagerConfig):
-            self.manager = self.manager.to_dict()
+
+    def __setattr__(self, name, value):
+        if name == "manager" and not isinstance(value, ManagerConfig):
+            value = ManagerConfig.from_dict(value)  # unknown fields and bad values fail here, naming them
+        super().__setattr__(name, value)
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        manager = out.get("manager")
+        if isinstance(manager, ManagerConfig):
+            out["manager"] = manager.to_dict() if manager.enabled else None
+        return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -154,7 +166,7 @@ class MultimodalSpec:
         if max_length is not None and max_length <= 0:
             raise ValueError(f"tokenizer_model_max_length={max_length} must be positive")
         aspect_ratio = AspectRatioMode.parse(config.image_aspect_ratio)
-        manager = ManagerConfig.from_dict(config.manager)
+        manager = config.manager
         manager.validate(vision_layers=vision.num_hidden_layers, llm_layers=config.num_hidden_layers)
         # No default is filled in: process_images reads the config's own field, so a pinpoint list invented here
         # would build a model that the image pipeline then disagrees with.

@@ -254,7 +254,7 @@ def convert_checkpoint(src: str | Path, dst: str | Path, direction: str) -> None
     tokenizer.save_pretrained(dst)
     if managers:
         save_file({k: v.contiguous() for k, v in managers.items()}, Path(dst) / MANAGER_WEIGHTS)
-        (Path(dst) / MANAGER_CONFIG).write_text(json.dumps(model.config.manager, indent=2))
+        (Path(dst) / MANAGER_CONFIG).write_text(json.dumps(model.config.manager.to_dict(), indent=2))
 
 
 def _read_manager_side_file(path: Path) -> tuple[dict | None, dict]:

@@ -196,6 +196,8 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
                 config.tokenizer_padding_side,
                 config.tokenizer_model_max_length,
                 config.manager,
+                config.num_hidden_layers,
+                config.vision_config.to_dict(),
             )
         )
         cached = getattr(self, "_mm_spec_cache", None)

@@ -13,7 +13,8 @@ Both are stored explicitly in ``config.json`` (``"manager": {...}``); presets on
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from enum import StrEnum
+
+from llava.compat import StrEnum
 
 
 class ManagerType(StrEnum):

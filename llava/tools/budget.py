@@ -33,14 +33,8 @@ from llava.model.manager_config import ManagerConfig, paper_default
 from llava.testing.tiny import BENCH_SIZES, tiny_config
 from llava.tools.flops import ForwardMacs, count_forward
 from llava.tools.timing import time_variants
+from llava.train.recipes import VARIANTS, variant, variant_of
 
-# variant -> (anyres grid, managers)
-VARIANTS = {
-    "Baseline": (False, False),
-    "+Manager": (False, True),
-    "+Grid": (True, False),
-    "+Grid+Manager": (True, True),
-}
 PRESETS = ("ov-0.5b", *BENCH_SIZES)
 
 
@@ -59,16 +53,15 @@ def load_config(name_or_path: str) -> LlavaQwenConfig:
 
 def manager_for(config: LlavaQwenConfig) -> ManagerConfig:
     """The config's own managers, or the paper's default scaled to its depths."""
-    own = ManagerConfig.from_dict(config.manager)
+    own = config.manager
     if own.enabled:
         return own
     return paper_default(vision_layers=config.vision_config.num_hidden_layers, llm_layers=config.num_hidden_layers)
 
 
-def variant_config(config: LlavaQwenConfig, variant: str) -> LlavaQwenConfig:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant {variant!r} is not one of {tuple(VARIANTS)}")
-    grid, managed = VARIANTS[variant]
+def variant_config(config: LlavaQwenConfig, name: str) -> LlavaQwenConfig:
+    """``config`` turned into a variant (a key or a label of ``llava.train.recipes.VARIANTS``)."""
+    grid, managed = variant(name).grid, variant(name).manager
     fields = config.to_dict()
     if not grid:
         fields.update(image_aspect_ratio="pad")
@@ -109,9 +102,9 @@ class VariantBudget:
 def budget(config: LlavaQwenConfig, *, image_size=(384, 384), text_tokens: int = 64) -> list[VariantBudget]:
     """Parameters and multiply-adds of the four variants, on the meta device."""
     rows, projector_pass = [], {}
-    for variant in VARIANTS:
+    for label in (v.label for v in VARIANTS):
         with torch.device("meta"):
-            model = LlavaQwenForCausalLM(variant_config(config, variant))
+            model = LlavaQwenForCausalLM(variant_config(config, label))
         macs = count_forward(model, image_size, text_tokens)
         spec = model.mm_spec
         if not spec.manager.enabled:
@@ -119,7 +112,7 @@ def budget(config: LlavaQwenConfig, *, image_size=(384, 384), text_tokens: int =
         experts, managers = len(spec.manager.expert_layers), len(spec.manager.inject_layers)
         rows.append(
             VariantBudget(
-                variant=variant,
+                variant=label,
                 params=count_parameters(model),
                 macs=macs,
                 aggregation=managers * experts * macs.manager_rows * config.hidden_size,
@@ -152,7 +145,8 @@ def _table(rows: list[VariantBudget]) -> list[str]:
 def _manager_lines(rows: list[VariantBudget]) -> list[str]:
     by_name = {row.variant: row for row in rows}
     lines = []
-    for managed, plain in (("+Manager", "Baseline"), ("+Grid+Manager", "+Grid")):
+    for with_managers in (v for v in VARIANTS if v.manager):
+        managed, plain = with_managers.label, variant_of(grid=with_managers.grid, manager=False).label
         m, p = by_name[managed], by_name[plain]
         lines.append(
             f"{managed} vs {plain}: +{m.params['total'] - p.params['total']:,} parameters; "

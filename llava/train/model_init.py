@@ -81,14 +81,13 @@ def _int_tuple(value: str, name: str) -> tuple[int, ...]:
         raise ValueError(f"{name}={value!r}: expected a preset or a comma list of integers") from error
 
 
-def resolve_manager(model_args, current: dict | None, vision_layers: int, llm_layers: int) -> dict | None:
+def resolve_manager(model_args, current: ManagerConfig, vision_layers: int, llm_layers: int) -> ManagerConfig:
     """The manager config after applying the ``--manager_*`` flags to ``current``."""
-    base = ManagerConfig.from_dict(current)
-    fields = base.to_dict()
+    fields = current.to_dict()
     if model_args.manager_type is not None:
         fields["type"] = model_args.manager_type
     if fields["type"] == "none":
-        return None if model_args.manager_type is not None or current is None else ManagerConfig().to_dict()
+        return ManagerConfig()
     if model_args.manager_expert_layers is not None:
         fields["expert_layers"] = parse_expert_layers(model_args.manager_expert_layers, vision_layers)
     elif not fields["expert_layers"]:
@@ -103,7 +102,7 @@ def resolve_manager(model_args, current: dict | None, vision_layers: int, llm_la
         fields["jitter"] = model_args.manager_jitter
     config = ManagerConfig(**fields)
     config.validate(vision_layers=vision_layers, llm_layers=llm_layers)
-    return config.to_dict()
+    return config
 
 
 def _vision_config(vision_tower: str, select_layer: int) -> SiglipVisionConfig:

@@ -8,15 +8,17 @@ set -euo pipefail
 PYTHON=${PYTHON:-python}
 OUTPUT_ROOT=${OUTPUT_ROOT:-outputs}
 REPORT_DIR=${REPORT_DIR:-$OUTPUT_ROOT/report}
-declare -A NAMES=([baseline]=Baseline [manager]=+Manager [grid]=+Grid [grid_manager]=+Grid+Manager)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# One line per variant of llava/train/recipes.py: key, grid, manager, label.
+listing=$("$PYTHON" "$here/../../llava/train/recipes.py" variants)
 args=()
-for variant in baseline manager grid grid_manager; do
+while read -r variant _ _ label; do
     eval_dir="$OUTPUT_ROOT/$variant/stage2/eval"
     if [[ -d "$eval_dir" ]]; then
-        args+=(--variant "${NAMES[$variant]}=$eval_dir")
+        args+=(--variant "$label=$eval_dir")
     else
         echo "[llava-ovm eval] no results for $variant ($eval_dir): left out of the report" >&2
     fi
-done
+done <<<"$listing"
 (( ${#args[@]} > 0 || $# > 0 )) || { echo "error: no results under $OUTPUT_ROOT/*/stage2/eval" >&2; exit 1; }
 "$PYTHON" -m llava.eval.report "${args[@]}" "$@" --out "$REPORT_DIR"

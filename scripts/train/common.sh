@@ -21,12 +21,12 @@
 #                    stage's output directory
 #   RUN_NAME_PREFIX  run names are $RUN_NAME_PREFIX-$VARIANT-stageX                    (default: llava-ovm)
 #   NUM_WORKERS      dataloader workers per process                                                (default: 4)
-#   SAVE_STEPS       checkpoint interval of stages 1.5 and 2 (default 1000); stage 1: SAVE_STEPS_STAGE1 (2000)
-#   SAVE_TOTAL_LIMIT checkpoints kept per stage (default 1)
 #   REQUIRE_COMPLETE 0 lets a stage start from a previous-stage directory without the COMPLETE marker (default 1)
-#   MANAGER_TYPE, MANAGER_EXPERTS, MANAGER_INJECT   manager variants: saum, top_half, count:6
 #   IMAGE_FOLDER     root of the image paths in the data (per stage: IMAGE_FOLDER_STAGE1, _STAGE1_5, _STAGE2)
+#   DRY_RUN          1 prints the stage's command, one argument per line, instead of running it
 #
+# The hyper-parameters (LR_STAGE*, BS_STAGE*, SAVE_STEPS, MANAGER_TYPE, NUM_WORKERS, ...) are the stage recipes of
+# llava/train/recipes.py; `python -m llava.train.recipes show stage2 --variant grid_manager` prints one.
 # Arguments given to a stage script after its name are passed on to `python -m llava.train.train` after the
 # script's own flags, so they override them (argparse keeps the last value of a repeated flag).
 
@@ -123,19 +123,7 @@ require_complete() {
     [[ -f "$dir/COMPLETE" ]] || die "$what is incomplete: $dir has no COMPLETE marker (the run was interrupted or is still running; re-run that stage to finish it, or set REQUIRE_COMPLETE=0 for a checkpoint trained elsewhere)"
 }
 
-# -- variant -------------------------------------------------------------------------------------------------------
-
-require VARIANT "one of baseline, manager, grid, grid_manager"
-case "$VARIANT" in
-    baseline) WITH_MANAGER=0 WITH_GRID=0 ;;
-    manager) WITH_MANAGER=1 WITH_GRID=0 ;;
-    grid) WITH_MANAGER=0 WITH_GRID=1 ;;
-    grid_manager) WITH_MANAGER=1 WITH_GRID=1 ;;
-    *) die "VARIANT=$VARIANT: expected one of baseline, manager, grid, grid_manager" ;;
-esac
-MANAGER_TYPE=${MANAGER_TYPE:-saum}
-MANAGER_EXPERTS=${MANAGER_EXPERTS:-top_half}
-MANAGER_INJECT=${MANAGER_INJECT:-count:6}
+require VARIANT "one of the variants of llava/train/recipes.py: baseline, manager, grid, grid_manager"
 
 # -- interpreter and device ----------------------------------------------------------------------------------------
 
@@ -147,6 +135,10 @@ export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 _probe=$("$PYTHON" -m llava.train.preflight probe) || die "$PYTHON cannot run llava.train.preflight (is torch installed in it?)"
 read -r CUDA_COUNT CUDA_MAJOR CUDA_BF16 HAS_LLAVA HAS_DEEPSPEED HAS_WANDB <<<"$_probe"
 (( HAS_LLAVA )) || die "$PYTHON cannot import llava (install the project: pip install -e '.[train]')"
+
+# The variants and stage recipes: stdlib-only, run by path so that no torch import is paid for a table lookup.
+RECIPES=$REPO_ROOT/llava/train/recipes.py
+"$PYTHON" "$RECIPES" variant "$VARIANT" >/dev/null || die "VARIANT=$VARIANT is not a variant (see the line above)"
 
 if [[ -z "${NUM_GPUS:-}" ]]; then
     (( CUDA_COUNT > 0 )) || die "NUM_GPUS is not set and no CUDA device is visible: set NUM_GPUS to the number of processes per node (CPU runs use gloo)"
@@ -228,14 +220,6 @@ export WANDB_MODE=${WANDB_MODE:-offline}
 export WANDB_PROJECT=${WANDB_PROJECT:-llava-ov-manager}
 RUN_NAME_PREFIX=${RUN_NAME_PREFIX:-llava-ovm}
 
-NUM_WORKERS=${NUM_WORKERS:-4}
-require_int NUM_WORKERS
-SAVE_STEPS=${SAVE_STEPS:-1000}
-SAVE_STEPS_STAGE1=${SAVE_STEPS_STAGE1:-2000}
-SAVE_TOTAL_LIMIT=${SAVE_TOTAL_LIMIT:-1}
-require_int SAVE_STEPS
-require_int SAVE_STEPS_STAGE1
-require_int SAVE_TOTAL_LIMIT
 # torchrun would set 1 thread per process and warn; LLaVA-OneVision's scripts use 8.
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
 
@@ -246,22 +230,11 @@ STAGE1_DIR=${STAGE1_DIR:-$OUTPUT_ROOT/$VARIANT/stage1}
 STAGE1_5_DIR=${STAGE1_5_DIR:-$OUTPUT_ROOT/$VARIANT/stage1_5}
 STAGE2_DIR=${STAGE2_DIR:-$OUTPUT_ROOT/$VARIANT/stage2}
 
-# Flags shared by every stage. Stage scripts add theirs, then the user's "$@".
-COMMON_ARGS=(
+# This machine's flags, shared by every stage. A stage passes its paths, its recipe, these, then the user's "$@".
+MACHINE_ARGS=(
     "${DEEPSPEED_ARGS[@]}"
-    --mm_projector_type mlp2x_gelu
-    --mm_vision_select_layer -2
     "${PRECISION_ARGS[@]}"
     --attn_implementation "$ATTN"
-    --gradient_checkpointing True
-    --weight_decay 0.
-    --warmup_ratio 0.03
-    --lr_scheduler_type cosine
-    --logging_steps 1
-    --num_train_epochs 1
-    --save_strategy steps
-    --save_total_limit "$SAVE_TOTAL_LIMIT"
-    --dataloader_num_workers "$NUM_WORKERS"
     --report_to "$REPORT_TO"
     "${COMPILE_ARGS[@]}"
 )
@@ -273,6 +246,7 @@ check_stage1_env() {
     resolve_model_dir VISION_TOWER "the SigLIP tower: a local directory or a hub id such as google/siglip-so400m-patch14-384"
     require_data DATA_STAGE1
     image_folder_for STAGE1 DATA_STAGE1 >/dev/null
+    recipe_args stage1
 }
 
 check_stage1_5_env() {
@@ -280,39 +254,51 @@ check_stage1_5_env() {
     resolve_model_dir VISION_TOWER "the SigLIP tower: a local directory or a hub id such as google/siglip-so400m-patch14-384"
     require_data DATA_STAGE1_5
     image_folder_for STAGE1_5 DATA_STAGE1_5 >/dev/null
+    recipe_args stage1_5
 }
 
 check_stage2_env() {
     require_data DATA_STAGE2
     image_folder_for STAGE2 DATA_STAGE2 >/dev/null
+    recipe_args stage2
 }
 
-# manager_args LR: the manager flags of a manager variant (nothing otherwise), with the managers' learning rate.
-manager_args() {
-    MANAGER_ARGS=()
-    if (( WITH_MANAGER )); then
-        MANAGER_ARGS=(--manager_type "$MANAGER_TYPE" --manager_expert_layers "$MANAGER_EXPERTS"
-                      --manager_inject_layers "$MANAGER_INJECT" --mm_manager_lr "$1")
-    fi
+# recipe_args STAGE: RECIPE_ARGS = the stage recipe's flags for this VARIANT, the environment's overrides applied.
+recipe_args() {
+    local listing
+    listing=$("$PYTHON" "$RECIPES" argv "$1" --variant "$VARIANT") || die "the $1 recipe cannot take the settings above"
+    mapfile -t RECIPE_ARGS <<<"$listing"
 }
 
-# tunable_parts BASE: BASE plus ,mm_manager for manager variants.
-tunable_parts() {
-    if (( WITH_MANAGER )); then echo "$1,mm_manager"; else echo "$1"; fi
+# last_value FLAG ARGS...: the value of the last FLAG in ARGS (argparse's reading of a repeated flag).
+last_value() {
+    local flag=$1 value=""
+    shift
+    while (( $# > 1 )); do
+        [[ "$1" == "$flag" ]] && value=$2
+        shift
+    done
+    echo "$value"
 }
 
-# launch STAGE OUTPUT_DIR PER_DEVICE_BATCH GRAD_ACCUM TRAIN_ARGS...: runs llava.train.train under torchrun on this
-# node and tees its output to OUTPUT_DIR/train_node<RANK>.log. Its exit status is the training's.
+# launch STAGE OUTPUT_DIR TRAIN_ARGS...: runs llava.train.train under torchrun on this node and tees its output to
+# OUTPUT_DIR/train_node<RANK>.log. Its exit status is the training's. DRY_RUN=1 prints the command instead.
 launch() {
-    local stage=$1 out=$2 batch=$3 accum=$4
-    shift 4
+    local stage=$1 out=$2 batch accum
+    shift 2
+    batch=$(last_value --per_device_train_batch_size "$@")
+    accum=$(last_value --gradient_accumulation_steps "$@")
     require_int batch
     require_int accum
-    mkdir -p "$out"
     local cmd=("$PYTHON" -m torch.distributed.run
                --nproc_per_node="$NUM_GPUS" --nnodes="$NNODES" --node_rank="$NODE_RANK"
                --master_addr="$MASTER_ADDR" --master_port="$MASTER_PORT"
                -m llava.train.train "$@")
+    if [[ "${DRY_RUN:-0}" == 1 ]]; then
+        printf '%s\n' "${cmd[@]}"
+        return 0
+    fi
+    mkdir -p "$out"
     note "stage $stage, variant $VARIANT, node $NODE_RANK of $NNODES, $NUM_GPUS processes per node, $PRECISION, $ATTN"
     note "global batch = $NNODES nodes x $NUM_GPUS x $batch per device x $accum accumulation = $((NNODES * NUM_GPUS * batch * accum))"
     note "output: $out"

@@ -8,9 +8,9 @@
 # Needs the finished stage 1 output: $STAGE1_DIR/mm_adapter.safetensors, config.json and the COMPLETE marker (set
 # STAGE1_ADAPTER to start from another adapter file, e.g. LLaVA-NeXT's mm_projector.bin, with or without a stage-1
 # config.json beside it; no marker is required then).
-# Stage variables (defaults): LR_STAGE1_5 (1e-5), VISION_LR_STAGE1_5 (2e-6), MANAGER_LR_STAGE1_5 (= LR_STAGE1_5),
-# BS_STAGE1_5 (4 per device), GA_STAGE1_5 (1), MAX_LEN_STAGE1_5 (16384),
-# PINPOINTS_STAGE1_5 (grid variants; LLaVA-OneVision's mid-stage list, in pixels of a 384 crop).
+# The hyper-parameters are the stage1_5 recipe (python -m llava.train.recipes show stage1_5 --variant grid);
+# LR_STAGE1_5, VISION_LR_STAGE1_5, MANAGER_LR_STAGE1_5, BS_STAGE1_5, GA_STAGE1_5, MAX_LEN_STAGE1_5,
+# PINPOINTS_STAGE1_5 (grid variants) and SAVE_STEPS override it. Shared: see common.sh.
 set -euo pipefail
 # shellcheck source=scripts/train/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -27,45 +27,19 @@ if [[ ! -f "$(dirname "$STAGE1_ADAPTER")/config.json" ]]; then
 fi
 
 IMAGE_FOLDER_STAGE1_5=$(image_folder_for STAGE1_5 DATA_STAGE1_5)
-LR_STAGE1_5=${LR_STAGE1_5:-1e-5}
-VISION_LR_STAGE1_5=${VISION_LR_STAGE1_5:-2e-6}
-MANAGER_LR_STAGE1_5=${MANAGER_LR_STAGE1_5:-$LR_STAGE1_5}
-BS_STAGE1_5=${BS_STAGE1_5:-4}
-GA_STAGE1_5=${GA_STAGE1_5:-1}
-MAX_LEN_STAGE1_5=${MAX_LEN_STAGE1_5:-16384}
-PINPOINTS_STAGE1_5=${PINPOINTS_STAGE1_5:-"[(384, 768), (768, 384), (768, 768), (1152, 384), (384, 1152)]"}
-
-if (( WITH_GRID )); then
-    image_args=(--image_aspect_ratio anyres --image_grid_pinpoints "$PINPOINTS_STAGE1_5")
-else
-    image_args=(--image_aspect_ratio pad)
-fi
-manager_args "$MANAGER_LR_STAGE1_5"
 folder_args=()
 if [[ -n "$IMAGE_FOLDER_STAGE1_5" ]]; then
     folder_args=(--image_folder "$IMAGE_FOLDER_STAGE1_5")
 fi
 
-launch 1.5 "$STAGE1_5_DIR" "$BS_STAGE1_5" "$GA_STAGE1_5" \
+launch 1.5 "$STAGE1_5_DIR" \
     --model_name_or_path "$LLM" \
     --vision_tower "$VISION_TOWER" \
     --pretrain_mm_mlp_adapter "$STAGE1_ADAPTER" \
-    --version qwen_1_5 \
     --data_path "$DATA_STAGE1_5" \
     "${folder_args[@]}" \
-    --mm_tunable_parts "$(tunable_parts mm_vision_tower,mm_mlp_adapter,mm_language_model)" \
-    "${image_args[@]}" \
-    --mm_patch_merge_type spatial_unpad \
-    "${MANAGER_ARGS[@]}" \
-    --learning_rate "$LR_STAGE1_5" \
-    --mm_vision_tower_lr "$VISION_LR_STAGE1_5" \
-    --per_device_train_batch_size "$BS_STAGE1_5" \
-    --gradient_accumulation_steps "$GA_STAGE1_5" \
-    --model_max_length "$MAX_LEN_STAGE1_5" \
-    --group_by_modality_length True \
-    --dataloader_drop_last True \
-    --save_steps "$SAVE_STEPS" \
     --output_dir "$STAGE1_5_DIR" \
     --run_name "$RUN_NAME_PREFIX-$VARIANT-stage1_5" \
-    "${COMMON_ARGS[@]}" \
+    "${RECIPE_ARGS[@]}" \
+    "${MACHINE_ARGS[@]}" \
     "$@"
