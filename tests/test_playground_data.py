@@ -12,7 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # playground/ is not an installed package
 
 from llava.eval.benchmarks import Benchmark, Capability, ImageCategory, Resolution
-from playground.data import KINDS, QUESTIONS, SUFFIX, TASKS, Counts, chance_accuracy, generate
+from playground.data import Counts, generate
+from playground.questions import KINDS, QUESTIONS, SUFFIX
+from playground.tasks import TASKS, chance_accuracy
 
 STAGES = ("stage1.json", "stage1_5.json", "stage2.json")
 
