@@ -1,6 +1,6 @@
 """The embedded default: train and evaluate all four variants on the synthetic curriculum, on a CPU.
 
-    python -m playground.demo [--work DIR] [--reduced] [--variants baseline,manager,grid,grid_manager] [--jobs 2]
+    python -m playground.demo [--work DIR] [--reduced] [--seed 0 | --seeds 0,1,2] [--variants ...] [--jobs 2]
 
 1. generates the playground data (``playground.data``) and tiny Qwen2 / SigLIP checkpoints (real Qwen2 tokenizer);
 2. trains stage 1 -> 1.5 -> 2 for each variant with the cluster's stage scripts (``scripts/train/curriculum.sh``,
@@ -37,8 +37,12 @@ from tqdm import tqdm
 
 from llava.train.recipes import VARIANT_KEYS
 from llava.train.recipes import VARIANTS as RECIPE_VARIANTS
+from llava.train.recipes import stage as recipe_stage
 from llava.train.recipes import variant as recipe_variant
-from playground.plots import loss_history, plot_losses, plot_manager_weights
+from playground.checks import bar, expert_checks, variant_checks
+from playground.experts import expert_dirs, pretrain_experts
+from playground.experts import summary as expert_summary
+from playground.plots import loss_history, plot_losses, plot_manager_weights, plot_probe_and_weights
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = VARIANT_KEYS
@@ -56,9 +60,6 @@ class DemoConfig:
     reduced: bool = False
     seed: int = 0
     variants: tuple[str, ...] = VARIANTS
-    llm_hidden: int = 64
-    llm_layers: int = 4
-    tower_layers: int = 5  # the tower keeps 4 (select layer -2 drops the last)
     batch: dict[str, int] = field(default_factory=lambda: {"stage1": 8, "stage1_5": 4, "stage2": 4})
     lr: dict[str, str] = field(default_factory=lambda: {"stage1": "1e-3", "stage1_5": "1e-3", "stage2": "1e-3"})
     tower_lr: str = "2e-5"  # stages 1.5 and 2 (the tower is frozen in stage 1)
@@ -67,6 +68,11 @@ class DemoConfig:
     # of a 64-wide model those positions are most of a step's cost, so the demo supervises answers only.
     supervise_chat_tokens: bool = False
     jobs: int = 2  # variants trained side by side, each on cpu_count // jobs threads
+
+    @property
+    def stage0_steps(self) -> dict[str, int]:
+        """Pre-training steps of the tower and the LLM (the sizes are stage 0's defaults)."""
+        return {"tower": 300, "llm": 150} if self.reduced else {"tower": 800, "llm": 300}
 
     @property
     def epochs(self) -> dict[str, float]:
@@ -85,20 +91,18 @@ def _log(message: str) -> None:
     tqdm.write(f"[playground] {message}")
 
 
-def prepare(cfg: DemoConfig) -> None:
-    """Data and starting checkpoints; both deterministic from the seed, reused when present."""
-    from llava.testing.synthetic import write_tiny_llm, write_tiny_siglip
+def prepare(cfg: DemoConfig) -> dict[str, dict]:
+    """Data and the pre-trained experts (stage 0); deterministic from the seed, reused when present."""
     from playground.data import Counts, generate
 
     if not (cfg.data / "manifest.json").exists():
         counts = Counts.reduced() if cfg.reduced else Counts()
         generate(cfg.data, seed=cfg.seed, counts=counts)
         _log(f"data written to {cfg.data}")
-    models = cfg.work / "models"
-    if not (models / "qwen2-tiny" / "config.json").exists():
-        write_tiny_llm(models / "qwen2-tiny", seed=cfg.seed, hidden_size=cfg.llm_hidden, layers=cfg.llm_layers)
-    if not (models / "siglip-tiny" / "config.json").exists():
-        write_tiny_siglip(models / "siglip-tiny", seed=cfg.seed, image_size=56, layers=cfg.tower_layers)
+    reports = pretrain_experts(cfg.work, seed=cfg.seed, steps=cfg.stage0_steps, jobs=cfg.jobs, repo=REPO)
+    for line in expert_summary(reports):
+        _log(line)
+    return reports
 
 
 def _stage1_dir(cfg: DemoConfig, variant: str) -> Path:
@@ -113,8 +117,8 @@ def _train_env(cfg: DemoConfig, variant: str) -> dict[str, str]:
         os.environ,
         VARIANT=variant,
         PYTHON=sys.executable,
-        LLM=str(cfg.work / "models" / "qwen2-tiny"),
-        VISION_TOWER=str(cfg.work / "models" / "siglip-tiny"),
+        LLM=str(expert_dirs(cfg.work)["llm"]),
+        VISION_TOWER=str(expert_dirs(cfg.work)["tower"]),
         IMAGE_FOLDER=str(cfg.data),
         DATA_STAGE1=str(cfg.data / "stage1.json"),
         DATA_STAGE1_5=str(cfg.data / "stage1_5.json"),
@@ -171,7 +175,7 @@ def train(cfg: DemoConfig, variant: str, bar: tqdm) -> None:
 def _train_stage(cfg: DemoConfig, variant: str, stage: str) -> None:
     env = dict(
         _train_env(cfg, variant),
-        STAGES={"stage1": "1", "stage1_5": "1.5", "stage2": "2"}[stage],
+        STAGES=recipe_stage(stage).number,
         MASTER_PORT=str(_free_port()),
     )
     log = cfg.work / "logs" / f"{variant}_{stage}.log"
@@ -240,7 +244,7 @@ def evaluate(cfg: DemoConfig, variant: str, tasks: list[str]) -> Path:
     return out
 
 
-def report(cfg: DemoConfig, evals: dict[str, Path]) -> dict:
+def report(cfg: DemoConfig, evals: dict[str, Path], chance: dict[str, float], experts: dict[str, dict]) -> dict:
     from llava.eval.benchmarks import load_benchmarks
     from llava.eval.report import build_report
 
@@ -251,10 +255,13 @@ def report(cfg: DemoConfig, evals: dict[str, Path]) -> dict:
         out,
         benchmarks=benchmarks,
         title="Playground: zero-shot on the held-out synthetic tasks (tiny CPU models)",
+        chance=chance,
     )
     runs = {NAMES[v]: {stage: _stage_dir(cfg, v, stage) for stage in STAGES} for v in evals}
     plot_losses(runs, out)
-    plot_manager_weights({NAMES[v]: _stage_dir(cfg, v, "stage2") for v in evals if recipe_variant(v).manager}, out)
+    managed = {NAMES[v]: _stage_dir(cfg, v, "stage2") for v in evals if recipe_variant(v).manager}
+    plot_manager_weights(managed, out)
+    plot_probe_and_weights(experts["tower"], managed, out)
     analyse_variants(cfg, list(evals), out / "analysis")
     return result
 
@@ -274,39 +281,6 @@ def analyse_variants(cfg: DemoConfig, variants: list[str], out: Path) -> dict:
     return analyse(checkpoints, samples, AnalysisConfig(out=out))
 
 
-TRIVIAL_TASK = "playground_background"  # in every patch of every image: the check that images are used at all
-
-
-def checks(cfg: DemoConfig, result: dict, chance: dict[str, float]) -> list[tuple[str, bool]]:
-    """What the demo claims: every stage's loss fell, and every trained variant beats chance on the trivially
-    learnable task by 10 points. The other tasks are reported, not required: at this scale they may stay at chance."""
-    from playground.plots import loss_fell
-
-    lines = []
-    for variant in cfg.variants:
-        for stage in STAGES:
-            fell = loss_fell(loss_history(_stage_dir(cfg, variant, stage)))
-            lines.append((f"{NAMES[variant]} {stage}: loss fell", fell))
-        score = result["scores"][NAMES[variant]].get(TRIVIAL_TASK)
-        floor = 100 * chance[TRIVIAL_TASK]
-        shown = "missing" if score is None else f"{score:.1f}%"
-        lines.append(
-            (
-                f"{NAMES[variant]} background accuracy {shown} vs chance {floor:.1f}% (needs +10 points)",
-                score is not None and score > floor + 10,
-            )
-        )
-    return lines
-
-
-def above_chance(cfg: DemoConfig, result: dict, chance: dict[str, float]) -> dict[str, list[str]]:
-    """Per variant, the tasks whose accuracy beats chance (the better of guessing and the commonest answer)."""
-    return {
-        NAMES[v]: [task for task, level in chance.items() if (result["scores"][NAMES[v]].get(task) or 0) > 100 * level]
-        for v in cfg.variants
-    }
-
-
 def _train_and_evaluate(cfg: DemoConfig, variant: str, tasks: list[str], bar: tqdm) -> Path:
     train(cfg, variant, bar)
     bar.set_postfix_str(f"evaluating {NAMES[variant]}")
@@ -317,35 +291,64 @@ def _train_and_evaluate(cfg: DemoConfig, variant: str, tasks: list[str], bar: tq
 
 def run(cfg: DemoConfig) -> int:
     started = time.time()
-    prepare(cfg)
+    experts = prepare(cfg)
     tasks = [entry["task"] for entry in json.loads((cfg.data / "tasks" / "benchmarks.json").read_text())]
     _log(
         f"training and evaluating {len(cfg.variants)} variants, {cfg.jobs} at a time ({cfg.threads} threads each); "
         f"logs in {cfg.work / 'logs'}"
     )
     with (
-        tqdm(total=len(cfg.variants) * (len(STAGES) + 1), desc="stages and evaluations", unit="step") as bar,
+        tqdm(total=len(cfg.variants) * (len(STAGES) + 1), desc="stages and evaluations", unit="step") as bar_,
         ThreadPoolExecutor(max_workers=cfg.jobs) as pool,
     ):
-        futures = {v: pool.submit(_train_and_evaluate, cfg, v, tasks, bar) for v in cfg.variants}
+        futures = {v: pool.submit(_train_and_evaluate, cfg, v, tasks, bar_) for v in cfg.variants}
         evals = {v: future.result() for v, future in futures.items()}
-    result = report(cfg, evals)
-    print((result["out"] / "report.md").read_text().split("## Table XII")[0])
     chance = json.loads((cfg.data / "tasks" / "chance.json").read_text())
-    lines = checks(cfg, result, chance)
+    result = report(cfg, evals, chance, experts)
+    print((result["out"] / "report.md").read_text().split("## Table XII")[0])
+    names = {v: NAMES[v] for v in cfg.variants}
+    lines = expert_checks(experts)
+    lines += variant_checks(names, lambda v, stage: _stage_dir(cfg, v, stage), STAGES, result, chance)
     for text, ok in lines:
         print(f"  [{'ok' if ok else 'FAILED'}] {text}")
-    for name, tasks_won in above_chance(cfg, result, chance).items():
-        print(f"  {name}: above chance on {', '.join(tasks_won) or 'no task'}")
+    for line in expert_summary(experts) + bar(list(names.values()), result, chance):
+        print(f"  {line}")
     print(f"report, CSVs and plots in {result['out']} ({(time.time() - started) / 60:.1f} min)")
     return 0 if all(ok for _, ok in lines) else 1
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seeds takes comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds needs distinct seeds, got {text!r}")
+    return seeds
+
+
+def run_seeds(cfg: DemoConfig, seeds: tuple[int, ...]) -> int:
+    """The demo once per seed under ``work/seed<N>``, then the mean and spread over seeds in ``work/report``."""
+    from playground.seeds import summarise
+
+    codes, reports = [], {}
+    for seed in seeds:
+        _log(f"seed {seed} of {', '.join(map(str, seeds))}")
+        seeded = DemoConfig(work=cfg.work / f"seed{seed}", reduced=cfg.reduced, seed=seed, variants=cfg.variants,
+                            jobs=cfg.jobs)  # fmt: skip
+        codes.append(run(seeded))
+        reports[seed] = seeded.work / "report"
+    path = summarise(reports, cfg.work / "report")
+    print(path.read_text())
+    return max(codes)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=REPO / "playground" / "runs", help="working directory")
     parser.add_argument("--reduced", action="store_true", help="a few-minute version (CI)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the seed of data, experts and training (default 0)")
+    parser.add_argument("--seeds", type=_seeds, help="comma-separated: one whole run per seed, then mean and spread")
     parser.add_argument("--variants", help="comma-separated (default: all four; with --reduced baseline,grid_manager)")
     parser.add_argument("--jobs", type=int, default=2, help="variants trained side by side (default 2)")
     args = parser.parse_args(argv)
@@ -355,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     cfg = DemoConfig(work=args.work, reduced=args.reduced, seed=args.seed, variants=variants, jobs=args.jobs)
-    raise SystemExit(run(cfg))
+    raise SystemExit(run_seeds(cfg, args.seeds) if args.seeds else run(cfg))
 
 
 if __name__ == "__main__":

@@ -81,3 +81,32 @@ def plot_manager_weights(checkpoints: dict[str, Path], out: Path) -> Path | None
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_probe_and_weights(tower_report: dict, checkpoints: dict[str, Path], out: Path) -> Path:
+    """Left: the stage-0 linear probe per tower layer (what each layer holds); right: each manager variant's mean
+    learned weight per expert, averaged over its managers (what the managers take from each layer)."""
+    probe, chance = tower_report["after"]["probe"], tower_report["after"]["chance"]
+    weights = {name: manager_weights(path) for name, path in checkpoints.items()}
+    weights = {name: layers for name, layers in weights.items() if layers}
+    fig, axes = plt.subplots(1, 1 + len(weights), figsize=(5 * (1 + len(weights)), 3.6), squeeze=False)
+    left = axes[0][0]
+    for kind, accuracies in probe.items():
+        line = left.plot(range(1, len(accuracies) + 1), [100 * a for a in accuracies], marker="o", label=kind)[0]
+        left.axhline(100 * chance[kind], color=line.get_color(), linestyle=":", linewidth=0.8)
+    left.set_xlabel("tower layer k (output of layer k)")
+    left.set_ylabel("held-out linear-probe accuracy (%)")
+    left.set_title("Stage-0 tower: linear probe per layer (dotted: majority)")
+    left.legend(fontsize=7)
+    for axis, (name, layers) in zip(axes[0][1:], weights.items()):
+        expert_layers = json.loads((Path(checkpoints[name]) / "config.json").read_text())["manager"]["expert_layers"]
+        mean = [sum(values[e] for values in layers.values()) / len(layers) for e in range(len(expert_layers))]
+        axis.bar([str(k) for k in expert_layers], mean)
+        axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_xlabel("expert: tower layer k")
+        axis.set_title(f"{name}: mean SAUM weight per expert")
+    fig.tight_layout()
+    path = out / "probe_and_manager_weights.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -39,11 +39,15 @@ def _assert_finished(done: subprocess.CompletedProcess) -> None:
 def test_reduced_demo_passes_its_own_checks(demo):
     _work, done = demo
     _assert_finished(done)
-    # Every stage of every variant reported its loss falling, and each variant beat chance on the background task.
+    # The pre-trained experts beat their probes' chance; every stage of every variant reported its loss falling;
+    # each variant beat chance by 15 points on the background task and on at least one other task.
+    assert "[ok] stage 0 tower: held-out retrieval" in done.stdout
+    assert "[ok] stage 0 LLM: held-out perplexity fell" in done.stdout
     for name in NAMES:
         for stage in ("stage1", "stage1_5", "stage2"):
             assert f"[ok] {name} {stage}: loss fell" in done.stdout
-        assert f"[ok] {name} background accuracy" in done.stdout
+        assert f"[ok] {name} background: +" in done.stdout
+        assert f"[ok] {name}: +15 points on another task too" in done.stdout
     assert "FAILED" not in done.stdout
 
 
@@ -57,8 +61,16 @@ def test_report_tables_and_plots_exist(demo):
         rows = list(csv.DictReader(handle))
     assert {row["variant"] for row in rows} == set(NAMES)
     assert all(row["score"] != "-" for row in rows)  # every task of every variant was scored
-    for name in ("report.png", "loss_curves.png", "manager_weights.png"):
+    for name in ("report.png", "loss_curves.png", "manager_weights.png", "intervals.png"):
         assert (report / name).stat().st_size > 10_000, name
+    assert (report / "probe_and_manager_weights.png").stat().st_size > 10_000
+    # Every accuracy and every delta against the Baseline carries a 95% interval.
+    assert "## Per task, with 95% intervals" in text and "paired bootstrap" in text
+    with open(report / "intervals.csv") as handle:
+        intervals = list(csv.DictReader(handle))
+    assert {row["variant"] for row in intervals if row["kind"] == "accuracy"} == set(NAMES)
+    assert all(float(row["low"]) <= float(row["value"]) <= float(row["high"]) for row in intervals)
+    assert {row["variant"] for row in intervals if row["kind"].startswith("delta")} == {"+Grid+Manager"}
 
 
 def test_analysis_figures_of_the_trained_variants(demo):

@@ -5,9 +5,10 @@
 
 Each ``--variant NAME=PATH[,PATH...]`` names lmms-eval results files or directories holding them (the offline pass,
 the judged pass, ``{"scores": {...}}`` files with server scores); the first variant is the baseline unless
-``--baseline`` says otherwise. Writes ``report.md`` (Table XI with deltas against the baseline, Tables XII and XIII,
-Table X's dataset metadata), ``scores.csv``, ``categories.csv`` and ``report.png``. Missing datasets show as ``-``;
-an average over fewer datasets than the paper's is marked ``*`` with the count.
+``--baseline`` says otherwise. Writes ``report.md`` (Table XI with deltas against the baseline, per-task accuracies and
+deltas with 95% intervals, Tables XII and XIII, Table X's dataset metadata), ``scores.csv``, ``categories.csv``,
+``report.png`` and, from lmms-eval's per-document samples, ``intervals.csv`` and ``intervals.png``. Missing datasets
+show as ``-``; an average over fewer datasets than the paper's is marked ``*`` with the count.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import csv
 from pathlib import Path
 
+from llava.eval import compare
 from llava.eval.benchmarks import BENCHMARKS, Benchmark, Capability, load_benchmarks
 from llava.eval.summary import Average, Scores, collect_scores, summarise
 
@@ -162,13 +164,17 @@ def plot(out: Path, summaries: dict[str, dict[str, Average]], baseline: str) -> 
     return path
 
 
-def _document(scores, summaries, missing, baseline: str, benchmarks: tuple[Benchmark, ...], title: str) -> str:
+def _document(scores, summaries, missing, baseline: str, benchmarks, title: str, intervals: str) -> str:
     parts = [
         f"# {title}",
         "",
         "## Table XI: overall and category averages (OCRBench / 10; MM-LiveBench's two months count as two)",
         "",
         table_xi(summaries, baseline),
+        "",
+        "## Per task, with 95% intervals",
+        "",
+        intervals,
         "",
         "## Table XII: General and Text-Rich",
         "",
@@ -197,8 +203,10 @@ def build_report(
     *,
     benchmarks: tuple[Benchmark, ...] = BENCHMARKS,
     title: str = "Zero-shot results",
+    chance: dict[str, float] | None = None,
 ) -> dict:
-    """Read every variant's results, write report.md, the CSVs and report.png into ``out``."""
+    """Read every variant's results, write report.md, the CSVs and report.png into ``out`` (with per-document
+    samples also intervals.csv and intervals.png; ``chance``, task -> fraction, is drawn there)."""
     if not variants:
         raise ValueError("give at least one --variant NAME=PATH")
     baseline = baseline or next(iter(variants))
@@ -209,10 +217,15 @@ def build_report(
     scores = {name: collect_scores(paths, benchmarks) for name, paths in variants.items()}
     summaries = {name: summarise(variant, benchmarks) for name, variant in scores.items()}
     missing = {name: [b.label for b in benchmarks if b.key not in variant] for name, variant in scores.items()}
-    (out / "report.md").write_text(_document(scores, summaries, missing, baseline, benchmarks, title))
+    comparisons = compare.compare(variants, benchmarks, baseline)
+    intervals = compare.markdown(comparisons, baseline)
+    (out / "report.md").write_text(_document(scores, summaries, missing, baseline, benchmarks, title, intervals))
     write_csvs(out, scores, summaries, baseline, benchmarks)
     plot(out, summaries, baseline)
-    return {"scores": scores, "summaries": summaries, "missing": missing, "out": out}
+    if comparisons:
+        compare.write_csv(out / "intervals.csv", comparisons, baseline)
+        compare.plot(out / "intervals.png", comparisons, chance)
+    return {"scores": scores, "summaries": summaries, "missing": missing, "comparisons": comparisons, "out": out}
 
 
 def _parse_variant(text: str) -> tuple[str, list[str]]:

@@ -29,9 +29,9 @@ COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 60, 220), 
 SHAPES = ("circle", "square")
 
 
-def write_tiny_llm(path: str | Path, *, seed: int = 0, hidden_size: int = 64, layers: int = 4) -> Path:
-    torch.manual_seed(seed)
-    config = Qwen2Config(
+def tiny_llm_config(*, hidden_size: int = 64, layers: int = 4) -> Qwen2Config:
+    """A tiny Qwen2 with the real tokenizer's vocabulary and special tokens."""
+    return Qwen2Config(
         vocab_size=QWEN2_VOCAB_SIZE,
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
@@ -44,6 +44,11 @@ def write_tiny_llm(path: str | Path, *, seed: int = 0, hidden_size: int = 64, la
         pad_token_id=QWEN2_PAD,
         bos_token_id=QWEN2_PAD,
     )
+
+
+def write_tiny_llm(path: str | Path, *, seed: int = 0, hidden_size: int = 64, layers: int = 4) -> Path:
+    torch.manual_seed(seed)
+    config = tiny_llm_config(hidden_size=hidden_size, layers=layers)
     path = Path(path)
     Qwen2ForCausalLM(config).save_pretrained(path)
     build_qwen2_tokenizer().save_pretrained(path)

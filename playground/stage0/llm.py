@@ -1,0 +1,152 @@
+"""Stage 0, language: a tiny Qwen2 pre-trained as a causal LM on generated text, with the real Qwen2 tokenizer.
+
+    python -m playground.stage0.llm OUT [--seed 0] [--steps 300]
+
+The text is what the curriculum talks about, in words only: detailed descriptions of generated scenes, and chat
+turns in the Qwen template whose user turn describes a scene and asks one of the held-out questions, answered with
+one word. A model trained on them knows the template and how to answer from its context, as an instruct LLM
+does; the multimodal stages then have to put the scene into that context through the image. Every token is
+supervised (plain next-token prediction). Probed by held-out perplexity and by how often the answer's first token
+is the top prediction, before and after training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import Qwen2ForCausalLM
+
+from llava.conversation import conv_templates
+from llava.testing.synthetic import tiny_llm_config
+from llava.testing.tokenizer import build_qwen2_tokenizer
+from playground.questions import KINDS, QUESTIONS, SUFFIX, answer, describe, scene_for
+from playground.stage0 import finished, publish, read_report, staging
+from playground.stage0.probes import schedule
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LLMConfig:
+    seed: int = 0
+    hidden_size: int = 64
+    layers: int = 4
+    train_docs: int = 3000
+    held_out: int = 200
+    steps: int = 300
+    batch: int = 8
+    lr: float = 2e-3
+    warmup: int = 20
+    chat_share: float = 0.7  # the rest are plain descriptions
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    text: str
+    answer: str | None  # the assistant's one-word answer, for chat documents
+
+
+def make_docs(rng: random.Random, count: int, chat_share: float) -> list[Doc]:
+    docs = []
+    for _ in range(count):
+        kind = rng.choice(KINDS)
+        scene = scene_for(rng, {kind})
+        if rng.random() >= chat_share:
+            docs.append(Doc(describe(scene), None))
+            continue
+        conv = conv_templates["qwen_1_5"].copy()
+        conv.append_message(conv.roles[0], f"{describe(scene)}\n{QUESTIONS[kind]}{SUFFIX}")
+        conv.append_message(conv.roles[1], answer(scene, kind))
+        docs.append(Doc(conv.get_prompt(), answer(scene, kind)))
+    return docs
+
+
+def _batch(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    length = max(map(len, rows))
+    ids = torch.full((len(rows), length), pad)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row)
+    labels = ids.masked_fill(ids == pad, -100)
+    labels[:, 0] = -100
+    return ids, labels  # (B, T) each
+
+
+@torch.no_grad()
+def probe(model: Qwen2ForCausalLM, tokenizer, docs: list[Doc], rows: list[list[int]], batch: int) -> dict:
+    """Held-out perplexity (per supervised token) and the top-1 rate of each chat answer's first token."""
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(rows), batch):
+        ids, labels = _batch(rows[start : start + batch], tokenizer.pad_token_id)
+        logits = model(input_ids=ids).logits[:, :-1]  # (B, T-1, V)
+        nll = torch.nn.functional.cross_entropy(logits.flatten(0, 1), labels[:, 1:].flatten(), reduction="sum")
+        total, count = total + nll.item(), count + int((labels[:, 1:] != -100).sum())
+    hits = []
+    for doc in (d for d in docs if d.answer is not None):
+        prefix = doc.text[: doc.text.rindex(doc.answer + "<|im_end|>")]
+        ids = tokenizer(prefix, return_tensors="pt").input_ids
+        first = tokenizer(doc.answer, add_special_tokens=False).input_ids[0]
+        hits.append(int(model(input_ids=ids).logits[0, -1].argmax()) == first)
+    model.train()
+    return {"perplexity": math.exp(total / count), "answer_top1": sum(hits) / max(1, len(hits)), "answers": len(hits)}
+
+
+def pretrain_llm(out: Path, cfg: LLMConfig = LLMConfig()) -> dict:
+    """Train, probe and save the LLM and its tokenizer into ``out`` (reused when it is already complete)."""
+    if finished(out):
+        return read_report(out)
+    started = time.time()
+    tokenizer = build_qwen2_tokenizer()
+    train = make_docs(random.Random(f"playground:{cfg.seed}:stage0:llm"), cfg.train_docs, cfg.chat_share)
+    test = make_docs(random.Random(f"playground:{cfg.seed}:stage0:llm:held_out"), cfg.held_out, cfg.chat_share)
+    eos = tokenizer.eos_token_id
+    train_rows = [tokenizer(d.text).input_ids + [eos] for d in train]
+    test_rows = [tokenizer(d.text).input_ids + [eos] for d in test]
+    torch.manual_seed(cfg.seed)
+    model = Qwen2ForCausalLM(tiny_llm_config(hidden_size=cfg.hidden_size, layers=cfg.layers))
+    before = probe(model, tokenizer, test, test_rows, cfg.batch)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+    scheduler = schedule(optimizer, warmup=cfg.warmup, steps=cfg.steps)
+    order = torch.Generator().manual_seed(cfg.seed)
+    losses = []
+    for _ in tqdm(range(cfg.steps), desc="stage 0: Qwen2 LM", unit="step"):
+        picks = torch.randperm(len(train_rows), generator=order)[: cfg.batch].tolist()
+        ids, labels = _batch([train_rows[i] for i in picks], tokenizer.pad_token_id)
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(round(loss.item(), 5))
+    after = probe(model, tokenizer, test, test_rows, cfg.batch)
+    tmp = staging(out)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    report = {"config": asdict(cfg), "losses": losses, "before": before, "after": after}
+    report["seconds"] = round(time.time() - started, 1)
+    return publish(tmp, out, steps=cfg.steps, report=report)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=LLMConfig.steps)
+    args = parser.parse_args(argv)
+    report = pretrain_llm(args.out, LLMConfig(seed=args.seed, steps=args.steps))
+    before, after = report["before"], report["after"]
+    print(
+        f"llm: loss {report['losses'][0]:.3f} -> {report['losses'][-1]:.3f}; held-out perplexity "
+        f"{before['perplexity']:.0f} -> {after['perplexity']:.2f}; answers top-1 {after['answer_top1']:.2f}; "
+        f"saved to {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""Stage 0, vision: a tiny SigLIP pre-trained with SigLIP's sigmoid loss on generated image-caption pairs.
+
+    python -m playground.stage0.tower OUT [--seed 0] [--steps 600]
+
+transformers' ``SiglipModel`` pairs the tiny vision tower with a tiny text tower and computes the loss itself
+(``return_loss=True``). Images are seen as the LLaVA pipeline shows them to the tower: padded to a square with the
+processor's mean colour (``pad``) or squashed (anyres' base view), half each. The text tower reads a word-level
+vocabulary of the generated captions (SigLIP's own SentencePiece model is not available offline; its text tower is
+discarded anyway). Only the vision tower is saved, as a ``SiglipVisionModel`` that LLaVA loads like any SigLIP.
+
+Probes on held-out pairs: zero-shot image-to-caption retrieval (top-1 among all held-out captions), and a linear
+probe per tower layer for each kind of question, before and after training (what the managers can aggregate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+from transformers import SiglipConfig, SiglipModel, SiglipVisionModel
+
+from llava.model.anyres import expand2square
+from llava.processing import SigLipImageProcessor
+from playground.images import render
+from playground.questions import WHERE, answer, caption, scene_for
+from playground.stage0 import finished, publish, read_report, staging
+from playground.stage0.probes import linear_probe, majority, retrieval_accuracy, schedule
+
+PROBE_KINDS = ("background", "colour", "shape", "count", "position")
+_WORD = re.compile(r'"[^"]*"|[a-z]+|\d+|[.,;]')
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TowerConfig:
+    seed: int = 0
+    image_size: int = 56
+    patch_size: int = 14
+    hidden_size: int = 32
+    layers: int = 5
+    heads: int = 2
+    text_layers: int = 2
+    max_words: int = 40
+    train_pairs: int = 2000
+    held_out: int = 256
+    steps: int = 600
+    batch: int = 64
+    lr: float = 1e-3
+    warmup: int = 30
+    probe_steps: int = 200  # full-batch Adam steps of each linear probe
+
+
+def tower_caption(scene) -> str:
+    """The caption plus where the largest shape lies (the captions of stage 1 leave position out)."""
+    return f"{caption(scene)} The largest shape is {WHERE[scene.position]}."
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words and punctuation; a quoted token is spelled out, so the text tower can read it."""
+    out = []
+    for token in _WORD.findall(text.lower()):
+        out += ['"', *token[1:-1], '"'] if token.startswith('"') else [token]
+    return out
+
+
+class Vocabulary:
+    """Word ids: 0 pads (SigLIP pads every caption to the same length and pools the last position), 1 is unknown."""
+
+    def __init__(self, texts: list[str]) -> None:
+        self.ids = {w: i + 2 for i, w in enumerate(sorted({w for t in texts for w in words(t)}))}
+
+    def __len__(self) -> int:
+        return len(self.ids) + 2
+
+    def encode(self, texts: list[str], length: int) -> torch.Tensor:
+        rows = [[self.ids.get(w, 1) for w in words(t)][:length] for t in texts]
+        return torch.tensor([row + [0] * (length - len(row)) for row in rows])  # (B, length)
+
+
+@dataclass(frozen=True, slots=True)
+class Pairs:
+    pixels: torch.Tensor  # (N, 3, S, S)
+    texts: list[str]
+    labels: dict[str, list[str]]  # kind -> answer per pair
+
+
+def make_pairs(rng: random.Random, count: int, processor: SigLipImageProcessor) -> Pairs:
+    pixels, texts, labels = [], [], {kind: [] for kind in PROBE_KINDS}
+    for _ in range(count):
+        scene = scene_for(rng, set())
+        image = render(scene)
+        view = expand2square(image, processor.background_color) if rng.random() < 0.5 else image
+        pixels.append(processor.to_tensor(view))
+        texts.append(tower_caption(scene))
+        for kind in PROBE_KINDS:
+            labels[kind].append(answer(scene, kind))
+    return Pairs(torch.stack(pixels), texts, labels)
+
+
+def siglip_config(cfg: TowerConfig, vocab_size: int) -> SiglipConfig:
+    width = cfg.hidden_size
+    shared = {"hidden_size": width, "intermediate_size": 2 * width, "num_attention_heads": cfg.heads}
+    vision = dict(shared, num_hidden_layers=cfg.layers, image_size=cfg.image_size, patch_size=cfg.patch_size)
+    text = dict(shared, num_hidden_layers=cfg.text_layers, vocab_size=vocab_size, max_position_embeddings=cfg.max_words)
+    return SiglipConfig(text_config=dict(text, pad_token_id=0, bos_token_id=1, eos_token_id=1), vision_config=vision)
+
+
+@torch.no_grad()
+def probe(model: SiglipModel, vocab: Vocabulary, train: Pairs, test: Pairs, cfg: TowerConfig) -> dict:
+    """Retrieval on ``test``; per layer, a linear probe fitted on ``train`` and scored on ``test``."""
+    model.eval()
+    ids = vocab.encode(test.texts, cfg.max_words)
+    out = model(input_ids=ids, pixel_values=test.pixels)
+    retrieval = retrieval_accuracy(out.image_embeds, out.text_embeds, test.texts)
+
+    def pooled(pairs: Pairs) -> list[torch.Tensor]:
+        hidden = model.vision_model(pixel_values=pairs.pixels, output_hidden_states=True).hidden_states
+        return [h.flatten(1) for h in hidden[1:]]  # layer k = 1..L, every patch (where things are): (N, T * D)
+
+    fit, score = pooled(train), pooled(test)
+    layers = {
+        kind: [
+            linear_probe(a, train.labels[kind], b, test.labels[kind], steps=cfg.probe_steps)
+            for a, b in zip(fit, score, strict=True)
+        ]
+        for kind in PROBE_KINDS
+    }
+    model.train()
+    chance = {kind: majority(test.labels[kind]) for kind in PROBE_KINDS}
+    return {"retrieval": retrieval, "probe": layers, "chance": chance}
+
+
+def pretrain_tower(out: Path, cfg: TowerConfig = TowerConfig()) -> dict:
+    """Train, probe and save the vision tower into ``out`` (reused when it is already complete)."""
+    if finished(out):
+        return read_report(out)
+    started = time.time()
+    processor = SigLipImageProcessor(size=(cfg.image_size, cfg.image_size))
+    train = make_pairs(random.Random(f"playground:{cfg.seed}:stage0:tower"), cfg.train_pairs, processor)
+    test = make_pairs(random.Random(f"playground:{cfg.seed}:stage0:tower:held_out"), cfg.held_out, processor)
+    vocab = Vocabulary(train.texts)
+    torch.manual_seed(cfg.seed)
+    model = SiglipModel(siglip_config(cfg, len(vocab)))
+    with torch.no_grad():
+        # The SigLIP paper's initialisation (t' = log 10, b = -10). transformers starts both at 0, i.e. a temperature
+        # of 1, which Adam moves by ~lr a step: 600 steps learned nothing but the bias in a trial.
+        model.logit_scale.fill_(math.log(10.0))
+        model.logit_bias.fill_(-10.0)
+    before = probe(model, vocab, train, test, cfg)
+    ids = vocab.encode(train.texts, cfg.max_words)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    scheduler = schedule(optimizer, warmup=cfg.warmup, steps=cfg.steps)
+    order = torch.Generator().manual_seed(cfg.seed)
+    losses = []
+    for _ in tqdm(range(cfg.steps), desc="stage 0: SigLIP tower", unit="step"):
+        batch = torch.randperm(len(train.texts), generator=order)[: cfg.batch]
+        loss = model(input_ids=ids[batch], pixel_values=train.pixels[batch], return_loss=True).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(round(loss.item(), 5))
+    after = probe(model, vocab, train, test, cfg)
+    tmp = staging(out)
+    tower = SiglipVisionModel(model.config.vision_config)
+    tower.load_state_dict(model.vision_model.state_dict())  # the same module tree in transformers 5
+    tower.save_pretrained(tmp)
+    report = {"config": asdict(cfg), "losses": losses, "before": before, "after": after}
+    report["seconds"] = round(time.time() - started, 1)
+    return publish(tmp, out, steps=cfg.steps, report=report)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=TowerConfig.steps)
+    parser.add_argument("--pairs", type=int, default=TowerConfig.train_pairs, help="training image-caption pairs")
+    args = parser.parse_args(argv)
+    report = pretrain_tower(args.out, TowerConfig(seed=args.seed, steps=args.steps, train_pairs=args.pairs))
+    after = report["after"]
+    print(
+        f"tower: loss {report['losses'][0]:.3f} -> {report['losses'][-1]:.3f}; retrieval top-1 "
+        f"{after['retrieval']['accuracy']:.3f} (chance {after['retrieval']['chance']:.3f}); saved to {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
