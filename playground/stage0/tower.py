@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=TowerConfig.steps)
-    parser.add_argument("--pairs", type=int, default=TowerConfig.train_pairs, help="training image-caption pairs")
+    parser.add_argument("--steps", type=int, default=TowerConfig().steps)
+    parser.add_argument("--pairs", type=int, default=TowerConfig().train_pairs, help="training image-caption pairs")
     args = parser.parse_args(argv)
     report = pretrain_tower(args.out, TowerConfig(seed=args.seed, steps=args.steps, train_pairs=args.pairs))
     after = report["after"]
