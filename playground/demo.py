@@ -2,16 +2,15 @@
 
     python -m playground.demo [--work DIR] [--reduced] [--seed 0 | --seeds 0,1,2] [--variants ...] [--jobs 2]
 
-1. generates the playground data (``playground.data``) and tiny Qwen2 / SigLIP checkpoints (real Qwen2 tokenizer);
-2. trains stage 1 -> 1.5 -> 2 for each variant with the cluster's stage scripts (``scripts/train/curriculum.sh``,
-   one CPU process, no DeepSpeed); stage 1 is shared by the variants it is identical for;
+1. generates the playground data (``playground.data``) and pre-trains the tiny experts (stage 0,
+   ``playground.stage0``: a SigLIP tower with SigLIP's sigmoid loss, a Qwen2 LM with the real Qwen2 tokenizer);
+2. trains stage 1 -> 1.5 -> 2 for each variant from those experts with the cluster's stage scripts
+   (``scripts/train/curriculum.sh``, one CPU process, no DeepSpeed); stage 1 is shared by the variants it is
+   identical for;
 3. evaluates every variant with lmms-eval through ``scripts/eval/eval_checkpoint.sh`` on the held-out tasks;
-4. writes the Table-XI-style report, loss curves and manager weights under ``DIR/report`` and prints the table
-   and the checks;
+4. writes the Table-XI-style report with 95% intervals, loss curves, manager weights and the stage-0 probe under
+   ``DIR/report`` and prints the table and the checks (``playground.checks``);
 5. draws the paper's analysis figures for the trained variants (``llava.analysis``) under ``DIR/report/analysis``.
-
-The checks: every stage's loss fell, and every variant beats chance by 10 points on the background task (the
-answer is in every patch). The other tasks are reported as they come out; see docs/playground.md.
 
 Fixed seeds: a rerun in a fresh directory gives the same numbers. A rerun in the same directory reuses finished
 stages (their COMPLETE markers) and evaluations.
