@@ -8,7 +8,7 @@
 
 Each writes its checkpoint into a temporary folder, marks it ``COMPLETE`` (with the size of every file) and renames
 it into place, so a folder that exists is finished and a killed run leaves nothing half-written. The same seed
-gives the same weights.
+gives the same weights with the same thread count (CPU kernels sum in a thread-dependent order).
 """
 
 from __future__ import annotations

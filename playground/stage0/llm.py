@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 from transformers import Qwen2ForCausalLM
 
 from llava.conversation import conv_templates
@@ -31,7 +30,7 @@ from llava.testing.synthetic import tiny_llm_config
 from llava.testing.tokenizer import build_qwen2_tokenizer
 from playground.questions import KINDS, QUESTIONS, SUFFIX, answer, describe, scene_for
 from playground.stage0 import finished, publish, read_report, staging
-from playground.stage0.probes import schedule
+from playground.stage0.probes import optimise
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -134,20 +133,15 @@ def pretrain_llm(out: Path, cfg: LLMConfig = LLMConfig()) -> dict:
     torch.manual_seed(cfg.seed)
     model = Qwen2ForCausalLM(tiny_llm_config(hidden_size=cfg.hidden_size, layers=cfg.layers))
     before = probe(model, tokenizer.pad_token_id, test_rows, test_starts, cfg.batch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    scheduler = schedule(optimizer, warmup=cfg.warmup, steps=cfg.steps)
     order = torch.Generator().manual_seed(cfg.seed)
-    losses = []
-    for _ in tqdm(range(cfg.steps), desc="stage 0: Qwen2 LM", unit="step"):
+
+    def step_loss() -> torch.Tensor:
         picks = torch.randperm(len(train_rows), generator=order)[: cfg.batch].tolist()
         ids, labels = _batch([train_rows[i] for i in picks], tokenizer.pad_token_id)
-        loss = _loss(model, ids, labels, [train_starts[i] for i in picks], cfg.keep, order)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(round(loss.item(), 5))
+        return _loss(model, ids, labels, [train_starts[i] for i in picks], cfg.keep, order)
+
+    losses = optimise(model, step_loss, lr=cfg.lr, weight_decay=0.0, warmup=cfg.warmup, steps=cfg.steps,
+                      desc="stage 0: Qwen2 LM")  # fmt: skip
     after = probe(model, tokenizer.pad_token_id, test_rows, test_starts, cfg.batch)
     tmp = staging(out)
     model.save_pretrained(tmp)

@@ -1,10 +1,12 @@
-"""What stage 0 measures: zero-shot retrieval, linear probes, and the learning-rate schedule both trainings share."""
+"""What stage 0 measures (zero-shot retrieval, linear probes), and the optimisation loop both trainings share."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+from tqdm import tqdm
 
 
 def schedule(optimizer: torch.optim.Optimizer, *, warmup: int, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -16,6 +18,32 @@ def schedule(optimizer: torch.optim.Optimizer, *, warmup: int, steps: int) -> to
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def optimise(
+    model: torch.nn.Module,
+    step_loss: Callable[[], torch.Tensor],
+    *,
+    lr: float,
+    weight_decay: float,
+    warmup: int,
+    steps: int,
+    desc: str,
+) -> list[float]:
+    """AdamW with warm-up and cosine decay, gradients clipped at 1; ``step_loss()`` gives one batch's loss.
+    Returns the loss of every step."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = schedule(optimizer, warmup=warmup, steps=steps)
+    losses = []
+    for _ in tqdm(range(steps), desc=desc, unit="step"):
+        loss = step_loss()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(round(loss.item(), 5))
+    return losses
 
 
 def retrieval_accuracy(

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 from transformers import SiglipConfig, SiglipModel, SiglipVisionModel
 
 from llava.model.anyres import expand2square
@@ -31,7 +30,7 @@ from llava.processing import SigLipImageProcessor
 from playground.images import render
 from playground.questions import WHERE, answer, caption, scene_for
 from playground.stage0 import finished, publish, read_report, staging
-from playground.stage0.probes import linear_probe, majority, retrieval_accuracy, schedule
+from playground.stage0.probes import linear_probe, majority, optimise, retrieval_accuracy
 
 PROBE_KINDS = ("background", "colour", "shape", "count", "position")
 _WORD = re.compile(r'"[^"]*"|[a-z]+|\d+|[.,;]')
@@ -154,19 +153,14 @@ def pretrain_tower(out: Path, cfg: TowerConfig = TowerConfig()) -> dict:
         model.logit_bias.fill_(-10.0)
     before = probe(model, vocab, train, test, cfg)
     ids = vocab.encode(train.texts, cfg.max_words)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    scheduler = schedule(optimizer, warmup=cfg.warmup, steps=cfg.steps)
     order = torch.Generator().manual_seed(cfg.seed)
-    losses = []
-    for _ in tqdm(range(cfg.steps), desc="stage 0: SigLIP tower", unit="step"):
+
+    def step_loss() -> torch.Tensor:
         batch = torch.randperm(len(train.texts), generator=order)[: cfg.batch]
-        loss = model(input_ids=ids[batch], pixel_values=train.pixels[batch], return_loss=True).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(round(loss.item(), 5))
+        return model(input_ids=ids[batch], pixel_values=train.pixels[batch], return_loss=True).loss
+
+    losses = optimise(model, step_loss, lr=cfg.lr, weight_decay=1e-4, warmup=cfg.warmup, steps=cfg.steps,
+                      desc="stage 0: SigLIP tower")  # fmt: skip
     after = probe(model, vocab, train, test, cfg)
     tmp = staging(out)
     tower = SiglipVisionModel(model.config.vision_config)
