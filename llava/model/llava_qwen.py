@@ -197,7 +197,11 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
                 config.tokenizer_model_max_length,
                 config.manager,
                 config.num_hidden_layers,
-                config.vision_config.to_dict(),
+                # The tower fields MultimodalSpec reads (a full to_dict() would copy the config on every forward).
+                config.vision_config.hidden_size,
+                config.vision_config.num_hidden_layers,
+                config.vision_config.image_size,
+                config.vision_config.patch_size,
             )
         )
         cached = getattr(self, "_mm_spec_cache", None)
