@@ -71,7 +71,7 @@ class DemoConfig:
     @property
     def stage0_steps(self) -> dict[str, int]:
         """Pre-training steps of the tower and the LLM (the sizes are stage 0's defaults)."""
-        return {"tower": 300, "llm": 150} if self.reduced else {"tower": 800, "llm": 300}
+        return {"tower": 300, "llm": 150} if self.reduced else {"tower": 1600, "llm": 300}
 
     @property
     def epochs(self) -> dict[str, float]:
@@ -262,7 +262,24 @@ def report(cfg: DemoConfig, evals: dict[str, Path], chance: dict[str, float], ex
     plot_manager_weights(managed, out)
     plot_probe_and_weights(experts["tower"], managed, out)
     analyse_variants(cfg, list(evals), out / "analysis")
+    result["fit"] = fit_variants(cfg, list(evals), out)
     return result
+
+
+FIT_CONVERSATIONS = 100  # stage-2 conversations scored per variant: seconds each, and +-10 points per kind
+
+
+def fit_variants(cfg: DemoConfig, variants: list[str], out: Path) -> list[str]:
+    """Training-set answer accuracy per kind (playground.fit): whether a skill missed on held-out images was learned on
+    the training images at all. Written to ``fit.md``/``fit.json``; returns the table's lines."""
+    from playground.fit import measure, table
+
+    fits = {NAMES[v]: measure(_stage_dir(cfg, v, "stage2"), cfg.data, limit=FIT_CONVERSATIONS) for v in variants}
+    lines = table(fits)
+    (out / "fit.json").write_text(json.dumps({name: fit.to_dict() for name, fit in fits.items()}, indent=1) + "\n")
+    heading = f"Training-set answer accuracy, % (first turn / later turns), first {FIT_CONVERSATIONS} conversations"
+    (out / "fit.md").write_text(f"# {heading}\n\n" + "\n".join(lines) + "\n")
+    return [heading + ":", *lines]
 
 
 ANALYSIS_DOCS = 4  # documents per held-out task: enough for smooth curves on the tiny models, seconds per variant
@@ -305,6 +322,7 @@ def run(cfg: DemoConfig) -> int:
     chance = json.loads((cfg.data / "tasks" / "chance.json").read_text())
     result = report(cfg, evals, chance, experts)
     print((result["out"] / "report.md").read_text().split("## Table XII")[0])
+    print("\n".join(result["fit"]) + "\n")
     names = {v: NAMES[v] for v in cfg.variants}
     lines = expert_checks(experts)
     lines += variant_checks(names, lambda v, stage: _stage_dir(cfg, v, stage), STAGES, result, chance)

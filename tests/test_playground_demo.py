@@ -85,3 +85,16 @@ def test_analysis_figures_of_the_trained_variants(demo):
         with open(analysis / f"{metric}.csv") as handle:
             variants = {row["variant"] for row in csv.DictReader(handle)}
         assert variants == ({"+Grid+Manager"} if metric == "manager_weights" else set(NAMES)), metric
+
+
+def test_training_set_fit_is_reported_per_variant_and_kind(demo):
+    work, done = demo
+    _assert_finished(done)
+    fit = json.loads((work / "report" / "fit.json").read_text())
+    assert list(fit) == list(NAMES)
+    chance = json.loads((work / "data" / "tasks" / "chance.json").read_text())
+    for name, kinds in fit.items():
+        assert all(entry["answers"] > 0 for entry in kinds.values()), name
+        # Background is in every stage-2 conversation and learned (the held-out check): it fits its training images.
+        assert kinds["background"]["accuracy"] >= chance["playground_background"] + 0.15, (name, kinds["background"])
+    assert "Training-set answer accuracy" in done.stdout
