@@ -118,8 +118,13 @@ def table(fits: dict[str, Fit]) -> list[str]:
         total, first, later = ("-" if p is None else f"{100 * p:.0f}" for p in parts)
         return f"{total} ({first} / {later})"
 
-    lines = ["| Kind | " + " | ".join(fits) + " |", "|---" * (len(fits) + 1) + "|"]
-    lines += [f"| {kind} | " + " | ".join(cell(fit, kind) for fit in fits.values()) + " |" for kind in kinds]
+    def asked(kind: str) -> str:  # answers scored, per checkpoint (the same data gives one number)
+        return "/".join(sorted({str(fit.asked[(kind, "first")] + fit.asked[(kind, "later")]) for fit in fits.values()}))
+
+    lines = ["| Kind | answers | " + " | ".join(fits) + " |", "|---" * (len(fits) + 2) + "|"]
+    lines += [
+        f"| {kind} | {asked(kind)} | " + " | ".join(cell(fit, kind) for fit in fits.values()) + " |" for kind in kinds
+    ]
     return lines
 
 

@@ -43,5 +43,6 @@ def test_accuracy_and_table_split_first_and_later_turns():
     assert fit.accuracy("read", "first") is None and fit.accuracy("read") == 0.0
     assert fit.to_dict()["colour"] == {"accuracy": 0.75, "first": 1.0, "later": 0.5, "answers": 4}
     lines = table({"Baseline": fit})
-    assert lines[0] == "| Kind | Baseline |"
-    assert lines[2:] == ["| colour | 75 (100 / 50) |", "| read | 0 (- / 0) |"]  # question order, asked kinds only
+    assert lines[0] == "| Kind | answers | Baseline |"
+    # Kinds in question order, only those asked.
+    assert lines[2:] == ["| colour | 4 | 75 (100 / 50) |", "| read | 4 | 0 (- / 0) |"]
