@@ -76,6 +76,8 @@ def answer_starts(targets: list[int], answers: list[list[int]], sample: str) -> 
 
 @torch.no_grad()
 def measure(checkpoint: Path, data: Path, *, limit: int = 200) -> Fit:
+    """Score the first ``limit`` conversations of ``data/stage2.json``, one at a time, through the training pipeline's
+    own dataset, collator and splice (answers-only labels, as the demo trains)."""
     tokenizer, model, processor, _ = load_pretrained_model(str(checkpoint), device_map="cpu")
     records = json.loads((data / "stage2.json").read_text())[:limit]
     dataset = LazySupervisedDataset(
