@@ -272,14 +272,14 @@ FIT_CONVERSATIONS = 100  # stage-2 conversations scored per variant: seconds eac
 def fit_variants(cfg: DemoConfig, variants: list[str], out: Path) -> list[str]:
     """Training-set answer accuracy per kind (playground.fit): whether a skill missed on held-out images was learned on
     the training images at all. Written to ``fit.md``/``fit.json``; returns the table's lines."""
-    from playground.fit import measure, table
+    from playground.fit import heading, measure, table
 
     fits = {NAMES[v]: measure(_stage_dir(cfg, v, "stage2"), cfg.data, limit=FIT_CONVERSATIONS) for v in variants}
     lines = table(fits)
     (out / "fit.json").write_text(json.dumps({name: fit.to_dict() for name, fit in fits.items()}, indent=1) + "\n")
-    heading = f"Training-set answer accuracy, % (first turn / later turns), first {FIT_CONVERSATIONS} conversations"
-    (out / "fit.md").write_text(f"# {heading}\n\n" + "\n".join(lines) + "\n")
-    return [heading + ":", *lines]
+    title = heading(FIT_CONVERSATIONS)
+    (out / "fit.md").write_text(f"# {title}\n\n" + "\n".join(lines) + "\n")
+    return [title + ":", *lines]
 
 
 ANALYSIS_DOCS = 4  # documents per held-out task: enough for smooth curves on the tiny models, seconds per variant

@@ -111,6 +111,10 @@ def measure(checkpoint: Path, data: Path, *, limit: int = 200) -> Fit:
     return fit
 
 
+def heading(limit: int) -> str:
+    return f"Training-set answer accuracy, % (first turn / later turns), first {limit} conversations"
+
+
 def table(fits: dict[str, Fit]) -> list[str]:
     """A markdown table: per kind, each checkpoint's training-set accuracy (first turn / later turns)."""
     kinds = [k for k in QUESTIONS if any(fit.asked[(k, t)] for fit in fits.values() for t in ("first", "later"))]
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=200, help="conversations scored (the first ones of stage2.json)")
     args = parser.parse_args(argv)
     fits = {str(path): measure(path, args.data, limit=args.limit) for path in args.checkpoint}
-    print(f"training-set answer accuracy, % (first turn / later turns), first {args.limit} conversations:")
+    print(heading(args.limit) + ":")
     print("\n".join(table(fits)))
 
 
