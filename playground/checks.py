@@ -3,12 +3,11 @@
 Checks (the demo exits 1 when one fails):
 * the pre-trained tower beats chance on held-out retrieval, and the pre-trained LLM's held-out perplexity fell;
 * every stage's training loss fell, for every variant;
-* every variant beats chance by ``MARGIN`` points on the background task.
+* every variant beats chance by ``MARGIN`` points on the background task and on at least one other task.
 
-Reported, with the tasks that meet them, not checked (the tiny models do not reach them yet; docs/playground.md):
-every variant ``MARGIN`` points above chance on another task too, and the bar of the full demo, ``MARGIN`` points
-on at least ``BAR_TASKS`` of the seven tasks. Chance is the better of uniform guessing and always giving the
-commonest answer (``chance.json``).
+Reported, with the tasks that meet it, not checked (the tiny models do not reach it; docs/playground.md): the bar of
+the full demo, ``MARGIN`` points on at least ``BAR_TASKS`` of the seven tasks. Chance is the better of uniform
+guessing and always giving the commonest answer (``chance.json``).
 """
 
 from __future__ import annotations
@@ -47,12 +46,11 @@ def variant_checks(
         for stage in stages:
             lines.append((f"{label} {stage}: loss fell", loss_fell(loss_history(stage_dir(variant, stage)))))
         above = margins(result["scores"][label], chance)
-        lines.append(
-            (
-                f"{label} background: {above[TRIVIAL_TASK]:+.1f} points vs chance (needs +{MARGIN:.0f})",
-                above[TRIVIAL_TASK] >= MARGIN,
-            )
-        )
+        background = f"{label} background: {above[TRIVIAL_TASK]:+.1f} points vs chance (needs +{MARGIN:.0f})"
+        lines.append((background, above[TRIVIAL_TASK] >= MARGIN))
+        task, margin = max(((t, m) for t, m in above.items() if t != TRIVIAL_TASK), key=lambda item: item[1])
+        lines.append((f"{label} best other task: {task} {margin:+.1f} points vs chance (needs +{MARGIN:.0f})",
+                      margin >= MARGIN))  # fmt: skip
     return lines
 
 

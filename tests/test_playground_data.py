@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # playground/ is not an installed package
 
 from llava.eval.benchmarks import Benchmark, Capability, ImageCategory, Resolution
-from playground.data import Counts, generate
+from playground.data import FIRST_KINDS, Counts, generate
 from playground.questions import KINDS, QUESTIONS, SUFFIX
 from playground.tasks import TASKS, chance_accuracy
 
@@ -55,7 +55,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(out, tmp_path):
 
 def test_llava_format(out):
     counts = Counts.reduced()
-    for name, expected in zip(STAGES, (counts.stage1, counts.stage1_5, counts.stage2)):
+    for name, expected in zip(STAGES, (counts.stage1, counts.stage1_5 + counts.stage1_5_questions, counts.stage2)):
         records = json.loads((out / name).read_text())
         assert len(records) == expected
         assert len({r["id"] for r in records}) == len(records)
@@ -86,6 +86,28 @@ def test_every_kind_of_question_is_trained_and_prompts_match_evaluation(out):
     for kind in KINDS:
         docs = [json.loads(line) for line in (out / "tasks" / f"{TASKS[kind]}.jsonl").read_text().splitlines()]
         assert {doc["question"] for doc in docs} == {QUESTIONS[kind]}
+
+
+
+def _kinds(record: dict) -> list[str]:
+    by_question = {QUESTIONS[kind] + SUFFIX: kind for kind in KINDS}
+    return [by_question.get(turn["value"].removeprefix("<image>\n")) for turn in record["conversations"][::2]]
+
+
+def test_the_kinds_taught_first_lead_the_curriculum(out):
+    # Stage 1.5 asks the first kinds alone (after its descriptions); every stage-2 conversation asks them and exactly
+    # one other kind, and every other kind is asked.
+    counts = Counts.reduced()
+    questions = json.loads((out / "stage1_5.json").read_text())[counts.stage1_5 :]
+    assert len(questions) == counts.stage1_5_questions
+    assert all(sorted(_kinds(r)) == sorted(FIRST_KINDS) for r in questions)
+    others = []
+    for record in json.loads((out / "stage2.json").read_text()):
+        kinds = _kinds(record)
+        assert len(kinds) == len(FIRST_KINDS) + 1 and set(FIRST_KINDS) <= set(kinds), record["id"]
+        others += [kind for kind in kinds if kind not in FIRST_KINDS]
+    assert set(others) == set(KINDS) - set(FIRST_KINDS)
+    assert min(others.count(kind) for kind in set(others)) > counts.stage2 / len(set(others)) / 2
 
 
 def test_eval_images_are_held_out(out):
