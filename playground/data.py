@@ -38,7 +38,6 @@ from playground.images import Scene, png_bytes, render
 from playground.questions import DESCRIBE, KINDS, QUESTIONS, SUFFIX, answer, caption, describe, follow_ups, scene_for
 from playground.tasks import TASKS, write_tasks
 
-
 # A curriculum within the instruction data: the kinds a model from scratch learns first are taught alone in stage 1.5
 # and asked in every stage-2 conversation beside one other kind. At this scale a skill asked as one kind in seven is
 # never learned, and one learned first stays learned when other kinds join (docs/playground.md, "What holds the

@@ -88,7 +88,6 @@ def test_every_kind_of_question_is_trained_and_prompts_match_evaluation(out):
         assert {doc["question"] for doc in docs} == {QUESTIONS[kind]}
 
 
-
 def _kinds(record: dict) -> list[str]:
     by_question = {QUESTIONS[kind] + SUFFIX: kind for kind in KINDS}
     return [by_question.get(turn["value"].removeprefix("<image>\n")) for turn in record["conversations"][::2]]

@@ -11,7 +11,7 @@ from transformers import AutoConfig
 
 from playground.stage0 import finished, staging
 from playground.stage0.llm import LLMConfig, pretrain_llm
-from playground.stage0.probes import linear_probe, retrieval_accuracy
+from playground.stage0.probes import linear_probe, retrieval_accuracy, token_place
 from playground.stage0.tower import TowerConfig, Vocabulary, pretrain_tower, words
 
 TOWER = TowerConfig(steps=3, train_pairs=48, held_out=32, batch=16, warmup=1, probe_steps=10)
@@ -42,6 +42,9 @@ def test_the_tower_is_a_siglip_vision_model_and_reports_its_probes(tmp_path):
     assert config.model_type == "siglip_vision_model" and config.image_size == TOWER.image_size
     assert set(report["after"]["probe"]) == {"background", "colour", "shape", "count", "position"}
     assert all(len(per_layer) == TOWER.layers for per_layer in report["after"]["probe"].values())
+    assert set(report["after"]["pooled"]) == {"colour", "position"}
+    assert all(len(per_layer) == TOWER.layers for per_layer in report["after"]["pooled"].values())
+    assert len(report["after"]["place"]) == TOWER.layers and all(0 <= a <= 1 for a in report["after"]["place"])
     assert 0 <= report["after"]["retrieval"]["accuracy"] <= 1
     other = pretrain_tower(tmp_path / "other", dataclasses.replace(TOWER, seed=1))
     assert other["losses"] != report["losses"], "the seed matters"
@@ -76,3 +79,14 @@ def test_probes_on_separable_and_on_random_data():
     embeds = torch.eye(8)
     result = retrieval_accuracy(embeds, embeds, [str(i) for i in range(8)], gallery=8)
     assert result == {"accuracy": 1.0, "chance": 1 / 8, "gallery": 8}
+
+
+def test_token_place_reads_an_index_written_into_the_features_and_not_a_shuffled_one():
+    generator = torch.Generator().manual_seed(0)
+    tokens, width = 8, 6
+    place = torch.randn(tokens, width, generator=generator)  # a position embedding the features keep
+    written = torch.randn(60, tokens, width, generator=generator) * 0.1 + place
+    assert token_place(written[:40], written[40:], steps=100) == 1.0
+    # The same features with each image's tokens shuffled: an index no longer follows from a token's features.
+    shuffled = torch.stack([row[torch.randperm(tokens, generator=generator)] for row in written])
+    assert token_place(shuffled[:40], shuffled[40:], steps=100) < 0.5

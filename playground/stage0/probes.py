@@ -89,6 +89,18 @@ def linear_probe(
     return sum(classes[p] == label for p, label in zip(predicted, test_labels, strict=True)) / len(test_labels)
 
 
+def token_place(train: torch.Tensor, test: torch.Tensor, *, steps: int, images: int = 300) -> float:
+    """How well a token's own features tell its index among the T patches (chance 1/T): whether a reader of one token
+    learns where in the image it lies. ``train``, ``test``: one layer's (N, T, D); ``images`` of each are used."""
+    tokens = train.shape[1]
+
+    def rows(hidden: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        hidden = hidden[:images]
+        return hidden.reshape(-1, hidden.shape[-1]), [str(j) for _ in range(len(hidden)) for j in range(tokens)]
+
+    return linear_probe(*rows(train), *rows(test), steps=steps)
+
+
 def majority(labels: list[str]) -> float:
     """Accuracy of always naming the commonest label: the floor a probe must beat."""
     return max(labels.count(label) for label in set(labels)) / len(labels)

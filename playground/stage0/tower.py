@@ -8,8 +8,10 @@ processor's mean colour (``pad``) or squashed (anyres' base view), half each. Th
 vocabulary of the generated captions (SigLIP's own SentencePiece model is not available offline; its text tower is
 discarded anyway). Only the vision tower is saved, as a ``SiglipVisionModel`` that LLaVA loads like any SigLIP.
 
-Probes on held-out pairs: zero-shot image-to-caption retrieval (top-1 among all held-out captions), and a linear
-probe per tower layer for each kind of question, before and after training (what the managers can aggregate).
+Probes on held-out pairs, before and after training: zero-shot image-to-caption retrieval (top-1 among all held-out
+captions); per tower layer, a linear probe for each kind of question on the flattened patches (what the managers can
+aggregate), one on the mean over patches (what a reader of the tokens' content gets), and one for a token's own
+index among the patches (whether a token says where it lies).
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from llava.processing import SigLipImageProcessor
 from playground.images import render
 from playground.questions import WHERE, answer, caption, scene_for
 from playground.stage0 import finished, publish, read_report, staging
-from playground.stage0.probes import linear_probe, majority, optimise, retrieval_accuracy
+from playground.stage0.probes import linear_probe, majority, optimise, retrieval_accuracy, token_place
 
 PROBE_KINDS = ("background", "colour", "shape", "count", "position")
+POOLED_KINDS = ("colour", "position")
 _WORD = re.compile(r'"[^"]*"|[a-z]+|\d+|[.,;]')
 
 
@@ -118,21 +121,24 @@ def probe(model: SiglipModel, vocab: Vocabulary, train: Pairs, test: Pairs, cfg:
     out = model(input_ids=ids, pixel_values=test.pixels)
     retrieval = retrieval_accuracy(out.image_embeds, out.text_embeds, test.texts)
 
-    def pooled(pairs: Pairs) -> list[torch.Tensor]:
-        hidden = model.vision_model(pixel_values=pairs.pixels, output_hidden_states=True).hidden_states
-        return [h.flatten(1) for h in hidden[1:]]  # layer k = 1..L, every patch (where things are): (N, T * D)
+    def hidden(pairs: Pairs) -> tuple[torch.Tensor, ...]:
+        return model.vision_model(pixel_values=pairs.pixels, output_hidden_states=True).hidden_states[1:]  # (N, T, D)
 
-    fit, score = pooled(train), pooled(test)
-    layers = {
-        kind: [
-            linear_probe(a, train.labels[kind], b, test.labels[kind], steps=cfg.probe_steps)
+    def per_layer(kind: str, view) -> list[float]:
+        return [
+            linear_probe(view(a), train.labels[kind], view(b), test.labels[kind], steps=cfg.probe_steps)
             for a, b in zip(fit, score, strict=True)
         ]
-        for kind in PROBE_KINDS
-    }
+
+    fit, score = hidden(train), hidden(test)  # layer k = 1..L
+    # Flattened, a probe knows each patch's place (where things are); mean-pooled it must read a property from what
+    # the tokens say, as a reader that attends to them does (POOLED_KINDS: colour survives pooling, position not).
+    layers = {kind: per_layer(kind, lambda h: h.flatten(1)) for kind in PROBE_KINDS}
+    pooled = {kind: per_layer(kind, lambda h: h.mean(dim=1)) for kind in POOLED_KINDS}
+    place = [token_place(a, b, steps=cfg.probe_steps) for a, b in zip(fit, score, strict=True)]
     model.train()
     chance = {kind: majority(test.labels[kind]) for kind in PROBE_KINDS}
-    return {"retrieval": retrieval, "probe": layers, "chance": chance}
+    return {"retrieval": retrieval, "probe": layers, "pooled": pooled, "place": place, "chance": chance}
 
 
 def pretrain_tower(out: Path, cfg: TowerConfig = TowerConfig()) -> dict:
