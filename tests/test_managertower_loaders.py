@@ -1,0 +1,152 @@
+"""Loaders of the raw experts, checked against transformers' RoBERTa and CLIP on tiny checkpoints saved in each
+original format (no download): transformers folders, OpenAI's JIT archive, a resized position table."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytest
+import torch
+from torch import nn
+from transformers import CLIPVisionConfig, CLIPVisionModel, RobertaConfig, RobertaForMaskedLM
+
+from managertower import ManagerTowerModel
+from managertower.convert.encoders import load_clip, load_roberta
+from managertower.testing import tiny_config
+
+
+def _clip(seed: int = 0) -> CLIPVisionModel:
+    torch.manual_seed(seed)
+    config = CLIPVisionConfig(hidden_size=64, intermediate_size=256, num_hidden_layers=4, num_attention_heads=1,
+                              image_size=32, patch_size=8, hidden_act="quick_gelu")  # fmt: skip
+    return CLIPVisionModel(config).eval()
+
+
+def _model(**changes) -> ManagerTowerModel:
+    return ManagerTowerModel(tiny_config(**changes)).eval()
+
+
+def _reference_layers(clip: CLIPVisionModel, pixels: torch.Tensor, **kwargs) -> torch.Tensor:
+    """transformers' CLIP hidden states 1..L, each through ``post_layernorm`` (what the Two-Tower models take)."""
+    with torch.no_grad():
+        hidden = clip(pixel_values=pixels, output_hidden_states=True, **kwargs).hidden_states[1:]
+        return torch.stack([clip.post_layernorm(h) for h in hidden], dim=1)
+
+
+def test_roberta_checkpoint_gives_transformers_hidden_states(tmp_path):
+    torch.manual_seed(1)
+    config = RobertaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                           intermediate_size=37, max_position_embeddings=40, type_vocab_size=1,
+                           layer_norm_eps=1e-5)  # fmt: skip
+    reference = RobertaForMaskedLM(config).eval()
+    reference.save_pretrained(tmp_path / "roberta")
+    model = _model()
+    unused = load_roberta(model, tmp_path / "roberta")
+    assert unused and all(k.startswith("lm_head.") for k in unused)
+    ids = torch.randint(3, 99, (2, 7))
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    ids[1, 4:] = 1
+    with torch.no_grad():
+        expected = reference.roberta(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        got = model.text_model(ids, mask, (1, 2, 3, 4))
+    for k in range(1, 5):
+        torch.testing.assert_close(got[:, k - 1], expected[k], rtol=0, atol=1e-6)
+
+
+def test_clip_in_transformers_layout(tmp_path):
+    clip = _clip()
+    clip.save_pretrained(tmp_path / "clip")
+    model = _model()
+    assert load_clip(model, tmp_path / "clip") == []
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        got = model.vision_model(pixels, (1, 2, 3, 4))
+    torch.testing.assert_close(got, _reference_layers(clip, pixels), rtol=0, atol=1e-5)
+
+
+class _Block(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(width, 1)
+        self.ln_1, self.ln_2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.mlp = nn.Sequential(OrderedDict(c_fc=nn.Linear(width, 4 * width), c_proj=nn.Linear(4 * width, width)))
+
+
+class _OpenAIVisual(nn.Module):
+    """OpenAI CLIP's visual module names (the JIT archive's keys), filled from a transformers CLIP by hand."""
+
+    def __init__(self, clip: CLIPVisionModel) -> None:
+        super().__init__()
+        vision, width = clip, clip.config.hidden_size
+        self.conv1 = nn.Conv2d(3, width, 8, 8, bias=False)
+        self.class_embedding = nn.Parameter(vision.embeddings.class_embedding.detach().clone())
+        self.positional_embedding = nn.Parameter(vision.embeddings.position_embedding.weight.detach().clone())
+        self.ln_pre, self.ln_post = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.transformer = nn.Module()
+        self.transformer.resblocks = nn.ModuleList(_Block(width) for _ in vision.encoder.layers)
+        self.proj = nn.Parameter(torch.randn(width, 16))
+        with torch.no_grad():
+            self.conv1.weight.copy_(vision.embeddings.patch_embedding.weight)
+            self.ln_pre.load_state_dict(vision.pre_layrnorm.state_dict())
+            self.ln_post.load_state_dict(vision.post_layernorm.state_dict())
+            for block, layer in zip(self.transformer.resblocks, vision.encoder.layers, strict=True):
+                attention = layer.self_attn
+                block.attn.in_proj_weight.copy_(torch.cat([attention.q_proj.weight, attention.k_proj.weight,
+                                                           attention.v_proj.weight]))  # fmt: skip
+                block.attn.in_proj_bias.copy_(torch.cat([attention.q_proj.bias, attention.k_proj.bias,
+                                                         attention.v_proj.bias]))  # fmt: skip
+                block.attn.out_proj.load_state_dict(attention.out_proj.state_dict())
+                block.ln_1.load_state_dict(layer.layer_norm1.state_dict())
+                block.ln_2.load_state_dict(layer.layer_norm2.state_dict())
+                block.mlp.c_fc.load_state_dict(layer.mlp.fc1.state_dict())
+                block.mlp.c_proj.load_state_dict(layer.mlp.fc2.state_dict())
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.conv1(pixels)
+
+
+class _OpenAICLIP(nn.Module):
+    def __init__(self, clip: CLIPVisionModel) -> None:
+        super().__init__()
+        self.visual = _OpenAIVisual(clip)
+        self.token_embedding = nn.Embedding(10, 16)  # a text-tower leftover the loader must leave unused
+        self.logit_scale = nn.Parameter(torch.ones([]))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.visual(pixels)
+
+
+def test_clip_in_openais_jit_archive(tmp_path):
+    clip = _clip(2)
+    torch.jit.save(torch.jit.script(_OpenAICLIP(clip)), str(tmp_path / "ViT-tiny.pt"))
+    model = _model()
+    unused = load_clip(model, tmp_path / "ViT-tiny.pt")
+    assert set(unused) == {"visual.proj", "token_embedding.weight", "logit_scale"}
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        got = model.vision_model(pixels, (1, 2, 3, 4))
+    torch.testing.assert_close(got, _reference_layers(clip, pixels), rtol=0, atol=1e-5)
+
+
+def test_a_checkpoint_of_another_resolution_is_resized_once_as_transformers_interpolates(tmp_path):
+    clip = _clip(3)
+    clip.save_pretrained(tmp_path / "clip")
+    model = ManagerTowerModel(tiny_config(vision=tiny_config().vision.__class__(
+        hidden_size=64, layers=4, patch_size=8, image_size=48))).eval()  # fmt: skip
+    load_clip(model, tmp_path / "clip")
+    pixels = torch.randn(1, 3, 48, 48)
+    with torch.no_grad():
+        got = model.vision_model(pixels, (4,))
+    expected = _reference_layers(clip, pixels, interpolate_pos_encoding=True)[:, 3:]
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+
+
+def test_loaders_name_what_is_wrong(tmp_path):
+    with pytest.raises(ValueError, match="not a CLIP checkpoint"):
+        load_clip(_model(), {"weight": torch.zeros(1)})
+    clip = _clip()
+    state = {k: v for k, v in clip.state_dict().items() if "layers.3." not in k}
+    with pytest.raises(ValueError, match=r"lacks \['transformer.resblocks.3"):
+        load_clip(_model(), state)
+    with pytest.raises(ValueError, match="neither model.safetensors"):
+        load_roberta(_model(), tmp_path)
