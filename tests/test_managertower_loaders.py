@@ -150,3 +150,66 @@ def test_loaders_name_what_is_wrong(tmp_path):
         load_clip(_model(), state)
     with pytest.raises(ValueError, match="neither model.safetensors"):
         load_roberta(_model(), tmp_path)
+
+
+def _original_names(model: ManagerTowerModel) -> dict[str, torch.Tensor]:
+    """Our tiny AAUM model's weights under the original ManagerTower's names (its Lightning state_dict), written
+    from the spec's description of that code: CLIP as ``vit_model.visual`` in OpenAI's names, RoBERTa as
+    ``text_transformer``, managers with ``layer_scores`` [1, K, 1, D] and K LayerNorms, plus the keys it keeps that
+    have no counterpart here."""
+    out = {}
+    for key, value in model.state_dict().items():
+        if key.startswith("text_model.model."):
+            out["text_transformer." + key.removeprefix("text_model.model.")] = value
+        elif key.startswith("vision_model.model.visual."):
+            rest = key.removeprefix("vision_model.model.visual.")
+            rest = {"embeddings.patch_embedding.weight": "conv1.weight", "embeddings.class_embedding": "class_embedding",
+                    "embeddings.position_embedding.weight": "positional_embedding"}.get(rest, rest)  # fmt: skip
+            if not rest.endswith("position_ids"):
+                out["vit_model.visual." + rest] = value
+        elif ".layer." in key and key.startswith("cross_modal_"):
+            out[key.replace(".layer.", ".", 1)] = value
+        elif "_inputs.layer_embeddings." in key:
+            modality = key.split("_", 1)[0]
+            out[f"layer_embeddings_{modality}.weight"] = value
+        elif "_inputs.managers." in key:
+            modality, rest = key.split("_inputs.managers.")
+            index, name = rest.split(".", 1)
+            prefix = f"cross_modal_{modality}_manager_tower.{index}."
+            renamed = {"scores": "layer_scores", "temperature.value": "softmax_temperature",
+                       "cross_weight": "layer_scores_cross", "previous_norm.weight": "LayerNorm.3.weight",
+                       "previous_norm.bias": "LayerNorm.3.bias", "other_norm.weight": "extra_query_LayerNorm.weight",
+                       "other_norm.bias": "extra_query_LayerNorm.bias"}  # fmt: skip
+            if name == "scores":
+                value = value[None, :, None, :]
+            elif name == "cross_weight":
+                value = value[None, None]
+            name = renamed.get(name, name.replace("norms.", "LayerNorm.").replace("controller.", "linear_controller."))
+            out[prefix + name] = value
+            out[prefix + "softmax_temperature_cross"] = torch.ones(1)
+        else:
+            out[key] = value
+    out["vit_model.visual.proj"] = torch.zeros(64, 8)
+    out["text_transformer.pooler.dense.weight"] = torch.zeros(32, 32)
+    out["itm_score.fc.weight"] = torch.zeros(2, 64)
+    return out
+
+
+def test_original_lightning_checkpoint(tmp_path):
+    from managertower.convert.original import load_original
+
+    torch.manual_seed(4)
+    source = _model(manager={"kind": "aaum"})
+    with torch.no_grad():
+        for parameter in source.parameters():  # non-default values everywhere, so a misplaced tensor shows
+            parameter.add_(torch.randn_like(parameter) * 0.01)
+    torch.save({"state_dict": _original_names(source), "epoch": 3}, tmp_path / "ManagerTower_tiny.ckpt")
+    target = _model(manager={"kind": "aaum"})
+    unused = load_original(target, tmp_path / "ManagerTower_tiny.ckpt")
+    assert {k for k in unused if "softmax_temperature_cross" not in k} == {
+        "vit_model.visual.proj", "text_transformer.pooler.dense.weight", "itm_score.fc.weight"}  # fmt: skip
+    assert sum("softmax_temperature_cross" in k for k in unused) == 2 * 3
+    ids, mask = torch.randint(3, 99, (2, 6)), torch.tensor([[1] * 6, [1] * 3 + [0] * 3])
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(target.eval()(ids, mask, pixels).cls_feats, source.eval()(ids, mask, pixels).cls_feats)

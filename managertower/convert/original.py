@@ -1,0 +1,97 @@
+"""The original ManagerTower Lightning checkpoints (``ManagerTower_pt_base.ckpt``, ``..._ftfpt_base_*.ckpt``) onto our
+model: ``load_original(model, "ManagerTower_pt_base.ckpt")``.
+
+The weights are under ``ckpt["state_dict"]`` with the original's names. The managers there are SAUE (layer 1) and
+AAUE (layers 2-6) with the fused query: build the model with ``kind="aaum"``, ``query="fused"``,
+``generator="linear"``, ``weights="nd"`` (``preset("table1/aaum-fused")``). The unused
+``softmax_temperature_cross`` of every manager and the task heads (the objectives load those) come back as
+unused keys, as do CLIP's text-side leftovers and RoBERTa's pooler.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from managertower.convert.encoders import StateDict, _fill, _from_openai, read_state, resize_positions
+from managertower.managers import AdaptiveManager
+from managertower.model import ManagerTowerModel
+
+_ONE_TO_ONE = ("cross_modal_text_transform.", "cross_modal_image_transform.", "token_type_embeddings.",
+               "cross_modal_text_pooler.", "cross_modal_image_pooler.")  # fmt: skip
+
+
+def _manager_key(model: ManagerTowerModel, modality: str, index: int, rest: str, value: torch.Tensor):
+    """(our key, tensor) for the original manager parameter ``rest``, or None when it has no counterpart."""
+    inputs = model.text_inputs if modality == "text" else model.image_inputs
+    manager, prefix = inputs.managers[index], f"{modality}_inputs.managers.{index}."
+    experts = model.config.manager.experts
+    norm = re.fullmatch(r"LayerNorm\.(\d+)\.(weight|bias)", rest)
+    if norm:
+        i = int(norm[1])
+        adaptive_previous = isinstance(manager, AdaptiveManager) and i == experts
+        return prefix + (f"previous_norm.{norm[2]}" if adaptive_previous else f"norms.{i}.{norm[2]}"), value
+    if rest == "layer_scores":  # [1, K, 1, D or 1]: the N expert scores, then the previous output's (SAUE, l > 1)
+        scores = value[0, :, 0, :]
+        if len(scores) == experts:
+            return prefix + "scores", scores
+        return [(prefix + "scores", scores[:experts]), (prefix + "cross_scores", scores[experts:])]
+    renames = {"softmax_temperature": "temperature.value", "layer_scores_cross": "cross_weight",
+               "extra_query_LayerNorm.weight": "other_norm.weight", "extra_query_LayerNorm.bias": "other_norm.bias"}  # fmt: skip
+    if rest in renames:
+        return prefix + renames[rest], value.reshape(1, -1) if rest == "layer_scores_cross" else value
+    if rest.startswith(("linear_controller.", "fusion_attention.")):
+        return prefix + rest.replace("linear_controller.", "controller."), value
+    return None  # softmax_temperature_cross: created by the original, never used
+
+
+def map_original(model: ManagerTowerModel, source: StateDict) -> tuple[StateDict, list[str]]:
+    """Our state dict from the original's names; returns it and the keys left unused."""
+    state, unused, visual = {}, [], {}
+    for key, value in source.items():
+        manager = re.fullmatch(r"cross_modal_(text|image)_manager_tower\.(\d+)\.(.+)", key)
+        layer = re.fullmatch(r"cross_modal_(text|image)_layers\.(\d+)\.(.+)", key)
+        mapped = None
+        if manager:
+            mapped = _manager_key(model, manager[1], int(manager[2]), manager[3], value)
+        elif layer:
+            mapped = f"cross_modal_{layer[1]}_layers.{layer[2]}.layer.{layer[3]}", value
+        elif key.startswith("layer_embeddings_"):
+            mapped = key.replace("layer_embeddings_text.", "text_inputs.layer_embeddings.").replace(
+                "layer_embeddings_image.", "image_inputs.layer_embeddings."), value  # fmt: skip
+        elif key.startswith(_ONE_TO_ONE):
+            mapped = key, value
+        elif key.startswith("text_transformer.") and not key.startswith("text_transformer.pooler."):
+            mapped = "text_model.model." + key.removeprefix("text_transformer."), value
+        elif key.startswith("vit_model.visual."):
+            visual["visual." + key.removeprefix("vit_model.visual.")] = value
+            continue
+        if mapped is None:
+            unused.append(key)
+            continue
+        for target, tensor in mapped if isinstance(mapped, list) else [mapped]:
+            state[target] = tensor
+    clip, leftovers = _from_openai(visual)
+    unused += [f"vit_model.{k}" for k in leftovers]
+    position = "embeddings.position_embedding.weight"
+    if position in clip:
+        clip[position] = resize_positions(clip[position], model.config.vision.tokens)
+    state.update({f"vision_model.model.visual.{k}": v for k, v in clip.items()})
+    return state, unused
+
+
+def load_original(model: ManagerTowerModel, source: str | Path | StateDict) -> list[str]:
+    """Load an original checkpoint (a Lightning .ckpt file, or its ``state_dict``) in place; returns unused keys."""
+    if isinstance(source, (str, Path)):
+        raw = torch.load(source, map_location="cpu", weights_only=False)
+        raw = raw.get("state_dict", raw)
+    else:
+        raw = read_state(source)
+    state, unused = map_original(model, raw)
+    for key, value in model.state_dict().items():  # buffers the model rebuilds (position ids)
+        if key not in state and key.endswith(("position_ids", "token_type_ids")):
+            state[key] = value
+    _fill(model, state, "ManagerTower checkpoint")
+    return unused
