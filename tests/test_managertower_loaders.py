@@ -163,8 +163,12 @@ def _original_names(model: ManagerTowerModel) -> dict[str, torch.Tensor]:
             out["text_transformer." + key.removeprefix("text_model.model.")] = value
         elif key.startswith("vision_model.model.visual."):
             rest = key.removeprefix("vision_model.model.visual.")
-            rest = {"embeddings.patch_embedding.weight": "conv1.weight", "embeddings.class_embedding": "class_embedding",
-                    "embeddings.position_embedding.weight": "positional_embedding"}.get(rest, rest)  # fmt: skip
+            openai = {
+                "embeddings.patch_embedding.weight": "conv1.weight",
+                "embeddings.class_embedding": "class_embedding",
+                "embeddings.position_embedding.weight": "positional_embedding",
+            }
+            rest = openai.get(rest, rest)
             if not rest.endswith("position_ids"):
                 out["vit_model.visual." + rest] = value
         elif ".layer." in key and key.startswith("cross_modal_"):

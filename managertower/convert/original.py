@@ -38,8 +38,12 @@ def _manager_key(model: ManagerTowerModel, modality: str, index: int, rest: str,
         if len(scores) == experts:
             return prefix + "scores", scores
         return [(prefix + "scores", scores[:experts]), (prefix + "cross_scores", scores[experts:])]
-    renames = {"softmax_temperature": "temperature.value", "layer_scores_cross": "cross_weight",
-               "extra_query_LayerNorm.weight": "other_norm.weight", "extra_query_LayerNorm.bias": "other_norm.bias"}  # fmt: skip
+    renames = {
+        "softmax_temperature": "temperature.value",
+        "layer_scores_cross": "cross_weight",
+        "extra_query_LayerNorm.weight": "other_norm.weight",
+        "extra_query_LayerNorm.bias": "other_norm.bias",
+    }
     if rest in renames:
         return prefix + renames[rest], value.reshape(1, -1) if rest == "layer_scores_cross" else value
     if rest.startswith(("linear_controller.", "fusion_attention.")):

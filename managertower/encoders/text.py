@@ -7,6 +7,7 @@ from torch import nn
 from transformers import RobertaConfig, RobertaModel
 
 from managertower.config import TextEncoderConfig
+from managertower.cross import additive_mask
 
 
 def roberta_config(cfg: TextEncoderConfig, attention: str) -> RobertaConfig:
@@ -35,6 +36,10 @@ class TextEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: tuple[int, ...]) -> torch.Tensor:
         """(B, L) ids and padding mask (1 = token) -> (B, len(layers), L, D): the outputs of the 1-based ``layers``.
 
-        Position ids come from the padding, as RoBERTa builds them when none are given (the original's behaviour)."""
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        Position ids come from the padding, as RoBERTa builds them when none are given (the original's behaviour).
+        The additive 4D mask is built here (transformers uses a ready 4D mask as it is): the same values transformers
+        would build, without its data-dependent shortcut for unpadded batches, so the encoder also runs on the meta
+        device (``managertower.budget``)."""
+        mask = additive_mask(attention_mask, self.model.dtype)
+        out = self.model(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
         return torch.stack([out.hidden_states[k] for k in layers], dim=1)  # hidden_states[0]: the embeddings
