@@ -121,13 +121,16 @@ class VisionEncoderConfig:
 class CrossModalConfig:
     """The co-attention encoder: ``layers`` (the paper's L_C) post-LN BERT layers per modality.
 
-    ``layer_norm_eps``: transformers' BridgeTower uses the text config's 1e-5; the original code left BERT's 1e-12."""
+    ``layer_norm_eps`` is the co-attention layers' own (transformers' BridgeTower takes the text config's, 1e-5; the
+    original code left BERT's 1e-12); ``input_norm_eps`` that of the LayerNorms in front of them: BridgeTower's
+    layer-1 norm and link towers (transformers' top-level ``layer_norm_eps``) and every manager's (1e-5)."""
 
     layers: int = 6
     hidden_size: int = 768
     heads: int = 12
     intermediate_size: int = 3072
     layer_norm_eps: float = 1e-5
+    input_norm_eps: float = 1e-5
     dropout: float = 0.1
 
     def __post_init__(self) -> None:

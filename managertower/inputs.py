@@ -44,7 +44,7 @@ class LinkTower(nn.Module):
 class BridgeInputs(nn.Module):
     def __init__(self, cfg: ManagerTowerConfig) -> None:
         super().__init__()
-        hidden, eps = cfg.cross.hidden_size, cfg.cross.layer_norm_eps
+        hidden, eps = cfg.cross.hidden_size, cfg.cross.input_norm_eps
         self.first_norm = nn.LayerNorm(hidden, eps=eps)
         self.links = nn.ModuleList(LinkTower(cfg.link, hidden, eps) for _ in range(cfg.cross.layers - 1))
 
@@ -57,7 +57,7 @@ class BridgeInputs(nn.Module):
 class ManagedInputs(nn.Module):
     def __init__(self, cfg: ManagerTowerConfig, depth: int) -> None:
         super().__init__()
-        hidden, eps, manager = cfg.cross.hidden_size, cfg.cross.layer_norm_eps, cfg.manager
+        hidden, eps, manager = cfg.cross.hidden_size, cfg.cross.input_norm_eps, cfg.manager
         self.first_row = depth - manager.experts  # 0-based index of the first expert layer
         self.layer_embeddings = nn.Embedding(depth, hidden)
 

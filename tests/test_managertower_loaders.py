@@ -217,3 +217,49 @@ def test_original_lightning_checkpoint(tmp_path):
     pixels = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(target.eval()(ids, mask, pixels).cls_feats, source.eval()(ids, mask, pixels).cls_feats)
+
+
+def test_original_saue_checkpoint_with_scalar_scores_in_the_specs_literal_names():
+    # manager_type SAUE with the scalar weight type: every manager holds layer_scores [1, K, 1, 1] (K = N in layer 1,
+    # N + 1 after: the last slot weighs the previous output) and K LayerNorms; transformers 4.17 also saved the
+    # position-id buffer. Written by hand from the spec (3.2), not from our own map.
+    from managertower.convert.original import load_original
+
+    target = _model(manager={"kind": "saum", "weights": "n1"})
+    names = _original_names(_model(manager={"kind": "saum", "weights": "n1"}))
+    names = {k: v for k, v in names.items() if "_manager_tower." not in k}
+    generator = torch.Generator().manual_seed(5)
+    literal = {}
+    for modality in ("text", "image"):
+        for index in range(3):
+            k = 3 if index == 0 else 4
+            prefix = f"cross_modal_{modality}_manager_tower.{index}."
+            literal[prefix + "layer_scores"] = torch.randn(1, k, 1, 1, generator=generator)
+            for i in range(k):
+                literal[prefix + f"LayerNorm.{i}.weight"] = torch.rand(32, generator=generator) + 0.5
+                literal[prefix + f"LayerNorm.{i}.bias"] = torch.randn(32, generator=generator)
+            literal[prefix + "softmax_temperature"] = torch.tensor([0.7])
+            literal[prefix + "softmax_temperature_cross"] = torch.tensor([1.0])
+    names.update(literal)
+    names["text_transformer.embeddings.position_ids"] = torch.arange(40)[None]
+    unused = load_original(target, names)
+    assert "text_model.model.embeddings.position_ids" in unused or "text_transformer.embeddings.position_ids" in unused
+    second = target.image_inputs.managers[2]
+    scores = literal["cross_modal_image_manager_tower.2.layer_scores"][0, :, 0, :]
+    assert torch.equal(second.scores, scores[:3]) and torch.equal(second.cross_scores, scores[3:])
+    assert torch.equal(second.norms[3].weight, literal["cross_modal_image_manager_tower.2.LayerNorm.3.weight"])
+    assert second.temperature.value.item() == pytest.approx(0.7)
+    first = target.text_inputs.managers[0]
+    assert torch.equal(first.scores, literal["cross_modal_text_manager_tower.0.layer_scores"][0, :, 0, :])
+    with pytest.raises(ValueError, match="generator='linear'"):
+        load_original(_model(manager={"kind": "aaum", "generator": "cross_attention"}), names)
+
+
+def test_original_config_is_the_released_codes_behaviour():
+    from managertower.convert.original import original_config
+
+    config = original_config(image_size=384)
+    assert config.vision.image_size == 384 and config.cross.layer_norm_eps == 1e-12
+    assert config.cross.input_norm_eps == 1e-5
+    manager = config.manager
+    assert manager.static_noise and manager.noise_per_channel and not manager.mask_fused_query

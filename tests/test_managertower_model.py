@@ -4,6 +4,7 @@ the invariants (eval determinism, batch vs per-sample, gradients, real-size para
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
@@ -71,9 +72,9 @@ def test_bridgetower_mode_equals_transformers(seed, link, layers, hidden, eps, b
     with torch.no_grad():
         expected = hf(input_ids=ids, attention_mask=mask, pixel_values=pixels)
         got = ours(ids, mask, pixels)
-    torch.testing.assert_close(got.text_features, expected.text_features, rtol=0, atol=1e-5)
-    torch.testing.assert_close(got.image_features, expected.image_features, rtol=0, atol=1e-5)
-    torch.testing.assert_close(got.cls_feats, expected.pooler_output, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got.text_features, expected.text_features, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got.image_features, expected.image_features, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got.cls_feats, expected.pooler_output, rtol=0, atol=1e-6)
 
 
 def test_conversion_refuses_what_it_cannot_represent_and_names_unknown_keys():
@@ -131,8 +132,12 @@ def test_noise_only_in_training_and_every_manager_parameter_gets_a_gradient(vari
     model.train()
     noisy = model(ids, mask, pixels)
     assert not torch.allclose(noisy.cls_feats, first.cls_feats)
-    noisy.cls_feats.square().sum().backward()
     managed = [m for m in model.modules() if isinstance(m, ManagedInputs)]
+    with torch.no_grad():  # off the symmetric initial point, where some gradients (a temperature's) are exactly 0
+        for inputs in managed:
+            for parameter in inputs.parameters():
+                parameter.add_(torch.randn_like(parameter) * 0.05)
+    model(ids, mask, pixels).cls_feats.square().sum().backward()
     assert len(managed) == 2
     for inputs in managed:
         for name, parameter in inputs.named_parameters():
@@ -287,3 +292,75 @@ def test_every_preset_builds_and_runs_on_a_tiny_base():
     assert preset("table2/bt-lc8").experts == 8 and preset("table2/mt-lc8").experts == 6
     with pytest.raises(ValueError, match="unknown preset 'table1/sae'"):
         preset("table1/sae")
+
+
+def test_sdpa_equals_eager_because_every_call_has_an_explicit_mask():
+    # transformers builds the cross layer's self-attention with is_causal=True; without a mask SDPA would make the
+    # image stream causal. With the explicit masks the two kernels agree.
+    eager = _model(tiny_config(manager={"kind": "aaum"})).eval()
+    sdpa = _model(tiny_config(manager={"kind": "aaum"}, attention="sdpa")).eval()
+    sdpa.load_state_dict(eager.state_dict())
+    ids, mask, pixels = _inputs(2, 7, seed=11, pad=(7, 4))
+    with torch.no_grad():
+        torch.testing.assert_close(sdpa(ids, mask, pixels).cls_feats, eager(ids, mask, pixels).cls_feats, atol=1e-5,
+                                   rtol=0)  # fmt: skip
+
+
+def test_exploration_noise_is_one_draw_per_token_and_expert_with_std_one_over_n():
+    from managertower.managers.aggregate import exploration_noise
+
+    torch.manual_seed(0)
+    scores = torch.zeros(64, 3, 50, 32)
+    noise = exploration_noise(scores, experts=3, per_channel=False, width=32)
+    assert noise.shape == (64, 3, 50, 1)
+    assert abs(noise.std().item() - 1 / 3) < 0.01
+    assert exploration_noise(scores[..., :1], experts=3, per_channel=True, width=32).shape == (64, 3, 50, 32)
+
+
+def test_the_papers_noise_is_in_aaums_only():
+    ids, mask, pixels = _inputs(2, 6, seed=12, pad=(6, 4))
+    for kind, noisy in (("saum", False), ("sam", False), ("aaum", True)):
+        model = _model(tiny_config(manager={"kind": kind}))
+        with torch.no_grad():
+            train, evaluation = model.train()(ids, mask, pixels).cls_feats, model.eval()(ids, mask, pixels).cls_feats
+        assert torch.equal(train, evaluation) is not noisy, kind
+
+
+def _reference_aaum(manager, stack, own, other, other_mask):
+    """The fused-query AAUM written out from the paper (Eq. 6-7) and the original code (spec 3.3), step by step."""
+    ln = torch.nn.functional.layer_norm
+    h = [ln(stack[:, i], (32,), manager.norms[i].weight, manager.norms[i].bias) for i in range(stack.shape[1])]
+    c = ln(own, (32,), manager.previous_norm.weight, manager.previous_norm.bias)
+    e = ln(other, (32,), manager.other_norm.weight, manager.other_norm.bias)
+    attention = manager.fusion_attention
+    queries = c @ attention.q_proj.weight.T + attention.q_proj.bias
+    keys = e @ attention.k_proj.weight.T + attention.k_proj.bias
+    scores = queries @ keys.transpose(1, 2)
+    scores = scores / 32**0.5 + torch.where(other_mask[:, None, :].bool(), 0.0, -1e30)
+    query = torch.cat([torch.softmax(scores, dim=-1) @ e, c], dim=-1)  # (B, L, 2D): attended other, then own
+    logits = query @ manager.controller.weight.T + manager.controller.bias  # (B, L, N)
+    weights = torch.softmax(logits / manager.temperature.value, dim=-1)
+    out = sum(weights[..., i : i + 1] * h[i] for i in range(len(h)))
+    return out + manager.cross_weight * c, weights
+
+
+def test_aaum_matches_the_equations_written_out():
+    config = tiny_config(manager={"kind": "aaum"})
+    torch.manual_seed(13)
+    manager = AdaptiveManager(config.manager, hidden=32, eps=1e-5).eval()
+    with torch.no_grad():
+        for parameter in manager.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.2)
+    stack, own, other = torch.randn(2, 3, 5, 32), torch.randn(2, 5, 32), torch.randn(2, 4, 32)
+    other_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    got = manager(stack, [own], other=other, other_mask=other_mask)
+    expected, weights = _reference_aaum(manager, stack, own, other, other_mask)
+    torch.testing.assert_close(got.hidden, expected, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got.weights[..., 0].transpose(1, 2), weights, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got.weights.sum(dim=1), torch.ones(2, 5, 1))
+    # The original code does not mask padded keys: only the padded sample changes.
+    unmasked = AdaptiveManager(replace(config.manager, mask_fused_query=False), hidden=32, eps=1e-5).eval()
+    unmasked.load_state_dict(manager.state_dict())
+    loose = unmasked(stack, [own], other=other, other_mask=other_mask).hidden
+    torch.testing.assert_close(loose[0], got.hidden[0], rtol=0, atol=0)
+    assert not torch.allclose(loose[1], got.hidden[1], atol=1e-4)

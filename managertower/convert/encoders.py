@@ -41,7 +41,9 @@ def read_state(source: str | Path | StateDict) -> StateDict:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _fill(module: torch.nn.Module, state: StateDict, what: str) -> None:
+def _fill(module: torch.nn.Module, state: StateDict, what: str) -> list[str]:
+    """Load ``state`` into ``module`` (every tensor of the module must be there, in its shape); returns the mapped
+    keys the module has no place for, so that nothing is dropped unreported."""
     ours = module.state_dict()
     missing = sorted(set(ours) - set(state))
     if missing:
@@ -50,6 +52,7 @@ def _fill(module: torch.nn.Module, state: StateDict, what: str) -> None:
         if key in ours and value.shape != ours[key].shape:
             raise ValueError(f"{what}: {key} has shape {tuple(value.shape)}, the model {tuple(ours[key].shape)}")
     module.load_state_dict({k: state[k] for k in ours}, strict=True)
+    return sorted(set(state) - set(ours))
 
 
 def load_roberta(model: ManagerTowerModel, source: str | Path | StateDict) -> list[str]:
@@ -66,8 +69,7 @@ def load_roberta(model: ManagerTowerModel, source: str | Path | StateDict) -> li
     for key, value in target.state_dict().items():
         if key not in state and key.endswith(("position_ids", "token_type_ids")):
             state[key] = value
-    _fill(target, state, "RoBERTa")
-    return unused
+    return unused + _fill(target, state, "RoBERTa")
 
 
 _OPENAI = {"visual.conv1.weight": "embeddings.patch_embedding.weight",
@@ -143,5 +145,4 @@ def load_clip(model: ManagerTowerModel, source: str | Path | StateDict) -> list[
     for name, value in visual.state_dict().items():
         if name not in state and name.endswith("position_ids"):
             state[name] = value
-    _fill(visual, state, "CLIP (OpenAI layout)" if openai else "CLIP (transformers layout)")
-    return unused
+    return unused + _fill(visual, state, "CLIP (OpenAI layout)" if openai else "CLIP (transformers layout)")

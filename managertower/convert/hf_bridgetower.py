@@ -52,6 +52,7 @@ def config_from_hf_bridgetower(hf_config) -> ManagerTowerConfig:
         "share_link_tower_layers": (hf_config.share_link_tower_layers, False),
         "vision_config.share_layernorm": (vision.share_layernorm, True),
         "vision_config.remove_last_layer": (vision.remove_last_layer, False),
+        "text_config.hidden_act": (text.hidden_act, "gelu"),  # the cross layers' activation (ours is fixed)
     }
     for name, (value, supported) in refused.items():
         if value != supported:
@@ -76,7 +77,7 @@ def config_from_hf_bridgetower(hf_config) -> ManagerTowerConfig:
         cross=CrossModalConfig(
             layers=hf_config.num_hidden_layers, hidden_size=text.hidden_size, heads=text.num_attention_heads,
             intermediate_size=text.intermediate_size, layer_norm_eps=text.layer_norm_eps,
-            dropout=text.hidden_dropout_prob,
+            input_norm_eps=hf_config.layer_norm_eps, dropout=text.hidden_dropout_prob,
         ),
         fusion=Fusion.BRIDGETOWER,
         link=LinkType(hf_config.link_tower_type),

@@ -2,8 +2,9 @@
 model: ``load_original(model, "ManagerTower_pt_base.ckpt")``.
 
 The weights are under ``ckpt["state_dict"]`` with the original's names. The managers there are SAUE (layer 1) and
-AAUE (layers 2-6) with the fused query: build the model with ``kind="aaum"``, ``query="fused"``,
-``generator="linear"``, ``weights="nd"`` (``preset("table1/aaum-fused")``). The unused
+AAUE (layers 2-6) with the fused query. ``original_config()`` is the config that computes what the original code
+does with them (its noise, its unmasked fused query, BERT's 1e-12 in the co-attention layers);
+``preset("table1/aaum-fused")`` loads the same weights with the paper's definitions instead. The unused
 ``softmax_temperature_cross`` of every manager and the task heads (the objectives load those) come back as
 unused keys, as do CLIP's text-side leftovers and RoBERTa's pooler.
 """
@@ -11,16 +12,28 @@ unused keys, as do CLIP's text-side leftovers and RoBERTa's pooler.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from managertower.config import Fusion, Generator, ManagerKind, ManagerTowerConfig, Query
 from managertower.convert.encoders import StateDict, _fill, _from_openai, read_state, resize_positions
 from managertower.managers import AdaptiveManager
 from managertower.model import ManagerTowerModel
 
 _ONE_TO_ONE = ("cross_modal_text_transform.", "cross_modal_image_transform.", "token_type_embeddings.",
                "cross_modal_text_pooler.", "cross_modal_image_pooler.")  # fmt: skip
+
+
+def original_config(base: ManagerTowerConfig | None = None, *, image_size: int = 288) -> ManagerTowerConfig:
+    """The released code's behaviour on top of ``base`` (base size by default) at the checkpoint's resolution."""
+    base = base or ManagerTowerConfig()
+    manager = replace(base.manager, kind=ManagerKind.AAUM, query=Query.FUSED, generator=Generator.LINEAR,
+                      static_noise=True, noise_per_channel=True, mask_fused_query=False)  # fmt: skip
+    cross = replace(base.cross, layer_norm_eps=1e-12, input_norm_eps=1e-5)
+    vision = replace(base.vision, image_size=image_size)
+    return replace(base, fusion=Fusion.MANAGERTOWER, manager=manager, cross=cross, vision=vision)
 
 
 def _manager_key(model: ManagerTowerModel, modality: str, index: int, rest: str, value: torch.Tensor):
@@ -93,9 +106,13 @@ def load_original(model: ManagerTowerModel, source: str | Path | StateDict) -> l
         raw = raw.get("state_dict", raw)
     else:
         raw = read_state(source)
+    if model.config.fusion is not Fusion.MANAGERTOWER or model.config.manager.generator is not Generator.LINEAR:
+        raise ValueError(
+            f"an original ManagerTower checkpoint needs fusion='managertower' and generator='linear', not "
+            f"{model.config.fusion!r} / {model.config.manager.generator!r} (see original_config())"
+        )
     state, unused = map_original(model, raw)
     for key, value in model.state_dict().items():  # buffers the model rebuilds (position ids)
         if key not in state and key.endswith(("position_ids", "token_type_ids")):
             state[key] = value
-    _fill(model, state, "ManagerTower checkpoint")
-    return unused
+    return unused + _fill(model, state, "ManagerTower checkpoint")

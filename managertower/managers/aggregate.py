@@ -22,8 +22,7 @@ def exploration_noise(scores: torch.Tensor, *, experts: int, per_channel: bool, 
     """eps ~ N(0, 1/N^2) for the unimodal scores (B, N, L, 1 or D): one draw per sample, expert and token, or per
     channel too (``per_channel``: the original code's [B, N, L, D] draws)."""
     shape = list(scores.shape)
-    if per_channel:
-        shape[-1] = width
+    shape[-1] = width if per_channel else 1
     return torch.randn(shape, device=scores.device, dtype=scores.dtype) / experts
 
 
