@@ -151,8 +151,18 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
     return trainer
 
 
+def _leave_distributed() -> None:
+    """All ranks leave together and tear the process group down. A rank that exited while the other's collectives
+    or DeepSpeed's shared-memory threads were still alive aborted now and then ("terminate called without an active
+    exception", exit -6) after a finished ZeRO-3 run. Only on success: after an error a barrier would hang."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def main() -> None:
     train()
+    _leave_distributed()
 
 
 if __name__ == "__main__":
