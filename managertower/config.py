@@ -8,7 +8,7 @@ experts are always the top ``experts`` layers of each encoder (the paper's Fig. 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
 from llava.compat import StrEnum
@@ -236,9 +236,6 @@ class ManagerTowerConfig:
                 item = parts[name](**item)
             args[name] = item
         return cls(**args)
-
-    def with_(self, **changes) -> ManagerTowerConfig:
-        return replace(self, **changes)
 
 
 def _plain(value):

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from llava.data.bad_samples import atomic_write
 from managertower.config import ManagerTowerConfig
 from managertower.cross import CrossLayer, additive_mask
 from managertower.encoders import TextEncoder, VisionEncoder
@@ -50,8 +51,7 @@ class Pooler(nn.Module):
 class ManagerTowerModel(nn.Module):
     def __init__(self, config: ManagerTowerConfig) -> None:
         super().__init__()
-        config.validate()
-        self.config = config
+        self.config = config  # validated when it was built
         hidden, attention = config.cross.hidden_size, config.attention
         self.text_model = TextEncoder(config.text, attention=attention)
         self.vision_model = VisionEncoder(config.vision)
@@ -143,11 +143,10 @@ class ManagerTowerModel(nn.Module):
         """``config.json`` and ``model.safetensors``, written to a temporary name and renamed (atomic)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        for name, write in ((CONFIG_NAME, lambda p: p.write_text(json.dumps(self.config.to_dict(), indent=1) + "\n")),
-                            (WEIGHTS_NAME, lambda p: save_file(_contiguous(self.state_dict()), str(p)))):  # fmt: skip
-            tmp = path / f".{name}.tmp"
-            write(tmp)
-            tmp.replace(path / name)
+        atomic_write(
+            path / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(self.config.to_dict(), indent=1) + "\n")
+        )
+        atomic_write(path / WEIGHTS_NAME, lambda tmp: save_file(_contiguous(self.state_dict()), tmp))
         return path
 
     @classmethod

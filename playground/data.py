@@ -49,7 +49,7 @@ FIRST_KINDS = ("background", "colour")
 class Counts:
     """Samples per split; the defaults make a ~15-minute demo on 2 CPU cores."""
 
-    stage1: int = 300  # captions (stage 1 trains the projector only, against a frozen random LLM)
+    stage1: int = 300  # captions (stage 1 aligns the projector and managers to the frozen pre-trained LLM)
     stage1_5: int = 300  # detailed descriptions
     stage1_5_questions: int = 400  # conversations asking the kinds taught first
     stage2: int = 800  # question-answer conversations
@@ -57,7 +57,7 @@ class Counts:
 
     @classmethod
     def reduced(cls) -> Counts:
-        """A few minutes' worth, for CI: enough stage-2 conversations to learn the background question."""
+        """A few minutes' worth, for CI: enough conversations to learn the background and colour questions."""
         return cls(stage1=64, stage1_5=64, stage1_5_questions=128, stage2=320, eval=48)
 
 

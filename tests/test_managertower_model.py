@@ -165,7 +165,7 @@ def test_saum_layer_one_with_one_hot_weights_is_bridgetowers_first_input():
     config = tiny_config(manager={"kind": "saum"})
     stack = torch.randn(2, 3, 5, 32)
     manager = StaticManager(config.manager, layer=1, hidden=32, eps=1e-5)
-    bridge = BridgeInputs(config.with_(fusion=Fusion.BRIDGETOWER))
+    bridge = BridgeInputs(replace(config, fusion=Fusion.BRIDGETOWER))
     with torch.no_grad():
         manager.scores.copy_(torch.tensor([1e4, 0.0, 0.0])[:, None].expand(3, 32))
         manager.norms[0].weight.uniform_(0.5, 1.5)

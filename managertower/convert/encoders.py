@@ -41,10 +41,15 @@ def read_state(source: str | Path | StateDict) -> StateDict:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _fill(module: torch.nn.Module, state: StateDict, what: str) -> list[str]:
-    """Load ``state`` into ``module`` (every tensor of the module must be there, in its shape); returns the mapped
-    keys the module has no place for, so that nothing is dropped unreported."""
+# Buffers the modules rebuild themselves: a checkpoint need not hold them.
+_REBUILT = ("position_ids", "token_type_ids")
+
+
+def load_into(module: torch.nn.Module, state: StateDict, what: str) -> list[str]:
+    """Load ``state`` into ``module`` (every tensor of the module must be there, in its shape, but the rebuilt id
+    buffers); returns the mapped keys the module has no place for, so that nothing is dropped unreported."""
     ours = module.state_dict()
+    state = {**{k: v for k, v in ours.items() if k.endswith(_REBUILT)}, **state}
     missing = sorted(set(ours) - set(state))
     if missing:
         raise ValueError(f"{what}: the checkpoint lacks {missing[:5]}{' ...' if len(missing) > 5 else ''}")
@@ -64,12 +69,7 @@ def load_roberta(model: ManagerTowerModel, source: str | Path | StateDict) -> li
             state[name] = value
         else:
             unused.append(key)
-    target = model.text_model.model
-    # Buffers RoBERTa rebuilds itself (position and token-type ids) need not be in a checkpoint.
-    for key, value in target.state_dict().items():
-        if key not in state and key.endswith(("position_ids", "token_type_ids")):
-            state[key] = value
-    return unused + _fill(target, state, "RoBERTa")
+    return unused + load_into(model.text_model.model, state, "RoBERTa")
 
 
 _OPENAI = {"visual.conv1.weight": "embeddings.patch_embedding.weight",
@@ -81,7 +81,7 @@ _HF_PARTS = {"self_attn.out_proj.": "attn.out_proj.", "layer_norm1.": "ln_1.", "
 _HF_TOP = {"embeddings.": "embeddings.", "pre_layrnorm.": "ln_pre.", "post_layernorm.": "ln_post."}
 
 
-def _from_openai(source: StateDict) -> tuple[StateDict, list[str]]:
+def from_openai(source: StateDict) -> tuple[StateDict, list[str]]:
     state, unused = {}, []
     for key, value in source.items():
         if key in _OPENAI:
@@ -137,12 +137,9 @@ def load_clip(model: ManagerTowerModel, source: str | Path | StateDict) -> list[
     openai = "visual.conv1.weight" in raw
     if not openai and not any(k.removeprefix("vision_model.").startswith("encoder.layers.") for k in raw):
         raise ValueError("not a CLIP checkpoint: neither OpenAI's visual.conv1.weight nor transformers' encoder.layers")
-    state, unused = (_from_openai if openai else _from_hf)(raw)
+    state, unused = (from_openai if openai else _from_hf)(raw)
     key = "embeddings.position_embedding.weight"
     if key in state:
         state[key] = resize_positions(state[key], model.config.vision.tokens)
-    visual = model.vision_model.model.visual
-    for name, value in visual.state_dict().items():
-        if name not in state and name.endswith("position_ids"):
-            state[name] = value
-    return unused + _fill(visual, state, "CLIP (OpenAI layout)" if openai else "CLIP (transformers layout)")
+    what = "CLIP (OpenAI layout)" if openai else "CLIP (transformers layout)"
+    return unused + load_into(model.vision_model.model.visual, state, what)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from managertower.config import Fusion, Generator, ManagerKind, ManagerTowerConfig, Query
-from managertower.convert.encoders import StateDict, _fill, _from_openai, read_state, resize_positions
+from managertower.convert.encoders import StateDict, from_openai, load_into, read_state, resize_positions
 from managertower.managers import AdaptiveManager
 from managertower.model import ManagerTowerModel
 
@@ -90,7 +90,7 @@ def map_original(model: ManagerTowerModel, source: StateDict) -> tuple[StateDict
             continue
         for target, tensor in mapped if isinstance(mapped, list) else [mapped]:
             state[target] = tensor
-    clip, leftovers = _from_openai(visual)
+    clip, leftovers = from_openai(visual)
     unused += [f"vit_model.{k}" for k in leftovers]
     position = "embeddings.position_embedding.weight"
     if position in clip:
@@ -112,7 +112,4 @@ def load_original(model: ManagerTowerModel, source: str | Path | StateDict) -> l
             f"{model.config.fusion!r} / {model.config.manager.generator!r} (see original_config())"
         )
     state, unused = map_original(model, raw)
-    for key, value in model.state_dict().items():  # buffers the model rebuilds (position ids)
-        if key not in state and key.endswith(("position_ids", "token_type_ids")):
-            state[key] = value
-    return unused + _fill(model, state, "ManagerTower checkpoint")
+    return unused + load_into(model, state, "ManagerTower checkpoint")

@@ -32,9 +32,11 @@ class StaticManager(nn.Module):
         first = 1 / (n + self.previous) if self.shared_softmax else 1 / n
         self.scores = nn.Parameter(torch.full((n, width), first))  # (N, D or 1)
         self.temperature = Temperature(cfg.temperature)
+        split = kind is ManagerKind.SAM and not self.shared_softmax
         # SAM's own softmax over a single previous output (layer 2) is the constant 1: no parameters for it.
-        self.split_softmax = kind is ManagerKind.SAM and not self.shared_softmax and self.previous > 1
-        if self.previous and not (kind is ManagerKind.SAM and not self.shared_softmax and self.previous == 1):
+        self.constant_cross = split and self.previous == 1
+        self.split_softmax = split and self.previous > 1
+        if self.previous and not self.constant_cross:
             value = first if self.shared_softmax else 1.0 / self.previous
             self.cross_scores = nn.Parameter(torch.full((self.previous, width), value))  # (P, D or 1)
         if self.split_softmax:
@@ -55,7 +57,7 @@ class StaticManager(nn.Module):
         inputs = previous[-self.previous :]
         assert len(inputs) == self.previous, (len(previous), self.previous)
         cross = torch.stack([norm(x) for norm, x in zip(self.norms[self.cfg.experts :], inputs, strict=True)], dim=1)
-        if not hasattr(self, "cross_scores"):  # split SAM in layer 2
+        if self.constant_cross:
             return ManagerOutput.of(self.temperature(scores, dim=1), reps, torch.ones_like(cross[:1, :, :1, :1]), cross)
         cross_scores = self.cross_scores[None, :, None, :]  # (1, P, 1, D or 1)
         if self.shared_softmax:
