@@ -17,12 +17,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from llava.data.bad_samples import atomic_write
 from managertower.config import ManagerTowerConfig
 from managertower.cross import CrossLayer, additive_mask
 from managertower.encoders import TextEncoder, VisionEncoder
 from managertower.inputs import ManagedInputs, build_inputs
 from managertower.managers import ManagerOutput
+from vlcommon.ledger import atomic_write
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 

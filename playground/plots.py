@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from vlcommon.plotting import plt, save_figure
 
 
 def loss_history(stage_dir: Path) -> list[tuple[int, float]]:
@@ -36,11 +33,7 @@ def plot_losses(runs: dict[str, dict[str, Path]], out: Path) -> Path:
         axis.set_xlabel("step")
         axis.set_ylabel("training loss")
         axis.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "loss_curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "loss_curves.png")
 
 
 def manager_weights(checkpoint: Path) -> dict[int, list[float]]:
@@ -76,11 +69,7 @@ def plot_manager_weights(checkpoints: dict[str, Path], out: Path) -> Path | None
         axis.axhline(0, color="black", linewidth=0.8)
         axis.set_title(f"{name}: mean SAUM weight per expert")
         axis.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "manager_weights.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "manager_weights.png")
 
 
 def plot_probe_and_weights(tower_report: dict, checkpoints: dict[str, Path], out: Path) -> Path:
@@ -105,8 +94,4 @@ def plot_probe_and_weights(tower_report: dict, checkpoints: dict[str, Path], out
         axis.axhline(0, color="black", linewidth=0.8)
         axis.set_xlabel("expert: tower layer k")
         axis.set_title(f"{name}: mean SAUM weight per expert")
-    fig.tight_layout()
-    path = out / "probe_and_manager_weights.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / "probe_and_manager_weights.png")

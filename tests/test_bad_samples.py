@@ -5,12 +5,12 @@ from collections import Counter
 
 import pytest
 
-from llava.data.bad_samples import BadSample, BadSampleLedger, SkipLimitExceeded
 from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import load_mixture
 from llava.processing import SigLipImageProcessor
 from llava.testing import tiny_config
 from llava.testing.synthetic import write_broken_corpus
+from vlcommon.ledger import BadSample, BadSampleLedger, SkipLimitExceeded
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pytest
 
 from llava.eval.benchmarks import load_benchmarks
 from llava.eval.compare import compare, markdown
-from llava.eval.intervals import Interval, paired_bootstrap, sample_scores, wilson
+from llava.eval.intervals import sample_scores
+from vlcommon.intervals import Interval, paired_bootstrap, wilson
 
 
 @pytest.mark.parametrize(

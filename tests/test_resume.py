@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 from train_helpers import stage2_args
 
-from llava.train.checkpoints import (
+from vlcommon.checkpoints import (
     COMPLETE_MARKER,
     Layout,
     checkpoint_folders,

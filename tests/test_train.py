@@ -8,10 +8,10 @@ from safetensors.torch import load_file
 from train_helpers import FULL_PARTS, losses, rewind_to, stage1_args, stage2_args
 
 from llava.model.builder import load_pretrained_model
-from llava.train.checkpoints import COMPLETE_MARKER
 from llava.train.model_init import build_model
 from llava.train.train import parse_args, resolve_resume, train
 from llava.train.trainer import ADAPTER_FILE
+from vlcommon.checkpoints import COMPLETE_MARKER
 
 MM_FIELDS = (
     "mm_projector_type",
@@ -239,8 +239,8 @@ def test_optimizer_groups_follow_the_parts(assets, stage1, tmp_path):
 
 
 def test_bad_sample_report_and_limit(assets, tmp_path):
-    from llava.data.bad_samples import SkipLimitExceeded
     from llava.testing.synthetic import write_broken_corpus
+    from vlcommon.ledger import SkipLimitExceeded
 
     data, expected = write_broken_corpus(tmp_path / "data", good=12)
     base = stage2_args(

@@ -11,13 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
 from llava.analysis.checkpoints import Checkpoint
+from vlcommon.plotting import plt, save_figure
 
 PAIR_COLOURS = {(False, False): "#1f77b4", (False, True): "#0b3d91", (True, False): "#d62728", (True, True): "#8b0000"}
 TITLES = {
@@ -79,7 +76,7 @@ def layer_curves(
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def attention_distance(table: list[dict], *, checkpoints: list[Checkpoint], patch_size: int, path: Path) -> Path:
@@ -112,7 +109,7 @@ def attention_distance(table: list[dict], *, checkpoints: list[Checkpoint], patc
     axis.set_title("Size of attended area by head and layer depth")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def manager_weights(table: list[dict], *, checkpoints: list[Checkpoint], path: Path) -> Path | None:
@@ -141,12 +138,4 @@ def manager_weights(table: list[dict], *, checkpoints: list[Checkpoint], path: P
             axis.set_title(f"{checkpoint.label}: {kind} aggregation weights")
             axis.grid(alpha=0.3)
             axis.legend(fontsize=7, ncol=2)
-    return _save(fig, path)
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -57,8 +57,8 @@ class LlavaDataSamples:
         return min(self.limit, len(self.mixture))
 
     def iterate(self, tokenizer, image_processor, config) -> Iterator[AnalysisSample]:
-        from llava.data.bad_samples import BadSample
         from llava.data.dataset import LazySupervisedDataset
+        from vlcommon.ledger import BadSample
 
         dataset = LazySupervisedDataset(
             self.mixture, tokenizer=tokenizer, image_processor=image_processor, model_config=config, data=self.data

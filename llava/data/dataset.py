@@ -27,13 +27,13 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
-from llava.data.bad_samples import BadSample, SkipEvent
 from llava.data.formatting import EmptyAnswer, Formatted, format_plain, format_qwen
 from llava.data.mixture import Mixture
 from llava.mm_utils import process_images
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.packing import packed_length
 from llava.processing.image_processor import convert_to_rgb
+from vlcommon.ledger import BadSample, SkipEvent
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llava.eval.benchmarks import Benchmark
-from llava.eval.intervals import Interval, paired_bootstrap, sample_scores, wilson
+from llava.eval.intervals import sample_scores
+from vlcommon.intervals import Interval, paired_bootstrap, wilson
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,11 +20,11 @@ from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import load_mixture
 from llava.model.loading import image_processor_for
 from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, check_compat_flags
-from llava.train.callbacks import BadSampleCallback, run_layout
-from llava.train.checkpoints import choose_resume, mark_complete, require_usable, unmark
 from llava.train.model_init import build_model, build_tokenizer
 from llava.train.trainer import LLaVATrainer
 from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
+from vlcommon.callbacks import BadSampleCallback, run_layout
+from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
 
 logger = logging.getLogger("llava.train")
 
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None):
 def resolve_resume(training_args) -> str | None:
     """``--resume auto`` picks the newest checkpoint in ``output_dir`` whose contents verify, warning about each
     newer one it passes over (LLaVA-NeXT resumes from any ``checkpoint-*``, including one a crash left
-    half-written); ``--resume DIR`` must verify too (``llava.train.checkpoints``)."""
+    half-written); ``--resume DIR`` must verify too (``vlcommon.checkpoints``)."""
     if training_args.resume == "never":
         return None
     layout = run_layout(training_args)

@@ -30,14 +30,14 @@ from transformers import Trainer
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
-from llava.data.bad_samples import atomic_write
 from llava.data.collator import DATA_REPORT_KEY
 from llava.data.sampler import LengthGroupedSampler
 from llava.model.weights import ADAPTER_FILE, LLAVA_NEXT_ADAPTER_FILE, PROJECTOR_PREFIX
-from llava.train.callbacks import BAD_SAMPLES_FILE, BadSampleCallback, CheckpointCallback
-from llava.train.checkpoints import discard
 from llava.train.compile import compile_blocks
 from llava.train.tunable import Part, PartLearningRates, adapter_parameter_names, optimizer_groups, saves_adapter_only
+from vlcommon.callbacks import BAD_SAMPLES_FILE, BadSampleCallback, CheckpointCallback
+from vlcommon.checkpoints import discard
+from vlcommon.ledger import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class LLaVATrainer(Trainer):
         # The one private hook (transformers is pinned): a resume that fell back past a damaged checkpoint saves
         # into its step again, and stale files must not mix with new ones; and transformers rotates before any
         # callback can mark the new checkpoint complete, deleting file by file in modification-time order, so
-        # its rotation is held off here and CheckpointCallback rotates after the marker (llava.train.checkpoints).
+        # its rotation is held off here and CheckpointCallback rotates after the marker (vlcommon.checkpoints).
         folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         if self.args.should_save:
             discard(folder)

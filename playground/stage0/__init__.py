@@ -17,7 +17,7 @@ import json
 import shutil
 from pathlib import Path
 
-from llava.train.checkpoints import is_marked, mark_complete
+from vlcommon.checkpoints import is_marked, mark_complete
 
 
 def finished(folder: Path) -> bool:

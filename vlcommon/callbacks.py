@@ -6,7 +6,7 @@ ranks gather their ledgers; the merged counts are logged, written as ``bad_sampl
 counts.
 
 ``CheckpointCallback`` finishes each save once every rank has written its files: the reports, then the
-``COMPLETE`` marker with its manifest, then the rotation of old checkpoints (``llava.train.checkpoints``), in
+``COMPLETE`` marker with its manifest, then the rotation of old checkpoints (``vlcommon.checkpoints``), in
 that order, so a kill at any moment leaves the newest good checkpoint marked.
 """
 
@@ -20,8 +20,8 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from llava.data.bad_samples import BadSampleLedger, write_json_atomic
-from llava.train.checkpoints import Layout, mark_complete, rotate
+from vlcommon.checkpoints import Layout, mark_complete, rotate
+from vlcommon.ledger import BadSampleLedger, write_json_atomic
 
 BAD_SAMPLES_FILE = "bad_samples.json"
 
@@ -99,7 +99,7 @@ class CheckpointCallback(TrainerCallback):
 
 
 def run_layout(args) -> Layout:
-    """What each checkpoint of this run holds (``llava.train.checkpoints.Layout``), from its training arguments."""
+    """What each checkpoint of this run holds (``vlcommon.checkpoints.Layout``), from its training arguments."""
     zero_stage = None
     if args.deepspeed:
         config = getattr(args, "hf_deepspeed_config", None)

@@ -25,7 +25,7 @@ from pathlib import Path
 from transformers.trainer import OPTIMIZER_NAME, SCHEDULER_NAME, TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from llava.data.bad_samples import write_json_atomic
+from vlcommon.ledger import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
