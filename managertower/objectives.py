@@ -99,11 +99,11 @@ def rerank(similarity: torch.Tensor, k: int, itm_score: Callable[[torch.Tensor, 
     k_texts, k_images = min(k, texts), min(k, images)
     i2t = torch.full_like(similarity, RERANK_FLOOR)
     top_texts = similarity.topk(k_texts, dim=1).indices  # (Ni, k)
-    image_ids = torch.arange(images)[:, None].expand(-1, k_texts)
+    image_ids = torch.arange(images, device=similarity.device)[:, None].expand(-1, k_texts)
     i2t[image_ids, top_texts] = itm_score(image_ids.reshape(-1), top_texts.reshape(-1)).view(images, k_texts)
     t2i = torch.full_like(similarity, RERANK_FLOOR)
     top_images = similarity.topk(k_images, dim=0).indices  # (k, Nt)
-    text_ids = torch.arange(texts)[None, :].expand(k_images, -1)
+    text_ids = torch.arange(texts, device=similarity.device)[None, :].expand(k_images, -1)
     t2i[top_images, text_ids] = itm_score(top_images.reshape(-1), text_ids.reshape(-1)).view(k_images, texts)
     return torch.maximum(i2t, t2i)
 
@@ -115,7 +115,7 @@ def recalls(scores: torch.Tensor, text_image: torch.Tensor, ks: Sequence[int] = 
     images, texts = scores.shape
     if text_image.shape != (texts,) or int(text_image.min()) < 0 or int(text_image.max()) >= images:
         raise ValueError(f"recalls: text_image must hold one image id in 0..{images - 1} per text ({texts})")
-    positive = torch.arange(images)[:, None] == text_image[None, :]  # (Ni, Nt)
+    positive = torch.arange(images, device=scores.device)[:, None] == text_image[None, :]  # (Ni, Nt)
     text_rank = (scores > scores.masked_fill(~positive, float("-inf")).amax(dim=1, keepdim=True)).sum(dim=1)
     image_rank = (scores > scores.gather(0, text_image[None, :])).sum(dim=0)  # (Nt,): images ranked above the true one
     out = {}
