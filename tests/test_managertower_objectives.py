@@ -10,6 +10,9 @@ from torch.nn import functional as F
 
 from managertower import objectives as obj
 from managertower.heads import ClassifierHead, ContrastiveHeads, ITMHead, MLMHead
+from managertower.model import ManagerTowerModel
+from managertower.pairing import grow_token_types, nlvr2_features
+from managertower.testing import tiny_config
 
 
 def test_vqa_soft_scores_targets_loss_and_metric():
@@ -110,10 +113,6 @@ def test_heads_shapes_and_untied_mlm():
 
 
 def test_nlvr2_pairing_grows_the_token_types_and_concatenates_in_order():
-    from managertower.model import ManagerTowerModel
-    from managertower.pairing import grow_token_types, nlvr2_features
-    from managertower.testing import tiny_config
-
     torch.manual_seed(0)
     model = ManagerTowerModel(tiny_config()).eval()
     ids, mask = torch.randint(3, 99, (2, 6)), torch.ones(2, 6, dtype=torch.long)
