@@ -22,10 +22,45 @@ def tiny_config(
     if isinstance(manager, dict):
         manager = ManagerConfig(**{"experts": experts, **manager})
     base = ManagerTowerConfig(
-        text=TextEncoderConfig(vocab_size=99, hidden_size=hidden, layers=depth, heads=2, intermediate_size=37,
-                               max_positions=40, dropout=0.0),
+        text=TextEncoderConfig(
+            vocab_size=99,
+            hidden_size=hidden,
+            layers=depth,
+            heads=2,
+            intermediate_size=37,
+            max_positions=40,
+            dropout=0.0,
+        ),
         vision=VisionEncoderConfig(hidden_size=64, layers=depth, patch_size=8, image_size=32),
         cross=CrossModalConfig(layers=cross_layers, hidden_size=hidden, heads=2, intermediate_size=37, dropout=0.0),
         manager=manager,
-    )  # fmt: skip
+    )
     return replace(base, **changes)
+
+
+def tiny_tokenizer(words=None):
+    """A word-level tokenizer with RoBERTa's special tokens (``<s>`` 0, ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3,
+    ``<mask>`` 4) over ``words`` (the generated data's vocabulary by default): ids stay below tiny_config's
+    vocabulary of 99, and ``<s> ... </s>`` wraps every text as RoBERTa's does."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    from managertower.data.synthetic import VOCABULARY
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    vocab = {token: i for i, token in enumerate([*specials, *dict.fromkeys(words or VOCABULARY)])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+    )

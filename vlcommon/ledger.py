@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 MAX_EXAMPLES_PER_REASON = 5
+DATA_REPORT_KEY = "data_report"  # the batch entry that carries its skip events from the workers to the trainer
 
 
 class BadSample(Exception):
@@ -117,6 +120,24 @@ class BadSampleLedger:
     def summary(self) -> str:
         reasons = ", ".join(f"{kind}: {count}" for kind, count in self.by_kind.most_common()) or "none"
         return f"bad samples: {self.skipped} of {self.seen} skipped ({self.share:.2%}); {reasons}"
+
+
+def stand_in(index: int, size: int, build: Callable[[int], dict], known_bad: set[int]) -> dict:
+    """A good record to train on in place of bad record ``index``: drawn at random, seeded by ``index``, so a block
+    of bad records does not make its next good neighbour train once for every bad record before it, and the choice
+    is the same on every run (exact resume). Drawn one at a time, not as a permutation of millions of records per
+    bad one. ``known_bad`` (updated) spares the rebuild of records already found bad; they are counted when they
+    are drawn themselves."""
+    rng = random.Random(index)
+    for _ in range(2 * size):
+        candidate = rng.randrange(size)
+        if candidate == index or candidate in known_bad:
+            continue
+        try:
+            return build(candidate)
+        except BadSample:
+            known_bad.add(candidate)
+    raise RuntimeError(f"every one of the {size} samples is bad (record {index}: see the warnings above)")
 
 
 def atomic_write(path: str | Path, write) -> None:

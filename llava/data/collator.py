@@ -14,8 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from llava.constants import IGNORE_INDEX
-
-DATA_REPORT_KEY = "data_report"
+from vlcommon.ledger import DATA_REPORT_KEY
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

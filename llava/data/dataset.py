@@ -18,7 +18,6 @@ A sample (LLaVA format) is ``{"id", "image": path | [paths] (optional), "convers
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from llava.mm_utils import process_images
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.packing import packed_length
 from llava.processing.image_processor import convert_to_rgb
-from vlcommon.ledger import BadSample, SkipEvent
+from vlcommon.ledger import BadSample, SkipEvent, stand_in
 
 logger = logging.getLogger(__name__)
 
@@ -101,24 +100,11 @@ class LazySupervisedDataset(Dataset):
         except BadSample as bad:
             event = self._event(index, bad)
             logger.warning("skipping sample %r from %s: %s", event.sample_id, event.source, event.reason)
-            item = self._stand_in(index)
+            item = stand_in(index, len(self), self.build, self._known_bad)
             item["skipped"] = [event._asdict()]
             return item
         item["skipped"] = []
         return item
-
-    def _stand_in(self, index: int) -> dict:
-        # Drawn one at a time (not a permutation of millions of records per bad one), seeded by the index.
-        rng = random.Random(index)
-        for _ in range(2 * len(self)):
-            candidate = rng.randrange(len(self))
-            if candidate == index or candidate in self._known_bad:
-                continue
-            try:
-                return self.build(candidate)
-            except BadSample:
-                self._known_bad.add(candidate)  # counted when it is drawn itself; not rebuilt as a stand-in
-        raise RuntimeError(f"every one of the {len(self)} samples is bad (record {index}: see the warnings above)")
 
     def _event(self, index: int, bad: BadSample) -> SkipEvent:
         sample = self.mixture.samples[index]
