@@ -119,6 +119,13 @@ class ManagerTowerModel(nn.Module):
         text_stack, image_stack, text_top, image_top = self.unimodal_stacks(
             input_ids, attention_mask, pixel_values, image_token_type
         )
+        x, y, cls, managers = self.fuse(text_stack, image_stack, attention_mask, output_managers=output_managers)
+        return ManagerTowerOutput(x, y, cls, text_top, image_top, managers)
+
+    def fuse(self, text_stack, image_stack, attention_mask, *, output_managers: bool = False):
+        """The co-attention layers on projected stacks (B, N, Lt, D), (B, N, Lv, D) (from :meth:`unimodal_stacks`;
+        retrieval pairs a text's stack with other images' without rerunning the experts) -> the last text and image
+        layers, ``cls_feats`` and, with ``output_managers``, every manager's record."""
         image_mask = torch.ones(image_stack.shape[0], image_stack.shape[2], dtype=attention_mask.dtype,
                                 device=image_stack.device)  # fmt: skip
         text_add, image_add = (
@@ -137,7 +144,7 @@ class ManagerTowerModel(nn.Module):
         x, y = texts[-1], images[-1]
         cls = torch.cat([self.cross_modal_text_pooler(x), self.cross_modal_image_pooler(y)], dim=-1)
         managers = tuple(records) if output_managers and records[0][0] is not None else None
-        return ManagerTowerOutput(x, y, cls, text_top, image_top, managers)
+        return x, y, cls, managers
 
     def save_pretrained(self, path: str | Path) -> Path:
         """``config.json`` and ``model.safetensors``, written to a temporary name and renamed (atomic)."""

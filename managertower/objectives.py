@@ -61,17 +61,21 @@ def positives(text_index: torch.Tensor, image_index: torch.Tensor) -> torch.Tens
     return text_index[:, None] == image_index[None, :]
 
 
+def soft_cross_entropy(logits: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
+    """Row-wise CE of (R, C) logits against targets spread evenly over each row's (R, C) positives, mean over rows."""
+    if not positive.any(dim=1).all():
+        raise ValueError("soft_cross_entropy: every row needs a positive")
+    targets = positive.float() / positive.sum(dim=1, keepdim=True)
+    return -(targets * logits.log_softmax(dim=1)).sum(dim=1).mean()
+
+
 def itc_loss(text: torch.Tensor, image: torch.Tensor, scale: torch.Tensor, positive: torch.Tensor) -> torch.Tensor:
     """Unit features (Bt, E), (Bv, E), ``scale`` = 1/temperature, (Bt, Bv) positives -> (CE_t2i + CE_i2t) / 2 with
     targets spread evenly over every positive (several captions of one image)."""
     logits = text @ image.T * scale  # (Bt, Bv)
     if not positive.any(dim=1).all() or not positive.any(dim=0).all():
         raise ValueError("itc_loss: every text and every image needs a positive in the batch")
-    t2i = positive.float() / positive.sum(dim=1, keepdim=True)
-    i2t = positive.T.float() / positive.T.sum(dim=1, keepdim=True)
-    loss_t2i = -(t2i * logits.log_softmax(dim=1)).sum(dim=1).mean()
-    loss_i2t = -(i2t * logits.T.log_softmax(dim=1)).sum(dim=1).mean()
-    return (loss_t2i + loss_i2t) / 2
+    return (soft_cross_entropy(logits, positive) + soft_cross_entropy(logits.T, positive.T)) / 2
 
 
 def hard_negatives(logits: torch.Tensor, positive: torch.Tensor, generator: torch.Generator | None = None):

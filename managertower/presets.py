@@ -37,7 +37,13 @@ TABLE_II = {
     **{f"bt-lc{n}": {**_BRIDGE, "cross_layers": n} for n in TABLE_II_LAYERS},
     **{f"mt-lc{n}": {**_managed(kind="aaum"), "cross_layers": n} for n in TABLE_II_LAYERS},
 }
-PRESETS = {**{f"table1/{k}": v for k, v in TABLE_I.items()}, **{f"table2/{k}": v for k, v in TABLE_II.items()}}
+# The main comparison (Table III): METER, BridgeTower and ManagerTower with AAUM and the fused query.
+MAIN = {
+    "meter": {"fusion": Fusion.METER},
+    "bridgetower": _BRIDGE,
+    "managertower": _managed(kind="aaum", query=Query.FUSED),
+}
+PRESETS = {**MAIN, **{f"table1/{k}": v for k, v in TABLE_I.items()}, **{f"table2/{k}": v for k, v in TABLE_II.items()}}
 
 
 def preset(name: str, base: ManagerTowerConfig | None = None) -> ManagerTowerConfig:

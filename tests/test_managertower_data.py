@@ -14,24 +14,15 @@ from managertower.data import synthetic
 from managertower.data.answers import answer_vocabulary, normalize_word, soft_labels
 from managertower.data.arrow import COLUMNS, TableKind, Task, read_table, write_table
 from managertower.data.collate import TwoTowerCollator
-from managertower.data.convert import convert_karpathy, convert_pairs, convert_vg
-from managertower.data.convert_tasks import VQA_VOCABULARY_FILE, convert_nlvr2, convert_snli_ve, convert_vqa
+from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
 from managertower.data.datasets import DataConfig, TwoTowerDataset
-from managertower.testing import tiny_tokenizer
+from managertower.testing import tiny_arrow, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
 def arrow(tmp_path_factory):
     """Every converter run once on generated sources with one planted bad record of each kind."""
-    raw, out = tmp_path_factory.mktemp("raw"), tmp_path_factory.mktemp("arrow")
-    convert_karpathy(synthetic.write_karpathy(raw / "coco", bad=True), raw / "coco", out, dataset="coco")
-    convert_karpathy(synthetic.write_karpathy(raw / "f30k", count=8), raw / "f30k", out, dataset="f30k")
-    convert_vg(synthetic.write_vg(raw / "vg"), raw / "vg", out)
-    convert_pairs(synthetic.write_pairs(raw / "sbu"), raw / "sbu", out, name="sbu", shard_size=5)
-    convert_vqa(synthetic.write_vqa(raw / "vqa", count=48, bad=True), raw / "vqa", out)
-    convert_nlvr2(synthetic.write_nlvr2(raw / "nlvr2", bad=True) / "data", raw / "nlvr2" / "images", out)
-    convert_snli_ve(synthetic.write_snli_ve(raw / "snli", bad=True), raw / "snli" / "images", out)
-    return out
+    return tiny_arrow(tmp_path_factory.mktemp("arrow"), bad=True)
 
 
 def _skipped(out, name) -> dict:

@@ -3,8 +3,8 @@
 Tensors are stacked (text is already padded to ``max_text_len``); VQA's ragged answer lists stay lists. With
 ``mlm_probability`` set, transformers' ``DataCollatorForLanguageModeling`` masks a copy of the text (15%, 80% mask
 token / 10% random token / 10% kept; special and pad tokens never), as the original did: ``mlm_input_ids`` and
-``mlm_labels`` (-100 where unmasked) go beside the unmasked ``input_ids`` that ITM reads. It draws from torch's
-global generator, which the Trainer saves and restores with each checkpoint (exact resume).
+``mlm_labels`` (-100 where unmasked) go beside the unmasked ``input_ids`` that ITM reads. Each sample is masked
+with its own generator, seeded by the dataset's ``mask_seed`` (exact resume).
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ class TwoTowerCollator:
                 raise ValueError("MLM needs a tokenizer with a mask token")
             self._mlm = DataCollatorForLanguageModeling(self.tokenizer, mlm_probability=self.mlm_probability)
 
+    def _mask(self, item: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        # One generator per sample, seeded by the dataset (``mask_seed``): the masks do not depend on how many
+        # batches the dataloader collated ahead, so a resumed run masks exactly as the uninterrupted one.
+        self._mlm.generator = torch.Generator().manual_seed(item["mask_seed"])
+        return self._mlm.torch_mask_tokens(item["input_ids"][None].clone(), item["special_tokens_mask"][None])
+
     def __call__(self, items: list[dict]) -> dict:
         batch: dict = {}
         for key in _STACKED:
@@ -54,9 +60,8 @@ class TwoTowerCollator:
             if key in items[0]:
                 batch[key] = [item[key] for item in items]
         if self._mlm is not None:
-            special = torch.stack([item["special_tokens_mask"] for item in items])
-            masked, labels = self._mlm.torch_mask_tokens(batch["input_ids"].clone(), special)
-            batch["mlm_input_ids"], batch["mlm_labels"] = masked, labels
+            masked, labels = zip(*(self._mask(item) for item in items), strict=True)
+            batch["mlm_input_ids"], batch["mlm_labels"] = torch.cat(masked), torch.cat(labels)
         batch[DATA_REPORT_KEY] = {
             "seen": len(items),  # records drawn: a bad one's stand-in is not a record drawn on its own
             "skipped": [event for item in items for event in item.get("skipped", [])],

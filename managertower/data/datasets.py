@@ -7,7 +7,8 @@ yield, with the bad ones skipped, named and counted.
   once). Images are decoded lazily: a missing or corrupt one raises :class:`BadSample` when its sample is built,
   and ``__getitem__`` returns a good stand-in instead with the skip listed in the item, as on the LLaVA side.
 * Text is tokenised padded to ``max_text_len`` with truncation, with the special-token mask the MLM collator needs.
-* Augmentation draws from a numpy generator seeded by (seed, epoch, index), so a resumed run sees the same pixels.
+* Augmentation, the false image and the MLM masking of a sample draw from a generator seeded by (seed, epoch,
+  index), so a resumed run sees the same pixels and masks whatever the dataloader prefetched before the save.
   :meth:`TwoTowerDataset.set_epoch` is called by the trainer (through accelerate's dataloader) each epoch.
 * Pre-training ITM draws one *false image* per sample from the whole dataset (the original's
   ``draw_false_image=1``); the task decides which half of the batch uses it.
@@ -132,7 +133,12 @@ class TwoTowerDataset(Dataset):
         kind, table = self.files[ref.table][0], self.tables[ref.table]
         rng = np.random.default_rng([self.config.seed, self.epoch, index])
         text = self._text(ref)
-        item = {**text, "image_index": int(self.image_offsets[ref.table]) + ref.row, "index": index}
+        item = {
+            **text,
+            "image_index": int(self.image_offsets[ref.table]) + ref.row,
+            "index": index,
+            "mask_seed": int(rng.integers(2**62)),
+        }  # the MLM collator's draw for this sample
         if kind is TableKind.NLVR2:
             item["pixel_values_0"] = self._image(table, "image_0", ref.row, rng)
             item["pixel_values_1"] = self._image(table, "image_1", ref.row, rng)

@@ -1,0 +1,1 @@
+"""Training the Two-Tower tasks: typed flags, optimiser groups, the Trainer and the entry."""

@@ -1,0 +1,94 @@
+"""The original's optimiser groups, decided by module instead of by substrings of parameter names.
+
+Learning rates (``lr_mult_head``, ``lr_mult_cross_modal``): an integer multiplies the base lr (``5`` -> 5 x lr);
+a number with a point or an exponent is an absolute lr (``2e-5``), as the original reads an int or a float.
+
+* head (``lr_mult_head``): MLM, ITM, the VQA / SNLI-VE / NLVR2 classifiers;
+* cross-modal (``lr_mult_cross_modal``): the input projections, co-attention layers, poolers, link towers and
+  managers (not their layer embeddings), the ITC projections;
+* base (``learning_rate``): RoBERTa, CLIP, the token-type table, the managers' layer embeddings, the ITC
+  temperature.
+
+Weight decay applies to every parameter but biases and the weights of the LayerNorms the original names
+``LayerNorm`` / ``norm``: RoBERTa's, the co-attention layers', BridgeTower's input and link norms, the MLM head's.
+The original's name rules make three quirks, reproduced: CLIP's ``ln_*`` weights, the managers' per-input
+LayerNorm weights and the classifiers' LayerNorm weights (``Sequential`` index names) *are* decayed, as are the
+managers' scores and temperatures and the ITC temperature.
+"""
+
+from __future__ import annotations
+
+import re
+
+from torch import nn
+
+from managertower.inputs import BridgeInputs, ManagedInputs
+from managertower.tasks import TwoTowerForTask
+
+_INTEGER = re.compile(r"^[+]?\d+$")
+
+
+def resolve_lr(spec: str | float, base: float, *, name: str) -> float:
+    """``"5"`` -> 5 x base; ``"2e-5"`` or ``"0.5"`` -> that lr."""
+    text = str(spec).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={spec!r}: expected an integer multiplier or an absolute learning rate") from None
+    if value <= 0:
+        raise ValueError(f"{name}={spec!r} must be > 0")
+    return base * int(text) if _INTEGER.match(text) else value
+
+
+def _modules_by_group(model: TwoTowerForTask) -> tuple[list[nn.Module], list[nn.Module]]:
+    b = model.backbone
+    heads = [model.heads]
+    cross = [
+        b.cross_modal_text_transform,
+        b.cross_modal_image_transform,
+        b.cross_modal_text_layers,
+        b.cross_modal_image_layers,
+        b.cross_modal_text_pooler,
+        b.cross_modal_image_pooler,
+    ]
+    for inputs in (b.text_inputs, b.image_inputs):
+        cross.append(inputs.managers if isinstance(inputs, ManagedInputs) else inputs)
+    if model.itc is not None:
+        cross += [model.itc.text, model.itc.image]
+    return heads, cross
+
+
+def _undecayed_norms(model: TwoTowerForTask) -> list[nn.LayerNorm]:
+    b, norms = model.backbone, []
+    scopes: list[nn.Module] = [b.text_model, b.cross_modal_text_layers, b.cross_modal_image_layers]
+    scopes += [inputs for inputs in (b.text_inputs, b.image_inputs) if isinstance(inputs, BridgeInputs)]
+    if "mlm" in model.heads:
+        norms.append(model.heads["mlm"].LayerNorm)
+    for scope in scopes:
+        norms += [m for m in scope.modules() if isinstance(m, nn.LayerNorm)]
+    return norms
+
+
+def parameter_groups(model: TwoTowerForTask, *, lr: float, head_lr: float, cross_lr: float, weight_decay: float):
+    """AdamW groups ``{"name", "params", "lr", "weight_decay"}``: (head, cross-modal, base) x (decay, no decay),
+    the empty ones left out. Every trainable parameter lands in exactly one group."""
+    heads, cross = _modules_by_group(model)
+    group_of = {id(p): "head" for m in heads for p in m.parameters()}
+    group_of.update({id(p): "cross_modal" for m in cross for p in m.parameters()})
+    no_decay = {id(norm.weight) for norm in _undecayed_norms(model)}
+    no_decay |= {id(m.bias) for m in model.modules() if isinstance(getattr(m, "bias", None), nn.Parameter)}
+    rates = {"head": head_lr, "cross_modal": cross_lr, "base": lr}
+    buckets: dict[tuple[str, bool], list] = {}
+    for param in model.parameters():
+        if param.requires_grad:
+            key = (group_of.get(id(param), "base"), id(param) not in no_decay)
+            buckets.setdefault(key, []).append(param)
+    return [
+        {
+            "name": f"{group}{'' if decay else '_no_decay'}",
+            "params": params,
+            "lr": rates[group],
+            "weight_decay": weight_decay if decay else 0.0,
+        }
+        for (group, decay), params in sorted(buckets.items())
+    ]

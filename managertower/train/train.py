@@ -1,0 +1,193 @@
+"""Train entry of the Two-Tower tasks: ``python -m managertower.train.train --data_root ARROW --task vqa ...``.
+
+Run it under ``torchrun`` or the ``deepspeed`` launcher (see ``scripts/managertower/`` and docs/managertower.md).
+The model is built from ``--init_from`` (a pre-trained Two-Tower folder: its heads are left behind and the task's
+are new, as the original loads with ``strict=False``) or from ``--model_config`` / ``--preset`` with the raw
+experts (``--text_expert``, ``--vision_expert``). On a machine without CUDA it runs on the CPU (gloo).
+
+Order of work: flags, data (tables read and checked), the resume point, then the model, so a data or checkpoint
+error surfaces before any weight is built. At the end: the final weights, ``COMPLETE``, then (``--do_eval``) the
+task's evaluation into ``results.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, HfArgumentParser, set_seed
+
+from managertower.config import ManagerTowerConfig
+from managertower.convert import load_clip, load_roberta
+from managertower.data.arrow import Task
+from managertower.data.collate import TwoTowerCollator
+from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
+from managertower.data.datasets import DataConfig, TwoTowerDataset
+from managertower.data.transforms import TRAIN_EVAL
+from managertower.evaluate import evaluate
+from managertower.model import CONFIG_NAME, WEIGHTS_NAME, ManagerTowerModel
+from managertower.presets import preset
+from managertower.tasks import HeadConfig, TwoTowerForTask
+from managertower.train.arguments import DEFAULT_TRANSFORM, DataArguments, ModelArguments, TrainingArguments
+from managertower.train.trainer import TwoTowerTrainer
+from vlcommon.callbacks import BadSampleCallback, run_layout
+from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
+
+logger = logging.getLogger("managertower.train")
+BACKBONE_DIR = "backbone"  # the final output's ManagerTowerModel folder: the next stage's --init_from
+
+
+def parse_args(argv: list[str] | None = None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not torch.cuda.is_available() and not any(a.startswith("--use_cpu") for a in argv):
+        argv += ["--use_cpu", "True"]
+    return HfArgumentParser((ModelArguments, DataArguments, TrainingArguments)).parse_args_into_dataclasses(args=argv)
+
+
+def model_config(model_args: ModelArguments) -> ManagerTowerConfig:
+    if model_args.init_from is not None:
+        if model_args.model_config or model_args.preset:
+            raise ValueError("--init_from carries its config: drop --model_config / --preset")
+        path = Path(model_args.init_from) / CONFIG_NAME
+        if not path.is_file():
+            raise ValueError(f"--init_from {model_args.init_from}: no {CONFIG_NAME} (a Two-Tower folder expected)")
+        config = ManagerTowerConfig.from_dict(json.loads(path.read_text()))
+    elif model_args.model_config is not None:
+        config = ManagerTowerConfig.from_dict(json.loads(Path(model_args.model_config).read_text()))
+    else:
+        config = ManagerTowerConfig()
+    if model_args.preset is not None:
+        config = preset(model_args.preset, config)
+    if model_args.image_size is not None:
+        vision = dataclasses.replace(config.vision, image_size=model_args.image_size)
+        config = dataclasses.replace(config, vision=vision)
+    config.validate()
+    return config
+
+
+def data_config(data_args: DataArguments, config: ManagerTowerConfig, *, seed: int, train: bool) -> DataConfig:
+    transform = data_args.transform or DEFAULT_TRANSFORM[data_args.task]
+    classes = 3129
+    vocabulary = Path(data_args.data_root) / VQA_VOCABULARY_FILE
+    if data_args.task is Task.VQA:
+        if not vocabulary.is_file():
+            raise ValueError(f"--data_root {data_args.data_root}: no {VQA_VOCABULARY_FILE} (written by the converter)")
+        classes = len(json.loads(vocabulary.read_text()))
+    if not train:
+        transform = TRAIN_EVAL.get(transform, transform)
+    return DataConfig(
+        image_size=config.vision.image_size,
+        transform=transform,
+        max_text_len=data_args.max_text_len,
+        seed=seed,
+        draw_false_image=train and data_args.task is Task.PRETRAIN,
+        answer_classes=classes,
+    )
+
+
+def build_model(model_args: ModelArguments, config: ManagerTowerConfig, task: Task, classes: int) -> TwoTowerForTask:
+    backbone = ManagerTowerModel(config)
+    if model_args.init_from is not None:
+        from safetensors.torch import load_file
+
+        state = load_file(str(Path(model_args.init_from) / WEIGHTS_NAME))
+        token_types = state.get("token_type_embeddings.weight")
+        if token_types is not None and token_types.shape[0] != config.token_types:
+            raise ValueError(f"--init_from: {token_types.shape[0]} token types, the config says {config.token_types}")
+        backbone.load_state_dict(state, strict=True)
+    else:
+        if model_args.text_expert:
+            load_roberta(backbone, model_args.text_expert)
+        if model_args.vision_expert:
+            load_clip(backbone, model_args.vision_expert)
+    heads = HeadConfig(
+        vqa_classes=classes, hidden_scale=model_args.head_hidden_scale, nlvr2_dropout=model_args.nlvr2_drop_rate
+    )
+    return TwoTowerForTask(backbone, task, heads)
+
+
+def resolve_resume(args) -> str | None:
+    if args.resume == "never":
+        return None
+    layout = run_layout(args)
+    if args.resume != "auto":
+        require_usable(args.resume, layout, allow_partial=args.allow_partial_resume)
+        return args.resume
+    choice = choose_resume(args.output_dir, layout, allow_partial=args.allow_partial_resume)
+    for note in choice.warnings if args.should_log else ():
+        logger.warning(note)
+    return str(choice.folder) if choice.folder is not None else None
+
+
+def train(argv: list[str] | None = None) -> TwoTowerTrainer:
+    model_args, data_args, args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.should_log else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    config = model_config(model_args)
+    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
+    if len(tokenizer) > config.text.vocab_size:
+        raise ValueError(f"--tokenizer has {len(tokenizer)} tokens, the text encoder {config.text.vocab_size}")
+    train_config = data_config(data_args, config, seed=args.data_seed or args.seed, train=True)
+    dataset = TwoTowerDataset(data_args.data_root, data_args.task, "train", tokenizer=tokenizer, config=train_config)
+    if args.deepspeed and not torch.cuda.is_available():
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="gloo")
+    resume = resolve_resume(args)
+    set_seed(args.seed)
+    model = build_model(model_args, config, data_args.task, train_config.answer_classes)
+    bad = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
+    bad.local.record(seen=len(dataset.issues), events=[e._asdict() for e in dataset.issues])
+    mlm = data_args.mlm_probability if data_args.task is Task.PRETRAIN else None
+    trainer = TwoTowerTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        callbacks=[bad],
+        data_collator=TwoTowerCollator(tokenizer=tokenizer, mlm_probability=mlm),
+    )
+    if resume:
+        logger.info("resuming from %s", resume)
+    else:
+        logger.info("starting from step 0 (no complete checkpoint in %s)", args.output_dir)
+    if args.should_save:
+        unmark(Path(args.output_dir))
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()
+    if args.should_save:
+        out = Path(args.output_dir)
+        model.backbone.save_pretrained(out / BACKBONE_DIR)
+        trainer.save_model(str(out))
+        mark_complete(out, trainer.state.global_step, manifest=False)
+    logger.info(trainer.bad_samples.merged.summary())
+    if args.do_eval and args.should_save:
+        eval_config = data_config(data_args, config, seed=args.seed, train=False)
+        results = evaluate(
+            model,
+            data_args.data_root,
+            tokenizer=tokenizer,
+            config=eval_config,
+            name=args.results_name or model_args.preset or "run",
+            seed=args.seed,
+            out=args.output_dir,
+            k_test=args.k_test,
+        )
+        logger.info("results: %s", results["metrics"])
+    return trainer
+
+
+def main() -> None:
+    train()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

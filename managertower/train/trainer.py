@@ -1,0 +1,93 @@
+"""``TwoTowerTrainer``: transformers' ``Trainer`` with the original's optimiser groups and the shared checkpoint
+and bad-record accounting (``vlcommon``), as ``LLaVATrainer`` on the LLaVA side.
+
+* ``create_optimizer``: the head / cross-modal / base groups with their learning rates and no-decay rules
+  (``managertower.train.optim``);
+* ``compute_loss``: takes the batch's ``data_report`` into the bad-sample ledger; logs the task's loss parts;
+* ``get_batch_samples``: a run resumed at ``max_steps`` draws no batch;
+* ``_save_checkpoint``: a stale folder of the same step is discarded first and rotation waits for the marker
+  (``CheckpointCallback``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch.distributed as dist
+from transformers import Trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from managertower.train.optim import parameter_groups, resolve_lr
+from vlcommon.callbacks import BAD_SAMPLES_FILE, BadSampleCallback, CheckpointCallback
+from vlcommon.checkpoints import discard
+from vlcommon.ledger import DATA_REPORT_KEY
+
+logger = logging.getLogger(__name__)
+LOSS_PARTS = ("mlm_loss", "itm_loss", "itc_loss")
+
+
+class TwoTowerTrainer(Trainer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The task losses are batch means (the original's): with accumulation the Trainer averages the micro-batch
+        # losses, as Lightning did. The model's **batch forward would otherwise read as handling num_items itself.
+        self.model_accepts_loss_kwargs = False
+        self.add_callback(CheckpointCallback(reports=lambda: {BAD_SAMPLES_FILE: self.bad_samples.merged.to_dict()}))
+        self._parts: dict[str, list[float]] = {}
+
+    @property
+    def bad_samples(self) -> BadSampleCallback:
+        return next(cb for cb in self.callback_handler.callbacks if isinstance(cb, BadSampleCallback))
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is not None:
+            return self.optimizer
+        args = self.args
+        groups = parameter_groups(
+            self.model,
+            lr=args.learning_rate,
+            head_lr=resolve_lr(args.lr_mult_head, args.learning_rate, name="lr_mult_head"),
+            cross_lr=resolve_lr(args.lr_mult_cross_modal, args.learning_rate, name="lr_mult_cross_modal"),
+            weight_decay=args.weight_decay,
+        )
+        optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(args, self.model)
+        self.optimizer = optimizer_cls(groups, **optimizer_kwargs)
+        summary = ", ".join(f"{g['name']} lr={g['lr']:g} wd={g['weight_decay']:g} ({len(g['params'])})" for g in groups)
+        logger.info("optimizer %s: %s", optimizer_cls.__name__, summary)
+        return self.optimizer
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        if 0 < self.state.max_steps <= self.state.global_step:
+            return [], None
+        return super().get_batch_samples(epoch_iterator, num_batches, device)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        report = inputs.pop(DATA_REPORT_KEY, None)
+        if report is not None:
+            self.bad_samples.record(report)
+        outputs = model(**inputs)
+        for part in LOSS_PARTS:
+            if part in outputs:
+                self._parts.setdefault(part, []).append(float(outputs[part]))
+        loss = outputs["loss"]
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        merged = self.bad_samples.merged
+        parts = {k: round(sum(v) / len(v), 4) for k, v in self._parts.items() if v}
+        self._parts = {}
+        super().log({**logs, **parts, "bad_samples": merged.skipped}, *args, **kwargs)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # As LLaVATrainer: stale files of the same step never mix with new ones, and rotation waits for the marker.
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        if self.args.should_save:
+            discard(folder)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+        keep, self.args.save_total_limit = self.args.save_total_limit, None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = keep

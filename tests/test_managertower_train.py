@@ -1,0 +1,150 @@
+"""ManagerTower training: optimiser groups and no-decay rules, every task's loss on a tiny batch, the train entry
+(one process: VQA with accumulation and evaluation), and 2-process ZeRO-2 pre-training that resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from train_helpers import losses, rewind_to
+
+from managertower.data.arrow import Task
+from managertower.data.collate import TwoTowerCollator
+from managertower.data.datasets import DataConfig, TwoTowerDataset
+from managertower.model import ManagerTowerModel
+from managertower.tasks import HeadConfig, TwoTowerForTask
+from managertower.testing import tiny_arrow, tiny_config, tiny_tokenizer
+from managertower.train.optim import parameter_groups, resolve_lr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("mt_train")
+    tiny_arrow(root / "arrow")
+    tiny_tokenizer().save_pretrained(root / "tokenizer")
+    (root / "config.json").write_text(json.dumps(tiny_config(manager={"kind": "aaum"}).to_dict()))
+    return root
+
+
+def _batch(assets, task: Task, split: str = "train", size: int = 4, **config) -> dict:
+    tok = tiny_tokenizer()
+    data = TwoTowerDataset(assets / "arrow", task, split, tokenizer=tok,
+                           config=DataConfig(image_size=32, transform="albef", max_text_len=12, **config))  # fmt: skip
+    batch = TwoTowerCollator(tokenizer=tok, mlm_probability=0.15 if task is Task.PRETRAIN else None)(
+        [data[i] for i in range(size)]
+    )
+    batch.pop("data_report")
+    return batch
+
+
+def test_learning_rate_specs():
+    assert resolve_lr("5", 1e-5, name="x") == pytest.approx(5e-5)
+    assert resolve_lr("2e-5", 1e-5, name="x") == pytest.approx(2e-5)
+    assert resolve_lr("0.5", 1e-5, name="x") == 0.5  # a float is an absolute lr, as in the original
+    with pytest.raises(ValueError, match="lr_mult_head"):
+        resolve_lr("five", 1e-5, name="lr_mult_head")
+
+
+def test_parameter_groups_follow_the_original_rules():
+    model = TwoTowerForTask(
+        ManagerTowerModel(tiny_config(manager={"kind": "aaum"})), Task.VQA, HeadConfig(vqa_classes=5)
+    )
+    groups = parameter_groups(model, lr=1.0, head_lr=50.0, cross_lr=5.0, weight_decay=0.01)
+    where = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
+    assert sum(len(g["params"]) for g in groups) == len(where) == len(list(model.parameters()))
+    named = dict(model.named_parameters())
+
+    def of(name: str) -> tuple[float, float]:
+        return where[id(named[name])]
+
+    b = "backbone."
+    assert of("heads.classifier.net.0.weight") == (50.0, 0.01)
+    assert of("heads.classifier.net.1.weight") == (50.0, 0.01)  # the classifier's LayerNorm: decayed (quirk)
+    assert of("heads.classifier.net.0.bias") == (50.0, 0.0)
+    assert of(b + "cross_modal_text_transform.weight") == (5.0, 0.01)
+    assert of(b + "text_inputs.managers.1.norms.0.weight") == (5.0, 0.01)  # a manager LayerNorm: decayed (quirk)
+    assert of(b + "text_inputs.layer_embeddings.weight") == (1.0, 0.01)  # base lr, as in the original
+    assert of(b + "token_type_embeddings.weight") == (1.0, 0.01)
+    text_ln = next(n for n in named if n.startswith(b + "text_model") and n.endswith("LayerNorm.weight"))
+    assert of(text_ln) == (1.0, 0.0)
+    clip_ln = next(n for n in named if n.startswith(b + "vision_model") and ".ln_" in n and n.endswith("weight"))
+    assert of(clip_ln) == (1.0, 0.01)  # CLIP's ln_* weights: decayed (quirk)
+    cross_ln = next(n for n in named if n.startswith(b + "cross_modal_image_layers") and n.endswith("LayerNorm.weight"))
+    assert of(cross_ln) == (5.0, 0.0)
+
+
+@pytest.mark.parametrize("task", list(Task))
+def test_every_task_loss_is_finite_and_reaches_every_head(assets, task):
+    torch.manual_seed(0)
+    model = TwoTowerForTask(ManagerTowerModel(tiny_config(manager={"kind": "aaum"})), task, HeadConfig(vqa_classes=12))
+    extra = {"answer_classes": 12} if task is Task.VQA else {}
+    if task is Task.PRETRAIN:
+        extra["draw_false_image"] = True
+    out = model(**_batch(assets, task, **extra))
+    assert math.isfinite(out["loss"].item())
+    out["loss"].backward()
+    for name, param in model.heads.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+
+
+def _train_argv(assets, out: Path, *, task: str, steps: int, extra=()) -> list[str]:
+    return [
+        "--data_root", str(assets / "arrow"), "--task", task, "--model_config", str(assets / "config.json"),
+        "--tokenizer", str(assets / "tokenizer"), "--output_dir", str(out), "--max_steps", str(steps),
+        "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--logging_steps", "1",
+        "--report_to", "none", "--max_text_len", "12", "--dataloader_num_workers", "0", "--seed", "0",
+        "--bad_sample_min_seen", "1000", *extra,
+    ]  # fmt: skip
+
+
+def test_train_entry_vqa_with_accumulation_and_evaluation(assets, tmp_path):
+    from managertower.train.train import train
+
+    extra = ["--gradient_accumulation_steps", "2", "--do_eval", "True", "--results_name", "managertower",
+             "--save_strategy", "no", "--lr_mult_head", "50"]  # fmt: skip
+    argv = _train_argv(assets, tmp_path, task="vqa", steps=2, extra=extra)
+    trainer = train(argv)
+    assert trainer.state.global_step == 2
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["name"] == "managertower" and results["task"] == "vqa"
+    assert 0 <= results["metrics"]["val"] <= 100 and results["n"]["val"] == 3 * 24
+    assert (tmp_path / "COMPLETE").is_file() and (tmp_path / "backbone" / "model.safetensors").is_file()
+    assert (tmp_path / "vqa_submit_test.json").is_file()
+    reloaded = ManagerTowerModel.from_pretrained(tmp_path / "backbone")
+    assert torch.equal(reloaded.token_type_embeddings.weight, trainer.model.backbone.token_type_embeddings.weight)
+
+
+def _torchrun(argv: list[str], port: int) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", DS_ACCELERATOR="cpu", PYTHONPATH=str(ROOT))
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(ROOT / ".cache" / "torch_extensions"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(port),
+           "-m", "managertower.train.train", *argv]  # fmt: skip
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-6000:]
+    return result
+
+
+@pytest.mark.slow
+def test_zero2_pretraining_on_two_processes_resumes_exactly(assets, tmp_path):
+    pytest.importorskip("deepspeed", reason="DeepSpeed is in the dev/train extras")
+    argv = _train_argv(assets, tmp_path, task="pretrain", steps=4,
+                       extra=["--deepspeed", str(ROOT / "scripts" / "zero2.json"), "--save_strategy", "steps",
+                              "--save_steps", "2", "--per_device_train_batch_size", "2"])  # fmt: skip
+    _torchrun(argv, port=29631)
+    uninterrupted = losses(tmp_path)
+    assert len(uninterrupted) == 4 and all(math.isfinite(v) for v in uninterrupted.values()), uninterrupted
+    assert (tmp_path / "checkpoint-2" / "global_step2").is_dir(), "DeepSpeed engine checkpoint"
+    assert (tmp_path / "checkpoint-2" / "COMPLETE").is_file()
+    rewind_to(tmp_path, 2)
+    result = _torchrun(argv, port=29632)
+    assert "checkpoint-2" in result.stdout + result.stderr
+    resumed = losses(tmp_path)
+    assert [resumed[s] for s in (3, 4)] == [uninterrupted[s] for s in (3, 4)], (resumed, uninterrupted)
