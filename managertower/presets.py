@@ -1,5 +1,6 @@
-"""Named configs, one per row of the paper's Table I (manager designs, no VLP) and Table II (L_C, the number of
-cross-modal layers): ``preset("table1/aaum-fused")``. Every preset is base-size (RoBERTa-base, CLIP ViT-B/16 at
+"""Named configs, one per row of the paper's Table I (manager designs, no VLP), Table II (L_C, the number of
+cross-modal layers), Fig. 6 (N, the number of experts) and Table III (``meter``, ``bridgetower``,
+``managertower``): ``preset("table1/aaum-fused")``. Every preset is base-size (RoBERTa-base, CLIP ViT-B/16 at
 288 px, N = 6) unless ``base`` says otherwise; each name is defined once here.
 """
 
@@ -37,13 +38,24 @@ TABLE_II = {
     **{f"bt-lc{n}": {**_BRIDGE, "cross_layers": n} for n in TABLE_II_LAYERS},
     **{f"mt-lc{n}": {**_managed(kind="aaum"), "cross_layers": n} for n in TABLE_II_LAYERS},
 }
+# Fig. 6: ManagerTower with L_C = 3 and N = 2..8 unimodal experts, against BridgeTower with L_C = 3.
+FIG6_EXPERTS = tuple(range(2, 9))
+FIG6 = {
+    "bt-lc3": {**_BRIDGE, "cross_layers": 3},
+    **{f"mt-n{n}": {**_managed(kind="aaum", experts=n), "cross_layers": 3} for n in FIG6_EXPERTS},
+}
 # The main comparison (Table III): METER, BridgeTower and ManagerTower with AAUM and the fused query.
 MAIN = {
     "meter": {"fusion": Fusion.METER},
     "bridgetower": _BRIDGE,
     "managertower": _managed(kind="aaum", query=Query.FUSED),
 }
-PRESETS = {**MAIN, **{f"table1/{k}": v for k, v in TABLE_I.items()}, **{f"table2/{k}": v for k, v in TABLE_II.items()}}
+PRESETS = {
+    **MAIN,
+    **{f"table1/{k}": v for k, v in TABLE_I.items()},
+    **{f"table2/{k}": v for k, v in TABLE_II.items()},
+    **{f"fig6/{k}": v for k, v in FIG6.items()},
+}
 
 
 def preset(name: str, base: ManagerTowerConfig | None = None) -> ManagerTowerConfig:

@@ -42,6 +42,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from managertower.presets import FIG6_EXPERTS, TABLE_II_LAYERS
 from vlcommon.intervals import wilson
 from vlcommon.ledger import atomic_write
 from vlcommon.plotting import plt, save_figure
@@ -123,8 +124,6 @@ def _col(header: str, task: str, metric: str, *, run: str = "run", minus: str | 
 
 _TEST_DEV, _R_MEAN = "VQAv2 Test-Dev (%)", "Flickr30K R_MEAN (%)"
 _OWN, _FUSED = "C^V_{ℓ-1}", "C^V_{ℓ-1}, C^T_{ℓ-1}"
-TABLE_II_LAYERS = (2, 3, 4, 6, 8)
-FIG6_EXPERTS = (2, 3, 4, 5, 6, 7, 8)
 
 # Every table's rows in the paper's order, with the run names that fill them: the only name -> row mapping.
 # fmt: off

@@ -223,3 +223,18 @@ def test_random_batches():
         assert bool((ids[mask == 0] == 1).all()) and bool((ids[mask == 1] != 1).all())
     with pytest.raises(ValueError, match="text_length=39"):
         random_batches(config, batches=1, batch_size=1, seed=0, text_length=39)
+
+
+def test_cli_reads_real_batches_from_arrow_tables(tmp_path):
+    from managertower.testing import tiny_arrow, tiny_tokenizer
+
+    tiny_arrow(tmp_path / "arrow")
+    tiny_tokenizer().save_pretrained(tmp_path / "tok")
+    _model(4, manager={"kind": "aaum"}).save_pretrained(tmp_path / "ckpt")
+    result = main(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out"), "--batches", "2",
+                   "--batch-size", "5", "--data_root", str(tmp_path / "arrow"), "--task", "vqa",
+                   "--tokenizer", str(tmp_path / "tok"), "--max-text-len", "12"])  # fmt: skip
+    assert result["samples"] == 10 and {p.name for p in (tmp_path / "out").iterdir()} == FILES
+    rows = _read(tmp_path / "out" / "manager_weights.csv")
+    # Real questions are shorter than the 12-token padding: the text means count real tokens only.
+    assert 0 < int(next(r for r in rows if r["modality"] == "text")["tokens"]) < 10 * 12

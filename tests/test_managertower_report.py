@@ -58,7 +58,9 @@ def test_table_rows_are_the_training_presets():
     from managertower.presets import PRESETS
 
     specs = {spec.key: spec for spec in TABLES}
-    names = {name for key in ("table1", "table2", "table3") for row in specs[key].rows for name in row.runs.values()}
+    names = {
+        name for key in ("table1", "table2", "table3", "fig6") for row in specs[key].rows for name in row.runs.values()
+    }
     assert names == set(PRESETS)
 
 

@@ -23,6 +23,7 @@ from transformers import AutoTokenizer, HfArgumentParser, set_seed
 
 from managertower.config import ManagerTowerConfig
 from managertower.convert import load_clip, load_roberta
+from managertower.convert.encoders import resize_positions
 from managertower.data.arrow import Task
 from managertower.data.collate import TwoTowerCollator
 from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
@@ -38,6 +39,7 @@ from vlcommon.callbacks import BadSampleCallback, run_layout
 from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
 
 logger = logging.getLogger("managertower.train")
+VISION_POSITIONS = "vision_model.model.visual.embeddings.position_embedding.weight"
 BACKBONE_DIR = "backbone"  # the final output's ManagerTowerModel folder: the next stage's --init_from
 
 
@@ -98,6 +100,9 @@ def build_model(model_args: ModelArguments, config: ManagerTowerConfig, task: Ta
         token_types = state.get("token_type_embeddings.weight")
         if token_types is not None and token_types.shape[0] != config.token_types:
             raise ValueError(f"--init_from: {token_types.shape[0]} token types, the config says {config.token_types}")
+        # Fine-tuning runs at another resolution than pre-training (576 px after 288): the grid of the position
+        # table is resized bicubically, the class row kept, as when loading CLIP.
+        state[VISION_POSITIONS] = resize_positions(state[VISION_POSITIONS], config.vision.tokens)
         backbone.load_state_dict(state, strict=True)
     else:
         if model_args.text_expert:
