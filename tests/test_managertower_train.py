@@ -148,3 +148,34 @@ def test_zero2_pretraining_on_two_processes_resumes_exactly(assets, tmp_path):
     assert "checkpoint-2" in result.stdout + result.stderr
     resumed = losses(tmp_path)
     assert [resumed[s] for s in (3, 4)] == [uninterrupted[s] for s in (3, 4)], (resumed, uninterrupted)
+
+
+def test_retrieval_evaluation_reranks_every_pair_when_k_covers_the_pool(assets, tmp_path):
+    from managertower.evaluate import evaluate
+
+    torch.manual_seed(0)
+    model = TwoTowerForTask(ManagerTowerModel(tiny_config()), Task.F30K).eval()
+    tok = tiny_tokenizer()
+    config = DataConfig(image_size=32, transform="albef", max_text_len=12)
+    results = evaluate(model, assets / "arrow", tokenizer=tok, config=config, name="bridgetower", seed=0,
+                       out=tmp_path, k_test=1000)  # fmt: skip
+    metrics = results["metrics"]
+    recalls = [metrics[k] for k in ("ir1", "ir5", "ir10", "tr1", "tr5", "tr10")]
+    assert metrics["r_mean"] == pytest.approx(sum(recalls) / 6, abs=1e-3)
+    # With k past the pool every pair is scored by ITM: image-to-text R@1 is the share of images whose best ITM
+    # caption is one of their own, computed here by brute force.
+    data = TwoTowerDataset(assets / "arrow", Task.F30K, "test", tokenizer=tok, config=config)
+    items = [data[i] for i in range(len(data))]
+    images = sorted({item["image_index"] for item in items})
+    pixels = {item["image_index"]: item["pixel_values"] for item in items}
+    with torch.no_grad():
+        hits = 0
+        for image in images:
+            batch = len(items)
+            out = model.backbone(torch.stack([it["input_ids"] for it in items]),
+                                 torch.stack([it["attention_mask"] for it in items]),
+                                 pixels[image][None].expand(batch, -1, -1, -1))  # fmt: skip
+            best = int(model.heads["itm"](out.cls_feats)[:, 1].argmax())
+            hits += items[best]["image_index"] == image
+    assert metrics["tr1"] == pytest.approx(100 * hits / len(images), abs=1e-3)
+    assert json.loads((tmp_path / "results.json").read_text())["task"] == "f30k"
