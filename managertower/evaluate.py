@@ -20,8 +20,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from managertower import objectives as obj
-from managertower.data.arrow import Task
+from managertower.data.arrow import Task, split_patterns
 from managertower.data.collate import TwoTowerCollator
+from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
 from managertower.data.datasets import TwoTowerDataset
 from managertower.tasks import TwoTowerForTask
 from vlcommon.ledger import DATA_REPORT_KEY, write_json_atomic
@@ -36,11 +37,15 @@ SPLIT_METRICS = {
 }
 
 
-def _batches(dataset: TwoTowerDataset, tokenizer, batch_size: int, what: str):
+def _batches(dataset: TwoTowerDataset, tokenizer, batch_size: int, what: str, device: torch.device):
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=TwoTowerCollator(tokenizer=tokenizer))
     for batch in tqdm(loader, desc=what, leave=False):
         batch.pop(DATA_REPORT_KEY)
-        yield batch
+        yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 @torch.no_grad()
@@ -48,7 +53,7 @@ def classification(model: TwoTowerForTask, dataset: TwoTowerDataset, tokenizer, 
     """(score sum, count, VQA test answers or None): accuracy for SNLI-VE / NLVR2, VQA score for VQAv2."""
     model.eval()
     total, count, answers = 0.0, 0, []
-    for batch in _batches(dataset, tokenizer, batch_size, f"{model.task} {dataset.split}"):
+    for batch in _batches(dataset, tokenizer, batch_size, f"{model.task} {dataset.split}", _device(model)):
         out = model(**batch)
         if model.task is Task.VQA:
             if dataset.split == "test":
@@ -63,19 +68,27 @@ def classification(model: TwoTowerForTask, dataset: TwoTowerDataset, tokenizer, 
 
 @torch.no_grad()
 def retrieval(model: TwoTowerForTask, dataset: TwoTowerDataset, tokenizer, *, k: int, batch_size: int = 32):
-    """IR/TR recalls of the Karpathy test split (one entry per caption; images de-duplicated by ``image_index``)."""
+    """IR/TR recalls of the Karpathy test split (one entry per caption; images de-duplicated by ``image_index``).
+    On a GPU under fp16 autocast, as the original's ``amp_flag``."""
     model.eval()
+    device = _device(model)
+    with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+        return _retrieval(model, dataset, tokenizer, k=k, batch_size=batch_size, device=device)
+
+
+def _retrieval(model, dataset, tokenizer, *, k: int, batch_size: int, device: torch.device):
     backbone = model.backbone
     text_stacks, masks, text_feats, image_of_text = [], [], [], []
     image_stacks, image_feats, seen = [], [], {}
-    for batch in _batches(dataset, tokenizer, batch_size, "f30k embeddings"):
+    for batch in _batches(dataset, tokenizer, batch_size, "f30k embeddings", device):
         ts, vs, tt, vt = backbone.unimodal_stacks(batch["input_ids"], batch["attention_mask"], batch["pixel_values"], 1)
         t, v, _ = model.itc(tt, vt)
         text_stacks.append(ts), masks.append(batch["attention_mask"]), text_feats.append(t)
         for row, image in enumerate(batch["image_index"].tolist()):
             if image not in seen:
                 seen[image] = len(seen)
-                image_stacks.append(vs[row : row + 1]), image_feats.append(v[row : row + 1])
+                # Copies: a view would keep the whole batch's stack alive (captions outnumber images 5 to 1).
+                image_stacks.append(vs[row : row + 1].clone()), image_feats.append(v[row : row + 1].clone())
             image_of_text.append(seen[image])
     text_stack, mask, texts = torch.cat(text_stacks), torch.cat(masks), torch.cat(text_feats)
     image_stack, images = torch.cat(image_stacks), torch.cat(image_feats)
@@ -89,7 +102,7 @@ def retrieval(model: TwoTowerForTask, dataset: TwoTowerDataset, tokenizer, *, k:
         return torch.cat(scores)
 
     scores = obj.rerank(images @ texts.T, k, itm)
-    return obj.recalls(scores, torch.tensor(image_of_text)), len(image_of_text)
+    return obj.recalls(scores.float(), torch.tensor(image_of_text, device=scores.device)), len(image_of_text)
 
 
 def evaluate(
@@ -122,9 +135,9 @@ def evaluate(
             continue
         total, count, _ = classification(model, dataset, tokenizer)
         metrics[metric], counts[metric] = round(100.0 * total / count, 4), count
-    if model.task is Task.VQA and (Path(data_root) / "vqav2_test.arrow").is_file():
+    if model.task is Task.VQA and all(path.is_file() for _, path in split_patterns(data_root, Task.VQA, "test")):
         test = TwoTowerDataset(data_root, Task.VQA, "test", tokenizer=tokenizer, config=config)
-        vocabulary = json.loads((Path(data_root) / "vqav2_answers.json").read_text())
+        vocabulary = json.loads((Path(data_root) / VQA_VOCABULARY_FILE).read_text())
         _, _, answers = classification(model, test, tokenizer)
         submit = [{"question_id": int(q), "answer": vocabulary[a]} for q, a in answers]
         write_json_atomic(Path(out) / "vqa_submit_test.json", submit)

@@ -50,9 +50,10 @@ def vqa_score(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def itm_negatives(batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """(B,) bool, True where the sample gets a false image: exactly half (rounded down), at random positions."""
+    """(B,) bool, True where the sample gets a false image: B - B // 2 of them (the original's count: half, rounded
+    up), at random positions."""
     labels = torch.zeros(batch, dtype=torch.bool)
-    labels[: batch // 2] = True
+    labels[: batch - batch // 2] = True
     return labels[torch.randperm(batch, generator=generator)]
 
 

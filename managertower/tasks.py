@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from managertower import objectives as obj
+from managertower.data.answers import VQAV2_ANSWERS
 from managertower.data.arrow import Task
 from managertower.heads import ClassifierHead, ContrastiveHeads, ITMHead, MLMHead
 from managertower.model import ManagerTowerModel
@@ -34,7 +35,7 @@ CLASSES = {Task.SNLI_VE: 3, Task.NLVR2: 2}
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class HeadConfig:
-    vqa_classes: int = 3129
+    vqa_classes: int = VQAV2_ANSWERS
     hidden_scale: int = 1  # the classifiers' hidden width is 2D x this (Table XIV)
     nlvr2_dropout: float = 0.0  # the released NLVR2 script sets nlvr2_drop_rate=0
     itc_dim: int = 256
@@ -147,7 +148,14 @@ class TwoTowerForTask(nn.Module):
         batch = input_ids.shape[0]
         itm_labels = torch.cat([torch.ones(batch), torch.zeros(2 * batch)]).long().to(itm_logits.device)
         itm_loss = F.cross_entropy(itm_logits, itm_labels)
-        return {"loss": itc_loss + itm_loss, "itc_loss": itc_loss.detach(), "itm_loss": itm_loss.detach()}
+        # The drawn negatives' image ids (``image_index``) ride along for checks; itc_loss keeps its graph for them.
+        return {
+            "loss": itc_loss + itm_loss,
+            "itc_loss": itc_loss,
+            "itm_loss": itm_loss.detach(),
+            "negative_images": all_index[negative_image],
+            "negative_texts": all_index[negative_text],
+        }
 
 
 def _gather(*tensors: torch.Tensor) -> list[torch.Tensor]:

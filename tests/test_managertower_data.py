@@ -38,6 +38,11 @@ def test_normalize_word_follows_the_vqa_evaluation():
     assert normalize_word("2.5") == "2.5"  # a decimal point stays
     assert normalize_word("black/white") == "black white"  # a mark inside a word splits it
     assert normalize_word("an apple") == "apple"
+    # Apostrophes and colons are not among the evaluation's marks: they stay.
+    assert normalize_word("don't") == normalize_word("dont") == "don't"
+    assert normalize_word("10:30") == "10:30" and normalize_word("men's") == "men's"
+    # "(" follows a space in the input and is deleted; ")" touches no space and splits (a trailing space, dropped).
+    assert normalize_word("yes (left)") == "yes left"
 
 
 def test_answer_vocabulary_and_soft_labels():

@@ -44,8 +44,23 @@ def test_finetuning_needs_a_finished_pretraining(tmp_path):
     assert result.returncode != 0 and "pre-train MODEL=managertower first" in result.stderr
 
 
+def test_pretraining_needs_the_experts_and_ablations_check_their_names_first(tmp_path):
+    base = {"DATA_ROOT": str(tmp_path), "NUM_GPUS": "1", "DRY_RUN": "1"}
+    result = _bash("pretrain.sh", base)
+    assert result.returncode != 0 and "TEXT_EXPERT is not set" in result.stderr
+    result = _bash("ablation.sh", {**base, "ABLATION": "table1", "ROWS": "table1/aaum-fused table1/aaum-fusd"})
+    assert result.returncode != 0 and "table1/aaum-fusd" in result.stderr and "--preset" not in result.stdout
+
+
 def test_ablation_runner_plans_every_row(tmp_path):
-    env = {"DATA_ROOT": str(tmp_path), "NUM_GPUS": "8", "DRY_RUN": "1", "ABLATION": "table2", "TASKS": "vqa_novlp"}
+    env = {
+        "DATA_ROOT": str(tmp_path),
+        "NUM_GPUS": "8",
+        "DRY_RUN": "1",
+        "ABLATION": "table2",
+        "TASKS": "vqa_novlp",
+        "ALLOW_RANDOM_EXPERTS": "1",
+    }
     result = _bash("ablation.sh", env)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -61,7 +76,7 @@ def test_pretrain_then_finetune_through_the_scripts(tmp_path):
     env = {"DATA_ROOT": str(tmp_path / "arrow"), "NUM_GPUS": "1", "OUTPUT_ROOT": str(tmp_path / "out"),
            "DEEPSPEED": "none", "REPORT_TO": "none", "NUM_WORKERS": "0", "TOKENIZER": str(tmp_path / "tokenizer"),
            "MODEL_CONFIG": str(tmp_path / "config.json"), "MAX_STEPS": "2", "BATCH_SIZE": "4", "PER_DEVICE": "4",
-           "IMAGE_SIZE": "32", "MASTER_PORT": "29641"}  # fmt: skip
+           "IMAGE_SIZE": "32", "MASTER_PORT": "29641", "ALLOW_RANDOM_EXPERTS": "1"}  # fmt: skip
     done = _bash("pretrain.sh", env, "--max_text_len", "12", timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     backbone = tmp_path / "out" / "managertower" / "pretrain" / "backbone"

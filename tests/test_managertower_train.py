@@ -14,6 +14,7 @@ import pytest
 import torch
 from train_helpers import losses, rewind_to
 
+from managertower import objectives as obj
 from managertower.data.arrow import Task
 from managertower.data.collate import TwoTowerCollator
 from managertower.data.datasets import DataConfig, TwoTowerDataset
@@ -43,6 +44,23 @@ def _batch(assets, task: Task, split: str = "train", size: int = 4, **config) ->
     )
     batch.pop("data_report")
     return batch
+
+
+def test_the_epoch_reaches_the_dataset_at_every_epoch_start():
+    from types import SimpleNamespace
+
+    from managertower.train.trainer import EpochCallback
+
+    class Data:
+        epoch = -1
+
+        def set_epoch(self, epoch):
+            self.epoch = epoch
+
+    data = Data()
+    for progress, expected in ((0.0, 0), (0.9999999999, 1), (2.0, 2), (3.5, 3)):  # 3.5: resumed mid-epoch
+        EpochCallback(data).on_epoch_begin(None, SimpleNamespace(epoch=progress), None)
+        assert data.epoch == expected
 
 
 def test_learning_rate_specs():
@@ -79,6 +97,9 @@ def test_parameter_groups_follow_the_original_rules():
     assert of(clip_ln) == (1.0, 0.01)  # CLIP's ln_* weights: decayed (quirk)
     cross_ln = next(n for n in named if n.startswith(b + "cross_modal_image_layers") and n.endswith("LayerNorm.weight"))
     assert of(cross_ln) == (5.0, 0.0)
+    assert of(b + "image_inputs.managers.1.other_norm.weight") == (5.0, 0.0)  # the original's extra_query_LayerNorm
+    in_proj = next(n for n in named if n.startswith(b + "vision_model") and n.endswith("in_proj_bias"))
+    assert of(in_proj) == (1.0, 0.0)
 
 
 @pytest.mark.parametrize("task", list(Task))
@@ -115,7 +136,20 @@ def test_train_entry_vqa_with_accumulation_and_evaluation(assets, tmp_path):
     assert trainer.state.global_step == 2
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["name"] == "managertower" and results["task"] == "vqa"
-    assert 0 <= results["metrics"]["val"] <= 100 and results["n"]["val"] == 3 * 24
+    assert results["n"]["val"] == 3 * 24
+    # The reported score equals the model's own per-question VQA score over the val split, one sample at a time.
+    model, tok = trainer.model.eval(), tiny_tokenizer()
+    val = TwoTowerDataset(assets / "arrow", Task.VQA, "val", tokenizer=tok,
+                          config=DataConfig(image_size=32, transform="albef", max_text_len=12,
+                                            answer_classes=model.head_config.vqa_classes))  # fmt: skip
+    collate, total = TwoTowerCollator(tokenizer=tok), 0.0
+    with torch.no_grad():
+        for i in range(len(val)):
+            batch = collate([val[i]])
+            batch.pop("data_report")
+            out = model(**batch)
+            total += float(obj.vqa_score(out["logits"], out["targets"]).sum())
+    assert results["metrics"]["val"] == pytest.approx(100 * total / len(val), abs=1e-3)
     assert (tmp_path / "COMPLETE").is_file() and (tmp_path / "backbone" / "model.safetensors").is_file()
     assert (tmp_path / "vqa_submit_test.json").is_file()
     reloaded = ManagerTowerModel.from_pretrained(tmp_path / "backbone")
@@ -179,3 +213,25 @@ def test_retrieval_evaluation_reranks_every_pair_when_k_covers_the_pool(assets, 
             hits += items[best]["image_index"] == image
     assert metrics["tr1"] == pytest.approx(100 * hits / len(images), abs=1e-3)
     assert json.loads((tmp_path / "results.json").read_text())["task"] == "f30k"
+
+
+def test_f30k_itc_gathered_over_two_ranks_equals_one_process_on_the_whole_batch(tmp_path):
+    import _itc_worker
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", "29633",
+           str(ROOT / "tests" / "_itc_worker.py"), str(tmp_path)]  # fmt: skip
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    task = _itc_worker.model()
+    out = task(**_itc_worker.batch())
+    out["itc_loss"].backward()
+    # The full batch's ITC is the mean of the ranks' (each over its own rows, against every rank's features).
+    assert sum(r["itc_loss"] for r in ranks) / 2 == pytest.approx(out["itc_loss"].item(), rel=1e-5)
+    assert ranks[0]["grad"] == pytest.approx(task.itc.text.weight.grad.flatten()[:64].tolist(), rel=1e-4, abs=1e-7)
+    for r in ranks:  # hard negatives come from the other rank too, and are never a positive (the same image)
+        assert all(n != own for n, own in zip(r["negative_images"], r["image_index"], strict=True))
+        assert all(n != own for n, own in zip(r["negative_texts"], r["image_index"], strict=True))
+    drawn = {n for r in ranks for n in r["negative_images"] + r["negative_texts"]}
+    assert drawn - set(ranks[0]["image_index"]) and drawn - set(ranks[1]["image_index"])

@@ -117,11 +117,12 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         ),
     )
     bad_samples = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
+    # Every rank reads the same mixture: its read-time skips are counted once, on the main process.
+    issues = mixture.issues if training_args.process_index == 0 else []
     bad_samples.local.record(
-        seen=len(mixture.issues),
+        seen=len(issues),
         events=[
-            {"sample_id": i.sample_id, "source": i.source, "kind": "malformed", "reason": i.reason}
-            for i in mixture.issues
+            {"sample_id": i.sample_id, "source": i.source, "kind": "malformed", "reason": i.reason} for i in issues
         ],
     )
     trainer = LLaVATrainer(

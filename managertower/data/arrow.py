@@ -47,6 +47,11 @@ IMAGE_COLUMNS: dict[TableKind, tuple[str, ...]] = {
 }
 
 
+# Label encodings of the labelled kinds (the original's writers).
+NLVR2_LABELS = ("False", "True")  # an answer's label id is its position
+SNLI_LABEL_IDS = {"contradiction": 0, "neutral": 1, "entailment": 2}
+
+
 class Task(StrEnum):
     PRETRAIN = "pretrain"  # MLM + ITM on COCO, VG, SBU, CC
     VQA = "vqa"
@@ -130,9 +135,14 @@ def read_table(path: str | Path, kind: TableKind) -> pa.Table:
     return table
 
 
+def split_patterns(root: str | Path, task: Task, split: str) -> list[tuple[TableKind, Path]]:
+    """The file patterns of ``task``'s ``split`` under ``root`` (no file checked)."""
+    return [(kind, Path(root) / f"{pattern}.arrow") for kind, pattern in SPLITS[Task(task)].get(split, ())]
+
+
 def split_files(root: str | Path, task: Task, split: str) -> list[tuple[TableKind, Path]]:
-    """The files of ``task``'s ``split`` under ``root``: every pattern must match at least one file, except the
-    pre-training shards (SBU, CC, VG), any of which a user may leave out."""
+    """The files of ``task``'s ``split`` under ``root``: every pattern must match at least one file, except for
+    pre-training, whose corpora (COCO, VG, SBU, CC) a user may leave out, as long as one is there."""
     task = Task(task)
     if split not in SPLITS[task]:
         raise ValueError(f"task {task} has splits {sorted(SPLITS[task])}, not {split!r}")

@@ -31,7 +31,6 @@ from vlcommon.ledger import BadSample, BadSampleLedger, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
-SNLI_LABEL_IDS = {"contradiction": 0, "neutral": 1, "entailment": 2}
 VQA_SPLITS = {"train": "train2014", "val": "val2014", "test": "test2015"}
 NLVR2_SPLITS = ("train", "dev", "test1")
 
@@ -125,8 +124,9 @@ def convert_vg(annotations: Path, images: Path, out: Path) -> Path:
         image_id = entry.get("id", entry.get("image_id"))
         regions = [r for r in entry["regions"] if str(r.get("phrase") or "").strip()]
         skips.seen(len(entry["regions"]))
-        for number in range(len(entry["regions"]) - len(regions)):
-            skips.skip(f"vg:{image_id}#{number}", "empty_text", "phrase: empty text")
+        for number, region in enumerate(entry["regions"]):
+            if not str(region.get("phrase") or "").strip():
+                skips.skip(f"vg:{image_id}#{number}", "empty_text", "phrase: empty text")
         path = next(
             (
                 p

@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 from managertower.data.answers import answer_vocabulary, soft_labels
-from managertower.data.arrow import TableKind
+from managertower.data.arrow import NLVR2_LABELS, SNLI_LABEL_IDS, TableKind
 from managertower.data.convert import (
     NLVR2_SPLITS,
-    SNLI_LABEL_IDS,
     VQA_SPLITS,
     Skips,
     finish_table,
@@ -58,6 +57,9 @@ def _vqa_split(questions_file: Path, answers, ids: dict[str, int], images: Path,
         skips.seen(len(questions))
         kept = []
         for q in questions:
+            if answers is not None and q["question_id"] not in answers:
+                skips.skip(f"question {q['question_id']}", "missing_answer", "answers: no annotation for the question")
+                continue
             given = [a["answer"] for a in answers[q["question_id"]]["answers"]] if answers is not None else []
             labels, scores = soft_labels(given, ids) if answers is not None else ([], [])
             if answers is not None and not labels:
@@ -108,7 +110,7 @@ def convert_nlvr2(annotations: Path, images: Path, out: Path) -> list[Path]:
             if not str(record.get("sentence") or "").strip():
                 skips.skip(name, "empty_text", "sentence: empty text")
                 continue
-            if str(record.get("label")) not in ("True", "False"):
+            if str(record.get("label")) not in NLVR2_LABELS:
                 skips.skip(name, "unknown_label", f"label: {record.get('label')!r} is not True or False")
                 continue
             left, right = nlvr2_images(images, split, record)

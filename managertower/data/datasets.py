@@ -9,7 +9,8 @@ yield, with the bad ones skipped, named and counted.
 * Text is tokenised padded to ``max_text_len`` with truncation, with the special-token mask the MLM collator needs.
 * Augmentation, the false image and the MLM masking of a sample draw from a generator seeded by (seed, epoch,
   index), so a resumed run sees the same pixels and masks whatever the dataloader prefetched before the save.
-  :meth:`TwoTowerDataset.set_epoch` is called by the trainer (through accelerate's dataloader) each epoch.
+  The trainer calls :meth:`TwoTowerDataset.set_epoch` at the start of every epoch (``EpochCallback``: accelerate's
+  dataloader does not reach the dataset on several processes).
 * Pre-training ITM draws one *false image* per sample from the whole dataset (the original's
   ``draw_false_image=1``); the task decides which half of the batch uses it.
 """
@@ -26,14 +27,12 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from managertower.data.arrow import TableKind, Task, read_table, split_files
+from managertower.data.answers import VQAV2_ANSWERS
+from managertower.data.arrow import NLVR2_LABELS, SNLI_LABEL_IDS, TableKind, Task, read_table, split_files
 from managertower.data.transforms import TransformKind, build_transform
 from vlcommon.ledger import BadSample, SkipEvent, stand_in
 
 logger = logging.getLogger(__name__)
-
-SNLI_LABELS = ("contradiction", "neutral", "entailment")  # label ids 0, 1, 2 (the original's writer)
-NLVR2_TRUE = "True"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -43,7 +42,7 @@ class DataConfig:
     max_text_len: int = 50
     seed: int = 0
     draw_false_image: bool = False  # pre-training ITM
-    answer_classes: int = 3129  # VQAv2's vocabulary size
+    answer_classes: int = VQAV2_ANSWERS
 
     def __post_init__(self) -> None:
         if self.image_size < 1 or self.max_text_len < 3:
@@ -217,14 +216,14 @@ def _row_checks(kind: TableKind, table, classes: int):
         answers = table.column("answers").to_pylist()
         return lambda row, item: (
             None
-            if answers[row][item] in (NLVR2_TRUE, "False")
+            if answers[row][item] in NLVR2_LABELS
             else ("unknown_label", f"answers: {answers[row][item]!r} is not 'True' or 'False'")
         )
     if kind is TableKind.SNLI_VE:
         labels = table.column("labels").to_pylist()
         return lambda row, item: (
             None
-            if labels[row][item] in (0, 1, 2)
+            if labels[row][item] in SNLI_LABEL_IDS.values()
             else ("unknown_label", f"labels: {labels[row][item]!r} is not 0, 1 or 2")
         )
     return None
@@ -240,7 +239,7 @@ def _labels(kind: TableKind, table, ref: _Ref) -> dict:
             "question_id": table.column("question_id")[ref.row].as_py()[ref.item],
         }
     if kind is TableKind.NLVR2:
-        return {"label": int(table.column("answers")[ref.row].as_py()[ref.item] == NLVR2_TRUE)}
+        return {"label": NLVR2_LABELS.index(table.column("answers")[ref.row].as_py()[ref.item])}
     if kind is TableKind.SNLI_VE:
         return {"label": int(table.column("labels")[ref.row].as_py()[ref.item])}
     return {}

@@ -59,6 +59,7 @@ class TrainingArguments(transformers.TrainingArguments):
     weight_decay: float = 0.01
     warmup_steps: float = 0.1
     lr_scheduler_type: str = "linear"
+    max_grad_norm: float = 0.0  # the original never clips gradients
     remove_unused_columns: bool = False
     lr_mult_head: str = field(default="5", metadata={"help": "an integer multiplies --learning_rate; 2e-5 is an lr"})
     lr_mult_cross_modal: str = field(default="5", metadata={"help": "as --lr_mult_head"})

@@ -10,7 +10,8 @@ a number with a point or an exponent is an absolute lr (``2e-5``), as the origin
   temperature.
 
 Weight decay applies to every parameter but biases and the weights of the LayerNorms the original names
-``LayerNorm`` / ``norm``: RoBERTa's, the co-attention layers', BridgeTower's input and link norms, the MLM head's.
+``LayerNorm`` / ``norm``: RoBERTa's, the co-attention layers', BridgeTower's input and link norms, the MLM head's,
+the fused query's norm of the other modality (``extra_query_LayerNorm``).
 The original's name rules make three quirks, reproduced: CLIP's ``ln_*`` weights, the managers' per-input
 LayerNorm weights and the classifiers' LayerNorm weights (``Sequential`` index names) *are* decayed, as are the
 managers' scores and temperatures and the ITC temperature.
@@ -64,6 +65,10 @@ def _undecayed_norms(model: TwoTowerForTask) -> list[nn.LayerNorm]:
     scopes += [inputs for inputs in (b.text_inputs, b.image_inputs) if isinstance(inputs, BridgeInputs)]
     if "mlm" in model.heads:
         norms.append(model.heads["mlm"].LayerNorm)
+    for inputs in (b.text_inputs, b.image_inputs):
+        if isinstance(inputs, ManagedInputs):
+            # The fused query's norm of the other modality: the original's ``extra_query_LayerNorm``.
+            norms += [m.other_norm for m in inputs.managers if isinstance(getattr(m, "other_norm", None), nn.LayerNorm)]
     for scope in scopes:
         norms += [m for m in scope.modules() if isinstance(m, nn.LayerNorm)]
     return norms
@@ -76,7 +81,8 @@ def parameter_groups(model: TwoTowerForTask, *, lr: float, head_lr: float, cross
     group_of = {id(p): "head" for m in heads for p in m.parameters()}
     group_of.update({id(p): "cross_modal" for m in cross for p in m.parameters()})
     no_decay = {id(norm.weight) for norm in _undecayed_norms(model)}
-    no_decay |= {id(m.bias) for m in model.modules() if isinstance(getattr(m, "bias", None), nn.Parameter)}
+    # Every bias, by its attribute name as the original's rule reads it: also nn.MultiheadAttention's in_proj_bias.
+    no_decay |= {id(p) for m in model.modules() for name, p in m.named_parameters(recurse=False) if "bias" in name}
     rates = {"head": head_lr, "cross_modal": cross_lr, "base": lr}
     buckets: dict[tuple[str, bool], list] = {}
     for param in model.parameters():

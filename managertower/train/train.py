@@ -24,6 +24,7 @@ from transformers import AutoTokenizer, HfArgumentParser, set_seed
 from managertower.config import ManagerTowerConfig
 from managertower.convert import load_clip, load_roberta
 from managertower.convert.encoders import resize_positions
+from managertower.data.answers import VQAV2_ANSWERS
 from managertower.data.arrow import Task
 from managertower.data.collate import TwoTowerCollator
 from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
@@ -73,7 +74,7 @@ def model_config(model_args: ModelArguments) -> ManagerTowerConfig:
 
 def data_config(data_args: DataArguments, config: ManagerTowerConfig, *, seed: int, train: bool) -> DataConfig:
     transform = data_args.transform or DEFAULT_TRANSFORM[data_args.task]
-    classes = 3129
+    classes = VQAV2_ANSWERS
     vocabulary = Path(data_args.data_root) / VQA_VOCABULARY_FILE
     if data_args.task is Task.VQA:
         if not vocabulary.is_file():
@@ -148,7 +149,8 @@ def train(argv: list[str] | None = None) -> TwoTowerTrainer:
     set_seed(args.seed)
     model = build_model(model_args, config, data_args.task, train_config.answer_classes)
     bad = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
-    bad.local.record(seen=len(dataset.issues), events=[e._asdict() for e in dataset.issues])
+    if args.process_index == 0:  # every rank reads the same tables: their read-time skips count once
+        bad.local.record(seen=len(dataset.issues), events=[e._asdict() for e in dataset.issues])
     mlm = data_args.mlm_probability if data_args.task is Task.PRETRAIN else None
     trainer = TwoTowerTrainer(
         model=model,
@@ -171,6 +173,9 @@ def train(argv: list[str] | None = None) -> TwoTowerTrainer:
         trainer.save_model(str(out))
         mark_complete(out, trainer.state.global_step, manifest=False)
     logger.info(trainer.bad_samples.merged.summary())
+    # Evaluation runs on the main process alone: the others leave first rather than wait at a barrier for longer
+    # than the process group's timeout. The model is whole on every rank (DDP, ZeRO-1/2).
+    leave_distributed()
     if args.do_eval and args.should_save:
         eval_config = data_config(data_args, config, seed=args.seed, train=False)
         results = evaluate(
@@ -187,11 +192,16 @@ def train(argv: list[str] | None = None) -> TwoTowerTrainer:
     return trainer
 
 
-def main() -> None:
-    train()
+def leave_distributed() -> None:
+    """All ranks leave together (see ``llava.train.train``: a rank that exits while the others' collectives run can
+    abort them)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+
+
+def main() -> None:
+    train()
 
 
 if __name__ == "__main__":

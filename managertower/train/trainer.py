@@ -12,10 +12,11 @@ and bad-record accounting (``vlcommon``), as ``LLaVATrainer`` on the LLaVA side.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import torch.distributed as dist
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from managertower.train.optim import parameter_groups, resolve_lr
@@ -27,12 +28,27 @@ logger = logging.getLogger(__name__)
 LOSS_PARTS = ("mlm_loss", "itm_loss", "itc_loss")
 
 
+class EpochCallback(TrainerCallback):
+    """Tells the dataset which epoch starts, before its dataloader is iterated: the per-sample seeds (augmentation,
+    false images, MLM masks) change every epoch. accelerate's dataloader forwards ``set_epoch`` to the dataset only
+    when its sampler has none, which is not the case on several processes."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        # state.epoch is the float progress: exactly the epoch's number at its start (1e-6: float steps).
+        self.dataset.set_epoch(math.floor(state.epoch + 1e-6))
+
+
 class TwoTowerTrainer(Trainer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # The task losses are batch means (the original's): with accumulation the Trainer averages the micro-batch
         # losses, as Lightning did. The model's **batch forward would otherwise read as handling num_items itself.
         self.model_accepts_loss_kwargs = False
+        if hasattr(self.train_dataset, "set_epoch"):
+            self.add_callback(EpochCallback(self.train_dataset))
         self.add_callback(CheckpointCallback(reports=lambda: {BAD_SAMPLES_FILE: self.bad_samples.merged.to_dict()}))
         self._parts: dict[str, list[float]] = {}
 

@@ -21,9 +21,15 @@ fi
 TASKS=${TASKS:-vqa_novlp f30k_novlp}
 read -r -a rows <<<"$ROWS"
 read -r -a tasks <<<"$TASKS"
+# Every name checked before the first run: a typo must not surface hours into the ablation.
+for task in "${tasks[@]}"; do
+    [[ "$task" =~ ^(vqa_novlp|f30k_novlp)$ ]] || die "TASKS: $task is not vqa_novlp or f30k_novlp"
+done
+"$PYTHON" -c 'import sys; from managertower.presets import PRESETS
+bad = [r for r in sys.argv[1:] if r not in PRESETS]
+sys.exit(f"ROWS: {bad} are not presets (managertower/presets.py)" if bad else 0)' "${rows[@]}" || die "see above"
 for row in "${rows[@]}"; do
     for task in "${tasks[@]}"; do
-        [[ "$task" =~ ^(vqa_novlp|f30k_novlp)$ ]] || die "TASKS: $task is not vqa_novlp or f30k_novlp"
         MODEL=$row
         MODEL_DIR=${MODEL//\//_}
         run_recipe "$task" "$@"

@@ -6,6 +6,7 @@
 #   MODEL          meter | bridgetower | managertower | table1/... | table2/... | fig6/...  (default: managertower)
 #   MODEL_CONFIG   a ManagerTowerConfig config.json the preset is applied to    (default: the base-size config)
 #   TEXT_EXPERT    RoBERTa weights, VISION_EXPERT CLIP weights: pre-training and the no-VLP recipes start from them
+#                  (required there; ALLOW_RANDOM_EXPERTS=1 starts from random encoders instead, for tests)
 #   INIT_FROM      fine-tuning after VLP starts from this backbone      (default: $OUTPUT_ROOT/$MODEL/pretrain/backbone)
 #   TOKENIZER      a tokenizer folder or name                                                 (default: roberta-base)
 #   PYTHON         interpreter with managertower, torch, transformers, deepspeed                 (default: python)
@@ -96,8 +97,9 @@ recipe_field() {
 # model_args RECIPE: MODEL_ARGS = where the weights come from: the pre-trained backbone (fine-tuning after VLP), or
 # the preset on the raw experts (pre-training, no-VLP recipes).
 model_args() {
-    local name=$1
-    if [[ "$(recipe_field "$name" vlp)" == "True" && "$name" != pretrain ]]; then
+    local name=$1 vlp
+    vlp=$(recipe_field "$name" vlp) || die "recipe $name: see the message above"
+    if [[ "$vlp" == "True" && "$name" != pretrain ]]; then
         INIT_FROM=${INIT_FROM:-$OUTPUT_ROOT/$MODEL_DIR/pretrain/backbone}
         [[ -f "$INIT_FROM/config.json" ]] || die "INIT_FROM=$INIT_FROM has no config.json: pre-train MODEL=$MODEL first (pretrain.sh), or set INIT_FROM"
         [[ -f "$INIT_FROM/../COMPLETE" || -f "$INIT_FROM/COMPLETE" ]] || die "INIT_FROM=$INIT_FROM: its run has no COMPLETE marker (unfinished)"
@@ -106,16 +108,18 @@ model_args() {
     fi
     MODEL_ARGS=(--preset "$MODEL")
     [[ -n "${MODEL_CONFIG:-}" ]] && MODEL_ARGS+=(--model_config "$MODEL_CONFIG")
-    if [[ -n "${TEXT_EXPERT:-}" ]]; then
-        MODEL_ARGS+=(--text_expert "$TEXT_EXPERT")
-    else
-        note "TEXT_EXPERT is not set: RoBERTa starts from random weights"
-    fi
-    if [[ -n "${VISION_EXPERT:-}" ]]; then
-        MODEL_ARGS+=(--vision_expert "$VISION_EXPERT")
-    else
-        note "VISION_EXPERT is not set: CLIP starts from random weights"
-    fi
+    local expert
+    for expert in TEXT_EXPERT:--text_expert VISION_EXPERT:--vision_expert; do
+        local var=${expert%%:*} flag=${expert#*:}
+        if [[ -n "${!var:-}" ]]; then
+            [[ -e "${!var}" ]] || die "$var=${!var} does not exist"
+            MODEL_ARGS+=("$flag" "${!var}")
+        elif [[ "${ALLOW_RANDOM_EXPERTS:-0}" == 1 ]]; then
+            note "$var is not set: that encoder starts from random weights (ALLOW_RANDOM_EXPERTS=1)"
+        else
+            die "$var is not set: recipe $name starts from the pre-trained experts (RoBERTa, CLIP); ALLOW_RANDOM_EXPERTS=1 starts from random encoders"
+        fi
+    done
 }
 
 # run_recipe RECIPE [extra flags]: train (and, for fine-tuning, evaluate) MODEL with RECIPE.
