@@ -38,17 +38,18 @@ class DataCollatorForSupervisedDataset:
             input_ids[row, span] = item["input_ids"]
             labels[row, span] = item["labels"]
             attention_mask[row, span] = 1
-        skipped = [event for item in items for event in item.get("skipped", [])]
-        return {
-            "input_ids": input_ids,
-            "labels": labels,
-            "attention_mask": attention_mask,
-            "images": [crops for item in items for crops in item["images"]],
-            "image_sizes": [size for item in items for size in item["image_sizes"]],
-            "modalities": [modality for item in items for modality in item["modalities"]],
-            DATA_REPORT_KEY: {
-                "seen": batch,  # records drawn: a bad one's stand-in is not a record drawn on its own
-                "skipped": skipped,
-                "truncated": sum(bool(item.get("truncated")) for item in items),
-            },
-        }
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask, **images_and_report(items)}
+
+
+def images_and_report(items: list[dict]) -> dict:
+    """The batch's images in sample order (a flat list of per-image crop tensors) and its data report."""
+    return {
+        "images": [crops for item in items for crops in item["images"]],
+        "image_sizes": [size for item in items for size in item["image_sizes"]],
+        "modalities": [modality for item in items for modality in item["modalities"]],
+        DATA_REPORT_KEY: {
+            "seen": len(items),  # records drawn: a bad one's stand-in is not a record drawn on its own
+            "skipped": [event for item in items for event in item.get("skipped", [])],
+            "truncated": sum(bool(item.get("truncated")) for item in items),
+        },
+    }

@@ -40,6 +40,7 @@ from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.images import ImageBatch, encode_images
 from llava.model.manager import AAUM, SAUM, ManagerStack, VisualInjection
 from llava.model.projector import build_projector
+from llava.model.segments import SEGMENT_ATTENTION, packed_kwargs, positions_in_segments
 from llava.model.splice import SpliceResult, count_placeholders, splice
 from llava.model.vision_tower import SigLipVisionTower
 
@@ -48,6 +49,20 @@ class LlavaQwenPreTrainedModel(Qwen2PreTrainedModel):
     config: LlavaQwenConfig
     config_class = LlavaQwenConfig
     _no_split_modules = ["Qwen2DecoderLayer", "SiglipEncoderLayer", "SiglipVisionEmbeddings"]  # noqa: RUF012
+
+    def _packed_attention(self, segment_ids: torch.Tensor, past_key_values) -> tuple[dict, torch.Tensor, dict]:
+        """No mask (the segments replace it), positions restarting per sample, and the varlen keywords every
+        decoder layer hands to its attention function."""
+        if past_key_values is not None:
+            raise ValueError("segment_ids (a packed row) are for training forwards, without a cache")
+        implementation = self.config._attn_implementation
+        if not implementation.startswith("flash_attention") and implementation not in SEGMENT_ATTENTION:
+            raise ValueError(
+                f"a packed row needs segment-wise attention: attn_implementation={implementation!r} would attend "
+                "across samples (set it to segment_implementation(...) of llava.model.segments)"
+            )
+        masks = dict.fromkeys(set(self.config.layer_types))  # every layer type: no mask
+        return masks, positions_in_segments(segment_ids), packed_kwargs(segment_ids)
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -220,6 +235,7 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         modalities=None,
         padding_side: str | None = None,
         image_aspect_ratio: str | None = None,
+        segment_ids: torch.Tensor | None = None,
     ) -> SpliceResult:
         """Encode the images and splice them into the embedded text (see ``llava.model.splice``).
         ``image_aspect_ratio``: this call's mode (e.g. ``pad`` for a multi-image request) instead of the config's."""
@@ -241,6 +257,7 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
             image_kinds=encoded.kinds,
             padding_side=padding_side or spec.padding_side,
             max_length=spec.max_length,
+            segment_ids=segment_ids,
         )
         if encoded.experts is None:
             return spliced
@@ -267,10 +284,13 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         visual_injection: VisualInjection | None = None,
         supervised_logits_only: bool = False,
         image_aspect_ratio: str | None = None,
+        segment_ids: torch.Tensor | None = None,
         **kwargs,
     ) -> CausalLMOutputWithPast:
         """LLaVA-NeXT's forward. ``supervised_logits_only`` (training): with ``labels``, project only the positions
-        that have a target onto the vocabulary and return no logits -- the same loss without a (B, L, 152K) tensor."""
+        that have a target onto the vocabulary and return no logits -- the same loss without a (B, L, 152K) tensor.
+        ``segment_ids`` (1, S): a packed row (``llava.data.packing``), its samples numbered 1, 2, ...; they attend
+        only to themselves (``llava.model.segments``) and their positions restart at 0."""
         if inputs_embeds is None and input_ids is not None and images is not None:
             spliced = self.prepare_multimodal_inputs(
                 input_ids,
@@ -280,15 +300,21 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
                 image_sizes,
                 modalities,
                 image_aspect_ratio=image_aspect_ratio,
+                segment_ids=segment_ids,
             )
             input_ids, inputs_embeds = None, spliced.inputs_embeds
             attention_mask, position_ids, labels = spliced.attention_mask, spliced.position_ids, spliced.labels
             visual_injection = spliced.visual_injection
+            segment_ids = spliced.segment_ids
         elif input_ids is not None and bool((input_ids == IMAGE_TOKEN_INDEX).any()):
             raise ValueError(
                 f"input_ids hold {int((input_ids == IMAGE_TOKEN_INDEX).sum())} image placeholders but no images "
                 "were given"
             )
+        if segment_ids is not None:
+            attention_mask, position_ids, packed = self._packed_attention(segment_ids, past_key_values)
+            kwargs = {**kwargs, **packed}
+            use_cache = False
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
@@ -316,6 +342,20 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
             )
         # return_dict=False: the tuple of the fields that are set, as transformers' models return.
         return result.to_tuple() if return_dict is False else result
+
+    def _packed_attention(self, segment_ids: torch.Tensor, past_key_values) -> tuple[dict, torch.Tensor, dict]:
+        """No mask (the segments replace it), positions restarting per sample, and the varlen keywords every
+        decoder layer hands to its attention function."""
+        if past_key_values is not None:
+            raise ValueError("segment_ids (a packed row) are for training forwards, without a cache")
+        implementation = self.config._attn_implementation
+        if not implementation.startswith("flash_attention") and implementation not in SEGMENT_ATTENTION:
+            raise ValueError(
+                f"a packed row needs segment-wise attention: attn_implementation={implementation!r} would attend "
+                "across samples (set it to segment_implementation(...) of llava.model.segments)"
+            )
+        masks = dict.fromkeys(set(self.config.layer_types))  # every layer type: no mask
+        return masks, positions_in_segments(segment_ids), packed_kwargs(segment_ids)
 
     @torch.no_grad()
     def generate(

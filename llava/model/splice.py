@@ -10,12 +10,14 @@ Shapes: B batch, S input length (with placeholders), D hidden size, N total imag
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
 from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from llava.model.segments import positions_in_segments
 
 if TYPE_CHECKING:
     from llava.model.manager import VisualInjection
@@ -31,6 +33,7 @@ class SpliceResult:
     token_kinds: torch.Tensor  # (B, L) int8: packing kind on image tokens, -1 elsewhere
     num_truncated: int  # samples that were cut to max_length
     visual_injection: VisualInjection | None = None  # set by the model when managers are enabled
+    segment_ids: torch.Tensor | None = None  # (B, L) packed rows: the sample of each position (1, 2, ...), 0 padding
 
 
 def count_placeholders(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> list[int]:
@@ -51,17 +54,19 @@ def splice(
     image_kinds: torch.Tensor,
     padding_side: str,
     max_length: int | None,
+    segment_ids: torch.Tensor | None = None,
 ) -> SpliceResult:
     """Build the spliced batch. ``image_lengths`` lists the images consumed by placeholders, in order; the table
     ``image_tokens`` may hold further rows after them (dummy images of text-only samples, which stay in the graph
-    with zero gradient but are never placed)."""
+    with zero gradient but are never placed). ``segment_ids`` (B, S) marks the samples of packed rows (1, 2, ...;
+    0 on padding): each image token takes its placeholder's, and positions restart in every sample."""
     batch, seq = input_ids.shape
     device = input_ids.device
     mask = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
     num_text = batch * seq
     image_starts = torch.tensor([0, *image_lengths], device=device).cumsum(0)
     lengths_all = torch.tensor(image_lengths, dtype=torch.long, device=device)
-    rows, truncated, next_image = [], 0, 0
+    rows, segments, truncated, next_image = [], [], 0, 0
     for b in range(batch):
         positions = mask[b].nonzero().squeeze(1)
         is_image = input_ids[b, positions] == IMAGE_TOKEN_INDEX
@@ -81,8 +86,25 @@ def splice(
             index = index[: _safe_cut(lengths, segment_begin, max_length)]
             truncated += 1
         rows.append(index)
+        if segment_ids is not None:
+            segments.append(
+                torch.repeat_interleave(segment_ids[b, positions], lengths, output_size=total)[: len(index)]
+            )
     assert next_image == len(image_lengths), "placeholders and images were validated by the caller"
-    return _assemble(rows, text_embeds, image_tokens, image_kinds, labels, num_text, padding_side, truncated)
+    spliced = _assemble(rows, text_embeds, image_tokens, image_kinds, labels, num_text, padding_side, truncated)
+    if segment_ids is None:
+        return spliced
+    return _with_segments(spliced, segments, padding_side)
+
+
+def _with_segments(spliced: SpliceResult, segments: list[torch.Tensor], padding_side: str) -> SpliceResult:
+    """Segment ids placed like the rows, and position ids that restart at every sample's first token."""
+    ids = torch.zeros_like(spliced.attention_mask)
+    longest = ids.shape[1]
+    for b, row in enumerate(segments):
+        span = slice(longest - len(row), longest) if padding_side == "left" else slice(0, len(row))
+        ids[b, span] = row
+    return dataclasses.replace(spliced, position_ids=positions_in_segments(ids), segment_ids=ids)
 
 
 def _safe_cut(lengths: torch.Tensor, segment_begin: torch.Tensor, max_length: int) -> int:

@@ -1,0 +1,130 @@
+"""Packed rows (``--packing``): the same loss, gradients and per-sample logits as the samples padded in a batch or
+run one at a time, for Baseline (``pad`` images) and +Grid+Manager (anyres_max_9 with managers), with images of
+several aspect ratios and a text-only sample; and the segment-wise attention against transformers' block-diagonal
+mask."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import (
+    and_masks,
+    causal_mask_function,
+    find_packed_sequence_indices,
+    packed_sequence_mask_function,
+    sdpa_mask,
+)
+
+from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
+from llava.data.collator import DataCollatorForSupervisedDataset
+from llava.data.packing import PackedCollator
+from llava.mm_utils import process_images
+from llava.model.segments import SEGMENT_ATTENTION, packed_kwargs, positions_in_segments, segment_implementation
+from llava.processing import SigLipImageProcessor
+from llava.testing import tiny_model
+
+PROC = SigLipImageProcessor()
+VARIANTS = {
+    "baseline": {"image_aspect_ratio": "pad"},
+    "grid_manager": {"manager": {"type": "saum", "expert_layers": [2, 3, 4], "inject_layers": [0, 2]}},
+}
+
+
+def _items(model, make_image) -> list[dict]:
+    """Two images of different aspect ratios and one text-only sample, as the dataset yields them."""
+    items = []
+    samples = (((500, 300), [5, IMAGE_TOKEN_INDEX, 6, 7, 8, 9]), ((300, 700), [10, 11, IMAGE_TOKEN_INDEX, 12]),
+               (None, [13, 14, 15, 16, 17]))  # fmt: skip
+    for seed, (size, text) in enumerate(samples):
+        ids = torch.tensor(text)
+        labels = torch.where(torch.arange(len(text)) >= len(text) // 2, ids, torch.full_like(ids, IGNORE_INDEX))
+        if size is None:
+            crop = model.mm_spec.crop_size
+            images, sizes, modalities = [torch.zeros(1, 3, crop, crop)], [(crop, crop)], ["text"]
+        else:
+            image = make_image(*size, seed=seed)
+            crops = process_images([image], PROC, model.config)[0]
+            images, sizes, modalities = [crops if crops.dim() == 4 else crops[None]], [image.size], ["image"]
+        items.append({"input_ids": ids, "labels": labels, "images": images, "image_sizes": sizes,
+                      "modalities": modalities})  # fmt: skip
+    return items
+
+
+def _run(model, batch: dict, items: int) -> tuple[torch.Tensor, dict, torch.Tensor]:
+    batch = {k: v for k, v in batch.items() if k != "data_report"}
+    model.zero_grad()
+    out = model(**batch, num_items_in_batch=items)
+    out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return out.loss.detach(), grads, out.logits.detach()
+
+
+def _supervised(items: list[dict]) -> int:
+    return sum(int((item["labels"][1:] != IGNORE_INDEX).sum()) for item in items)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_a_packed_row_equals_the_padded_batch_and_each_sample(variant, make_image):
+    torch.manual_seed(0)
+    model = tiny_model(seed=4, vocab_size=256, **VARIANTS[variant])
+    model.set_attn_implementation(segment_implementation("sdpa"))
+    items = _items(model, make_image)
+    total = _supervised(items)
+    padded = DataCollatorForSupervisedDataset(pad_token_id=model.config.pad_token_id)(items)
+    packed = PackedCollator()(items)
+    loss_pad, grads_pad, logits_pad = _run(model, padded, total)
+    loss_pack, grads_pack, logits_pack = _run(model, packed, total)
+    torch.testing.assert_close(loss_pack, loss_pad, rtol=1e-5, atol=1e-6)
+    assert grads_pack.keys() == grads_pad.keys() and any("vision_tower" in n for n in grads_pad)
+    if variant == "grid_manager":
+        assert any("managers" in n for n in grads_pad)
+    for name in grads_pad:
+        torch.testing.assert_close(grads_pack[name], grads_pad[name], rtol=1e-4, atol=1e-6, msg=name)
+    one_at_a_time, start = torch.zeros(()), 0
+    for row, item in enumerate(items):
+        loss, _, logits = _run(model, DataCollatorForSupervisedDataset(pad_token_id=0)([item]), total)
+        one_at_a_time += loss
+        length = logits.shape[1]
+        # The sample's logits in the packed row equal its own forward's, and the padded batch's row.
+        torch.testing.assert_close(logits_pack[0, start : start + length], logits[0], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(logits_pad[row, :length], logits[0], rtol=1e-4, atol=1e-5)
+        start += length
+    assert start == logits_pack.shape[1]  # no padding in the row
+    torch.testing.assert_close(one_at_a_time, loss_pack, rtol=1e-5, atol=1e-6)
+
+
+def test_packing_refuses_attention_that_would_cross_samples(make_image):
+    model = tiny_model(seed=1, vocab_size=256, image_aspect_ratio="pad")  # plain sdpa
+    packed = PackedCollator()(_items(model, make_image))
+    packed.pop("data_report")
+    with pytest.raises(ValueError, match="segment-wise attention"):
+        model(**packed)
+    with pytest.raises(ValueError, match="not 'flex_attention'"):
+        segment_implementation("flex_attention")
+
+
+@pytest.mark.parametrize("name", list(SEGMENT_ATTENTION))
+def test_segment_attention_equals_the_block_diagonal_mask(name):
+    """Checked directly against transformers' own packed-sequence mask (which spends L x L compute)."""
+    torch.manual_seed(0)
+    lengths = (5, 1, 9, 3)
+    segment_ids = torch.cat([torch.full((n,), i + 1) for i, n in enumerate(lengths)])[None]  # (1, L)
+    position_ids = positions_in_segments(segment_ids)
+    assert position_ids[0].tolist() == [p for n in lengths for p in range(n)]
+    heads, kv_heads, dim, total = 4, 2, 8, sum(lengths)
+    module = type("Attn", (torch.nn.Module,), {})()
+    module.num_key_value_groups, module.is_causal, module.training = heads // kv_heads, True, False
+    query = torch.randn(1, heads, total, dim)
+    key, value = torch.randn(1, kv_heads, total, dim), torch.randn(1, kv_heads, total, dim)
+    packed = find_packed_sequence_indices(position_ids)
+    assert packed is not None
+    causal_within = and_masks(causal_mask_function, packed_sequence_mask_function(packed))
+    mask = sdpa_mask(batch_size=1, q_length=total, kv_length=total, mask_function=causal_within,
+                     allow_is_causal_skip=False)  # fmt: skip
+    expected, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=dim**-0.5)
+    from transformers import AttentionInterface
+
+    got, _ = AttentionInterface()[name](module, query, key, value, None, scaling=dim**-0.5,
+                                        **packed_kwargs(segment_ids))  # fmt: skip
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
