@@ -128,3 +128,58 @@ def test_segment_attention_equals_the_block_diagonal_mask(name):
     got, _ = AttentionInterface()[name](module, query, key, value, None, scaling=dim**-0.5,
                                         **packed_kwargs(segment_ids))  # fmt: skip
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def _dataset(tmp_path, qwen_tokenizer, *, max_length=None, **config):
+    from llava.data.dataset import DataConfig, LazySupervisedDataset
+    from llava.data.mixture import load_mixture
+    from llava.testing import tiny_config
+    from llava.testing.synthetic import write_corpus
+
+    path = write_corpus(tmp_path, count=6, template="qwen_1_5", text_only=2, multi_image=2)
+    return LazySupervisedDataset(
+        load_mixture(str(path), seed=0), tokenizer=qwen_tokenizer, image_processor=PROC.__class__(size=(56, 56)),
+        model_config=tiny_config(image_size=56, **config),
+        data=DataConfig(template="qwen_1_5", image_folder=str(tmp_path), max_length=max_length),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("config", [{}, {"image_aspect_ratio": "pad"}], ids=["anyres_max_9", "pad"])
+@pytest.mark.parametrize("max_length", [None, 300])
+def test_expanded_lengths_are_what_the_model_splices(tmp_path, qwen_tokenizer, config, max_length):
+    """The planner's length, from the image headers alone, equals the spliced length of the built item (or bounds
+    it, when truncation dropped an image whole)."""
+    from llava.model.packing import packed_length
+
+    dataset = _dataset(tmp_path, qwen_tokenizer, max_length=max_length, **config)
+    lengths, text_only, issues = dataset.packing_lengths()
+    assert not issues and sum(text_only) == 2
+    for index in range(len(dataset)):
+        item = dataset[index]
+        placed = [c for c, m in zip(item["images"], item["modalities"], strict=True) if m == "image"]
+        sizes = item["image_sizes"][: len(placed)]
+        expected = len(item["input_ids"]) - len(placed)
+        expected += sum(packed_length(dataset.spec, c.shape[0], s) for c, s in zip(placed, sizes, strict=True))
+        if item["truncated"]:
+            assert expected <= lengths[index] == max_length
+        else:
+            assert lengths[index] == expected, index
+
+
+def test_the_row_planner_respects_the_budget_and_draws_every_sample_once():
+    from llava.data.packing import PackedBatchSampler
+
+    lengths = [700, 30, 7300, 150, 2900, 0, 800, 1200, 60, 5000]  # #5 was found bad while planning
+    text_only = [False, True, False, True, False, False, False, False, True, False]
+    for grouped in (False, True):
+        sampler = PackedBatchSampler(lengths, max_tokens=8192, seed=3, grouped=grouped, text_only=text_only)
+        rows = list(sampler)
+        assert sorted(i for row in rows for i in row) == [i for i, n in enumerate(lengths) if n]
+        assert all(sum(lengths[i] for i in row) <= 8192 for row in rows)
+        if grouped:  # a row is all-image or all-text
+            assert all(len({text_only[i] for i in row}) == 1 for row in rows)
+        assert rows == list(PackedBatchSampler(lengths, max_tokens=8192, seed=3, grouped=grouped, text_only=text_only))
+        sampler.set_epoch(1)
+        assert list(sampler) != rows  # a new order each epoch
+    with pytest.raises(ValueError, match="packing_max_tokens=4096 is shorter than 2 samples"):
+        PackedBatchSampler(lengths, max_tokens=4096, seed=0)

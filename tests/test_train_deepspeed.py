@@ -93,3 +93,19 @@ def test_zero3_trains_and_resumes_exactly(assets, tmp_path):
     assert "checkpoint-2" in result.stdout + result.stderr
     resumed = losses(tmp_path)
     assert [resumed[s] for s in (3, 4)] == [uninterrupted[s] for s in (3, 4)], (resumed, uninterrupted)
+
+
+@pytest.mark.slow
+def test_zero3_packing_trains_and_resumes_exactly(assets, tmp_path):
+    """Packed rows (text-only and multi-image samples among them) under ZeRO-3: the plan is replayed on resume."""
+    extra = ["--learning_rate", "3e-3", "--save_strategy", "steps", "--save_steps", "2", "--packing", "True",
+             "--packing_max_tokens", "1024", "--per_device_train_batch_size", "1"]  # fmt: skip
+    argv = _argv(assets, tmp_path, zero=3, steps=4, extra=extra)
+    done = _torchrun(argv, port=29614)
+    assert "packing:" in done.stdout + done.stderr
+    uninterrupted = losses(tmp_path)
+    assert len(uninterrupted) == 4 and all(math.isfinite(v) for v in uninterrupted.values()), uninterrupted
+    rewind_to(tmp_path, 2)
+    _torchrun(argv, port=29615)
+    resumed = losses(tmp_path)
+    assert [resumed[s] for s in (3, 4)] == [uninterrupted[s] for s in (3, 4)], (resumed, uninterrupted)

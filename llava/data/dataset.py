@@ -24,11 +24,13 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
+from tqdm import tqdm
 
 from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
 from llava.data.formatting import EmptyAnswer, Formatted, format_plain, format_qwen
 from llava.data.mixture import Mixture
 from llava.mm_utils import process_images
+from llava.model.anyres import get_anyres_image_grid_shape
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.packing import packed_length
 from llava.processing.image_processor import convert_to_rgb
@@ -113,8 +115,8 @@ class LazySupervisedDataset(Dataset):
             sample_id=str(sample_id), source=str(self.mixture.source_of(index).path), kind=bad.kind, reason=str(bad)
         )
 
-    def build(self, index: int) -> dict:
-        """The training item of record ``index``; raises :class:`BadSample` for a record that cannot be used."""
+    def _formatted(self, index: int) -> tuple[list[str], Formatted]:
+        """Record ``index``'s image paths and its tokenised conversation; :class:`BadSample` if it cannot be used."""
         sample = self.mixture.samples[index]
         if not isinstance(sample, dict):
             raise BadSample("malformed", f"sample: expected an object, got {type(sample).__name__}")
@@ -136,14 +138,49 @@ class LazySupervisedDataset(Dataset):
             raise BadSample("empty_answer", str(error)) from error
         except ValueError as error:
             raise BadSample("conversation", str(error)) from error
-        input_ids = formatted.input_ids
-        placeholders = input_ids.count(IMAGE_TOKEN_INDEX)
+        placeholders = formatted.input_ids.count(IMAGE_TOKEN_INDEX)
         if placeholders != len(paths):
             raise BadSample(
                 "image_count",
                 f"image: the sample has {len(paths)} image(s) but its text has "
                 f"{placeholders} {DEFAULT_IMAGE_TOKEN} marker(s)",
             )
+        return paths, formatted
+
+    def expanded_length(self, index: int) -> int:
+        """Tokens record ``index`` becomes after image expansion and truncation, from the image files' headers (no
+        pixel is decoded): what a packed row's token budget counts. An upper bound of the built item's length
+        (truncation drops a whole image); :class:`BadSample` as :meth:`build` would raise it for the image files."""
+        paths, formatted = self._formatted(index)
+        folder = self.mixture.source_of(index).image_folder or self.data.image_folder
+        sizes = [_image_size(path, folder) for path in paths]
+        spec = self.spec
+        single_anyres = len(sizes) == 1 and spec.aspect_ratio.is_anyres
+        image_tokens = 0
+        for size in sizes:
+            crops = 1
+            if single_anyres:
+                grid_w, grid_h = get_anyres_image_grid_shape(size, spec.grid_pinpoints, spec.crop_size)
+                crops = 1 + grid_w * grid_h
+            image_tokens += packed_length(spec, crops, size)
+        total = len(formatted.input_ids) - len(sizes) + image_tokens
+        return min(total, self.data.max_length) if self.data.max_length is not None else total
+
+    def packing_lengths(self, *, progress: bool = False) -> tuple[list[int], list[bool], list[SkipEvent]]:
+        """Every record's :meth:`expanded_length` (0 for a record found bad: it is left out of the plan, and its
+        event is returned to be counted once), and whether it is text-only."""
+        lengths, issues = [], []
+        for index in tqdm(range(len(self)), desc="packing: sample lengths", disable=not progress, mininterval=5):
+            try:
+                lengths.append(self.expanded_length(index))
+            except BadSample as bad:
+                lengths.append(0)
+                issues.append(self._event(index, bad))
+        return lengths, [not _has_image(s) for s in self.mixture.samples], issues
+
+    def build(self, index: int) -> dict:
+        """The training item of record ``index``; raises :class:`BadSample` for a record that cannot be used."""
+        paths, formatted = self._formatted(index)
         folder = self.mixture.source_of(index).image_folder or self.data.image_folder
         images = [_open_image(path, folder) for path in paths]
         crops = self._process(images)
@@ -160,7 +197,7 @@ class LazySupervisedDataset(Dataset):
             "images": crops,
             "image_sizes": sizes,
             "modalities": modalities,
-            "id": str(sample.get("id", f"#{index}")),
+            "id": str(self.mixture.samples[index].get("id", f"#{index}")),
             "truncated": truncated,
         }
 
@@ -242,6 +279,21 @@ def _move_image_markers(conversations, num_images: int):
             turn = {**turn, "value": value}
         moved.append(turn)
     return moved
+
+
+def _image_size(path: str, folder: str | None) -> tuple[int, int]:
+    """(width, height) from the file's header (``Image.open`` reads no pixel until asked)."""
+    full = Path(folder) / path if folder is not None else Path(path)
+    if not full.is_file():
+        raise BadSample("missing_image", f"image: file not found: {full}")
+    try:
+        with Image.open(full) as image:
+            size = image.size
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        raise BadSample("corrupt_image", f"image: cannot decode {full}: {error}") from error
+    if size[0] == 0 or size[1] == 0:
+        raise BadSample("empty_image", f"image: {full} is an empty {size[0]}x{size[1]} image")
+    return size
 
 
 def _open_image(path: str, folder: str | None) -> Image.Image:

@@ -155,8 +155,8 @@ class ManagerStack(nn.Module):
 
     def inject(self, layer_idx: int, hidden: torch.Tensor, visual: VisualInjection) -> torch.Tensor:
         """``hidden`` (B, L, D) entering decoder layer ``layer_idx`` -> same with the manager output added."""
-        if visual.experts.shape[1] == 0:
-            return hidden
+        # A batch without visual tokens (text-only rows) still runs the manager, on zero tokens: under ZeRO-3 every
+        # rank must gather the same parameters in the same order, whatever its batch holds.
         flat = hidden.reshape(-1, hidden.shape[-1])  # (B * L, D)
         manager = self.layers[str(layer_idx)]
         current = flat.index_select(0, visual.flat_index) if manager.uses_hidden or self.record else None

@@ -91,6 +91,13 @@ class TrainingArguments(transformers.TrainingArguments):
     mm_vision_tower_lr: float | None = None
     mm_manager_lr: float | None = None
     group_by_modality_length: bool = False
+    packing: bool = field(
+        default=False,
+        metadata={"help": "pack samples into rows under --packing_max_tokens (padding-free; changes batch makeup)"},
+    )
+    packing_max_tokens: int | None = field(
+        default=None, metadata={"help": "expanded tokens per packed row (default: --model_max_length)"}
+    )
     attn_implementation: str = field(
         default="flash_attention_2", metadata={"help": "falls back to sdpa without flash-attn"}
     )
@@ -125,6 +132,21 @@ class TrainingArguments(transformers.TrainingArguments):
             if self.warmup_steps:
                 raise ValueError("give warmup_ratio or warmup_steps, not both")
             self.warmup_steps = self.warmup_ratio
+        if self.packing:
+            self.packing_max_tokens = self.packing_max_tokens or self.model_max_length
+            if self.packing_max_tokens < self.model_max_length:
+                raise ValueError(
+                    f"packing_max_tokens={self.packing_max_tokens} must be >= model_max_length={self.model_max_length}"
+                    " (a row must hold the longest sample)"
+                )
+            if self.per_device_train_batch_size != 1:
+                warnings.warn(
+                    f"per_device_train_batch_size={self.per_device_train_batch_size} has no effect with --packing: a "
+                    "micro-batch is one row of --packing_max_tokens tokens",
+                    stacklevel=1,
+                )
+        elif self.packing_max_tokens is not None:
+            warnings.warn("packing_max_tokens has no effect without --packing True", stacklevel=1)
         if self.tf32 and not torch.cuda.is_available():
             # LLaVA-NeXT's scripts pass --tf32 True; transformers refuses it without an Ampere GPU. On a machine
             # without CUDA (a laptop run of an upstream script) it can only mean nothing.

@@ -19,6 +19,7 @@ from llava.data.collator import DataCollatorForSupervisedDataset
 from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import load_mixture
 from llava.model.loading import image_processor_for
+from llava.model.segments import segment_implementation
 from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, check_compat_flags
 from llava.train.model_init import build_model, build_tokenizer
 from llava.train.trainer import LLaVATrainer
@@ -117,6 +118,7 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         ),
     )
     bad_samples = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
+    packing_lengths, planning_issues = _packing_plan(training_args, model, dataset)
     # Every rank reads the same mixture: its read-time skips are counted once, on the main process.
     issues = mixture.issues if training_args.process_index == 0 else []
     bad_samples.local.record(
@@ -125,6 +127,8 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
             {"sample_id": i.sample_id, "source": i.source, "kind": "malformed", "reason": i.reason} for i in issues
         ],
     )
+    if training_args.process_index == 0 and planning_issues:
+        bad_samples.local.record(seen=len(planning_issues), events=[e._asdict() for e in planning_issues])
     trainer = LLaVATrainer(
         model=model,
         args=training_args,
@@ -133,6 +137,7 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         processing_class=tokenizer,
         callbacks=[bad_samples],
         tunable_parts=parts,
+        packing_lengths=packing_lengths,
     )
     if resume:
         logger.info("resuming from %s", resume)
@@ -150,6 +155,18 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         mark_complete(Path(training_args.output_dir), trainer.state.global_step, manifest=False)
     logger.info(trainer.bad_samples.merged.summary())
     return trainer
+
+
+def _packing_plan(training_args, model, dataset):
+    """With ``--packing``: segment-wise attention, and every record's expanded length for the row planner (from
+    the image headers; records found bad here are left out of the plan and returned to be counted once)."""
+    if not training_args.packing:
+        return None, []
+    model.set_attn_implementation(segment_implementation(model.config._attn_implementation))
+    lengths, text_only, issues = dataset.packing_lengths(progress=training_args.should_log)
+    logger.info("packing: %d records, %d expanded tokens, rows of %d", len(lengths), sum(lengths),
+                training_args.packing_max_tokens)  # fmt: skip
+    return (lengths, text_only), issues
 
 
 def _leave_distributed() -> None:

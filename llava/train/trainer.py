@@ -1,6 +1,7 @@
 """``LLaVATrainer``: transformers' ``Trainer`` with the LLaVA-OV specifics, through public hooks but one.
 
-* ``get_train_dataloader``: the length/modality-grouped sampler when ``group_by_modality_length`` is set;
+* ``get_train_dataloader``: the length/modality-grouped sampler when ``group_by_modality_length`` is set; with
+  ``--packing``, rows of samples under ``--packing_max_tokens`` expanded tokens (``llava.data.packing``);
 * ``create_accelerator_and_postprocess``: ``--torch_compile`` compiles the repeated blocks, not the whole model
   (``llava.train.compile``: whole-model tracing fails under ZeRO-3);
 * ``create_optimizer``: one parameter group per trainable part and decay class (see ``llava.train.tunable``);
@@ -31,6 +32,7 @@ from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 
 from llava.data.collator import DATA_REPORT_KEY
+from llava.data.packing import PackedBatchSampler, PackedCollator
 from llava.data.sampler import LengthGroupedSampler
 from llava.model.weights import ADAPTER_FILE, LLAVA_NEXT_ADAPTER_FILE, PROJECTOR_PREFIX
 from llava.train.compile import compile_blocks
@@ -43,8 +45,9 @@ logger = logging.getLogger(__name__)
 
 
 class LLaVATrainer(Trainer):
-    def __init__(self, *args, tunable_parts: frozenset[Part], **kwargs) -> None:
+    def __init__(self, *args, tunable_parts: frozenset[Part], packing_lengths=None, **kwargs) -> None:
         self.tunable_parts = tunable_parts
+        self.packing_lengths = packing_lengths  # (expanded lengths, text-only flags) with --packing
         super().__init__(*args, **kwargs)
         self.add_callback(CheckpointCallback(reports=self._checkpoint_reports))
 
@@ -62,23 +65,15 @@ class LLaVATrainer(Trainer):
     # -- data ------------------------------------------------------------------------------------------------------
 
     def get_train_dataloader(self) -> DataLoader:
-        if not self.args.group_by_modality_length:
+        if not self.args.group_by_modality_length and not self.args.packing:
             return super().get_train_dataloader()
         dataset = self.train_dataset
-        # One megabatch = one optimizer step over all ranks, as in LLaVA-NeXT.
-        sampler = LengthGroupedSampler(
-            dataset.modality_lengths,
-            batch_size=self.args.per_device_train_batch_size,
-            world_size=self.args.world_size * self.args.gradient_accumulation_steps,
-            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
-        )
+        batching, collate = self._batching()
         workers = self.args.dataloader_num_workers
         loader = DataLoader(
             dataset,
-            batch_size=self.args.per_device_train_batch_size,
-            sampler=sampler,
-            collate_fn=self.data_collator,
-            drop_last=self.args.dataloader_drop_last,
+            **batching,
+            collate_fn=collate,
             num_workers=workers,
             pin_memory=self.args.dataloader_pin_memory,
             persistent_workers=self.args.dataloader_persistent_workers and workers > 0,
@@ -86,6 +81,35 @@ class LLaVATrainer(Trainer):
             worker_init_fn=partial(seed_worker, num_workers=workers, rank=self.args.process_index),
         )
         return self.accelerator.prepare(loader)
+
+    def _batching(self) -> tuple[dict, object]:
+        """The DataLoader's batching arguments and collator: packed rows, or LLaVA-NeXT's grouped batches."""
+        args = self.args
+        seed = args.data_seed if args.data_seed is not None else args.seed
+        if args.packing:
+            lengths, text_only = self.packing_lengths
+            sampler = PackedBatchSampler(
+                lengths,
+                max_tokens=args.packing_max_tokens,
+                seed=seed,
+                grouped=args.group_by_modality_length,
+                text_only=text_only,
+                world_size=args.world_size,
+            )
+            return {"batch_sampler": sampler}, PackedCollator()
+        # One megabatch = one optimizer step over all ranks, as in LLaVA-NeXT.
+        sampler = LengthGroupedSampler(
+            self.train_dataset.modality_lengths,
+            batch_size=args.per_device_train_batch_size,
+            world_size=args.world_size * args.gradient_accumulation_steps,
+            seed=seed,
+        )
+        batching = {
+            "batch_size": args.per_device_train_batch_size,
+            "sampler": sampler,
+            "drop_last": args.dataloader_drop_last,
+        }
+        return batching, self.data_collator
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         # A run resumed from a checkpoint at max_steps would train one step more (transformers checks for the end
