@@ -140,6 +140,23 @@ def stand_in(index: int, size: int, build: Callable[[int], dict], known_bad: set
     raise RuntimeError(f"every one of the {size} samples is bad (record {index}: see the warnings above)")
 
 
+def item_or_stand_in(index: int, size: int, build: Callable[[int], dict], known_bad: set[int],
+                     event_of: Callable[[int, BadSample], SkipEvent], logger) -> dict:  # fmt: skip
+    """Record ``index`` built, or, when it is bad, a good stand-in (so batches keep their size), with the skip
+    listed in the item's ``skipped``. Only record ``index`` itself is counted: each record is drawn once an epoch,
+    so each bad record counts once an epoch, whatever the stand-in search passes over."""
+    try:
+        item = build(index)
+    except BadSample as bad:
+        event = event_of(index, bad)
+        logger.warning("skipping sample %r from %s: %s", event.sample_id, event.source, event.reason)
+        item = stand_in(index, size, build, known_bad)
+        item["skipped"] = [event._asdict()]
+        return item
+    item["skipped"] = []
+    return item
+
+
 def atomic_write(path: str | Path, write) -> None:
     """``write(tmp)`` into a temporary file beside ``path``, then rename: a reader never sees a half-written file."""
     path = Path(path)

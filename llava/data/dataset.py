@@ -34,7 +34,7 @@ from llava.model.anyres import get_anyres_image_grid_shape
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.packing import packed_length
 from llava.processing.image_processor import convert_to_rgb
-from vlcommon.ledger import BadSample, SkipEvent, stand_in
+from vlcommon.ledger import BadSample, SkipEvent, item_or_stand_in
 
 logger = logging.getLogger(__name__)
 
@@ -97,16 +97,7 @@ class LazySupervisedDataset(Dataset):
         ``index``, so a block of bad records does not make its next good neighbour train once for every
         bad record before it, and the choice is the same on every run (exact resume).
         """
-        try:
-            item = self.build(index)
-        except BadSample as bad:
-            event = self._event(index, bad)
-            logger.warning("skipping sample %r from %s: %s", event.sample_id, event.source, event.reason)
-            item = stand_in(index, len(self), self.build, self._known_bad)
-            item["skipped"] = [event._asdict()]
-            return item
-        item["skipped"] = []
-        return item
+        return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger)
 
     def _event(self, index: int, bad: BadSample) -> SkipEvent:
         sample = self.mixture.samples[index]

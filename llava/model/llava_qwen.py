@@ -50,20 +50,6 @@ class LlavaQwenPreTrainedModel(Qwen2PreTrainedModel):
     config_class = LlavaQwenConfig
     _no_split_modules = ["Qwen2DecoderLayer", "SiglipEncoderLayer", "SiglipVisionEmbeddings"]  # noqa: RUF012
 
-    def _packed_attention(self, segment_ids: torch.Tensor, past_key_values) -> tuple[dict, torch.Tensor, dict]:
-        """No mask (the segments replace it), positions restarting per sample, and the varlen keywords every
-        decoder layer hands to its attention function."""
-        if past_key_values is not None:
-            raise ValueError("segment_ids (a packed row) are for training forwards, without a cache")
-        implementation = self.config._attn_implementation
-        if not implementation.startswith("flash_attention") and implementation not in SEGMENT_ATTENTION:
-            raise ValueError(
-                f"a packed row needs segment-wise attention: attn_implementation={implementation!r} would attend "
-                "across samples (set it to segment_implementation(...) of llava.model.segments)"
-            )
-        masks = dict.fromkeys(set(self.config.layer_types))  # every layer type: no mask
-        return masks, positions_in_segments(segment_ids), packed_kwargs(segment_ids)
-
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)

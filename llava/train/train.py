@@ -26,6 +26,7 @@ from llava.train.trainer import LLaVATrainer
 from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
 from vlcommon.callbacks import BadSampleCallback, run_layout
 from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
+from vlcommon.trainer import leave_distributed
 
 logger = logging.getLogger("llava.train")
 
@@ -169,18 +170,9 @@ def _packing_plan(training_args, model, dataset):
     return (lengths, text_only), issues
 
 
-def _leave_distributed() -> None:
-    """All ranks leave together and tear the process group down. A rank that exited while the other's collectives
-    or DeepSpeed's shared-memory threads were still alive aborted now and then ("terminate called without an active
-    exception", exit -6) after a finished ZeRO-3 run. Only on success: after an error a barrier would hang."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-
-
 def main() -> None:
     train()
-    _leave_distributed()
+    leave_distributed()
 
 
 if __name__ == "__main__":

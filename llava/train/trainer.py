@@ -6,9 +6,10 @@
   (``llava.train.compile``: whole-model tracing fails under ZeRO-3);
 * ``create_optimizer``: one parameter group per trainable part and decay class (see ``llava.train.tunable``);
   with a DeepSpeed config that offloads the optimizer, the same groups go to DeepSpeed's CPU Adam;
-* ``get_batch_samples``: a run resumed at ``max_steps`` draws no batch (transformers would train one more step);
-* ``_save_checkpoint`` (private; transformers is pinned): a stale folder of the same step is discarded first, and
-  transformers' rotation is held off: ``CheckpointCallback`` rotates after the checkpoint is marked complete;
+* from ``vlcommon.trainer.MarkedCheckpoints``: ``get_batch_samples`` (a run resumed at ``max_steps`` draws no
+  batch; transformers would train one more step) and ``_save_checkpoint`` (private; transformers is pinned: a
+  stale folder of the same step is discarded first, and transformers' rotation is held off: ``CheckpointCallback``
+  rotates after the checkpoint is marked complete);
 * ``compute_loss``: takes the batch's ``data_report`` (skipped records) into the bad-sample ledger first;
 * ``save_model``: checkpoints during training stay complete (weights, optimizer, RNG: exact resume); the final
   save follows the stage's parts: adapter-only stages write ``mm_adapter.safetensors`` + ``config.json``, plus
@@ -23,13 +24,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from accelerate.utils import DynamoBackend
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from transformers import Trainer
 from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
+from transformers.trainer_utils import seed_worker
 
 from llava.data.collator import DATA_REPORT_KEY
 from llava.data.packing import PackedBatchSampler, PackedCollator
@@ -37,22 +37,17 @@ from llava.data.sampler import LengthGroupedSampler
 from llava.model.weights import ADAPTER_FILE, LLAVA_NEXT_ADAPTER_FILE, PROJECTOR_PREFIX
 from llava.train.compile import compile_blocks
 from llava.train.tunable import Part, PartLearningRates, adapter_parameter_names, optimizer_groups, saves_adapter_only
-from vlcommon.callbacks import BAD_SAMPLES_FILE, BadSampleCallback, CheckpointCallback
-from vlcommon.checkpoints import discard
 from vlcommon.ledger import atomic_write
+from vlcommon.trainer import MarkedCheckpoints
 
 logger = logging.getLogger(__name__)
 
 
-class LLaVATrainer(Trainer):
+class LLaVATrainer(MarkedCheckpoints, Trainer):
     def __init__(self, *args, tunable_parts: frozenset[Part], packing_lengths=None, **kwargs) -> None:
         self.tunable_parts = tunable_parts
         self.packing_lengths = packing_lengths  # (expanded lengths, text-only flags) with --packing
         super().__init__(*args, **kwargs)
-        self.add_callback(CheckpointCallback(reports=self._checkpoint_reports))
-
-    def _checkpoint_reports(self) -> dict[str, dict]:
-        return {BAD_SAMPLES_FILE: self.bad_samples.merged.to_dict()}
 
     def create_accelerator_and_postprocess(self) -> None:
         super().create_accelerator_and_postprocess()
@@ -111,18 +106,6 @@ class LLaVATrainer(Trainer):
         }
         return batching, self.data_collator
 
-    def get_batch_samples(self, epoch_iterator, num_batches, device):
-        # A run resumed from a checkpoint at max_steps would train one step more (transformers checks for the end
-        # only after a step): it draws no batch, so it finishes without training.
-        if 0 < self.state.max_steps <= self.state.global_step:
-            return [], None
-        return super().get_batch_samples(epoch_iterator, num_batches, device)
-
-    @property
-    def bad_samples(self) -> BadSampleCallback:
-        # Looked up each time: resuming replaces the callback with one rebuilt from the checkpoint.
-        return next(cb for cb in self.callback_handler.callbacks if isinstance(cb, BadSampleCallback))
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         report = inputs.pop(DATA_REPORT_KEY, None)
         if report is not None:
@@ -161,22 +144,6 @@ class LLaVATrainer(Trainer):
         return self.optimizer
 
     # -- saving ----------------------------------------------------------------------------------------------------
-
-    def _save_checkpoint(self, model, trial) -> None:
-        # The one private hook (transformers is pinned): a resume that fell back past a damaged checkpoint saves
-        # into its step again, and stale files must not mix with new ones; and transformers rotates before any
-        # callback can mark the new checkpoint complete, deleting file by file in modification-time order, so
-        # its rotation is held off here and CheckpointCallback rotates after the marker (vlcommon.checkpoints).
-        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        if self.args.should_save:
-            discard(folder)
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
-        keep, self.args.save_total_limit = self.args.save_total_limit, None
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self.args.save_total_limit = keep
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         if _internal_call or not saves_adapter_only(self.tunable_parts):

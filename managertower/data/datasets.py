@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from managertower.data.answers import VQAV2_ANSWERS
 from managertower.data.arrow import NLVR2_LABELS, SNLI_LABEL_IDS, TableKind, Task, read_table, split_files
 from managertower.data.transforms import TransformKind, build_transform
-from vlcommon.ledger import BadSample, SkipEvent, stand_in
+from vlcommon.ledger import BadSample, SkipEvent, item_or_stand_in
 
 logger = logging.getLogger(__name__)
 
@@ -109,22 +109,13 @@ class TwoTowerDataset(Dataset):
     # -- items -------------------------------------------------------------------------------------------------
 
     def __getitem__(self, index: int) -> dict:
-        try:
-            item = self.build(index)
-        except BadSample as bad:
-            ref = self.refs[index]
-            event = SkipEvent(
-                f"{self.files[ref.table][1].name}:{ref.row}:{ref.item}",
-                str(self.files[ref.table][1]),
-                bad.kind,
-                str(bad),
-            )
-            logger.warning("skipping sample %r from %s: %s", event.sample_id, event.source, event.reason)
-            item = stand_in(index, len(self), self.build, self._known_bad)
-            item["skipped"] = [event._asdict()]
-            return item
-        item["skipped"] = []
-        return item
+        """Sample ``index``, or a seeded good stand-in with the skip listed (``vlcommon.ledger``)."""
+        return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger)
+
+    def _event(self, index: int, bad: BadSample) -> SkipEvent:
+        ref = self.refs[index]
+        path = self.files[ref.table][1]
+        return SkipEvent(f"{path.name}:{ref.row}:{ref.item}", str(path), bad.kind, str(bad))
 
     def build(self, index: int) -> dict:
         """Sample ``index`` as tensors; raises :class:`BadSample` when an image cannot be used."""

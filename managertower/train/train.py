@@ -38,6 +38,7 @@ from managertower.train.arguments import DEFAULT_TRANSFORM, DataArguments, Model
 from managertower.train.trainer import TwoTowerTrainer
 from vlcommon.callbacks import BadSampleCallback, run_layout
 from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
+from vlcommon.trainer import leave_distributed
 
 logger = logging.getLogger("managertower.train")
 VISION_POSITIONS = "vision_model.model.visual.embeddings.position_embedding.weight"
@@ -190,14 +191,6 @@ def train(argv: list[str] | None = None) -> TwoTowerTrainer:
         )
         logger.info("results: %s", results["metrics"])
     return trainer
-
-
-def leave_distributed() -> None:
-    """All ranks leave together (see ``llava.train.train``: a rank that exits while the others' collectives run can
-    abort them)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
 
 
 def main() -> None:

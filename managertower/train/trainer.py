@@ -4,25 +4,20 @@ and bad-record accounting (``vlcommon``), as ``LLaVATrainer`` on the LLaVA side.
 * ``create_optimizer``: the head / cross-modal / base groups with their learning rates and no-decay rules
   (``managertower.train.optim``);
 * ``compute_loss``: takes the batch's ``data_report`` into the bad-sample ledger; logs the task's loss parts;
-* ``get_batch_samples``: a run resumed at ``max_steps`` draws no batch;
-* ``_save_checkpoint``: a stale folder of the same step is discarded first and rotation waits for the marker
-  (``CheckpointCallback``).
+* from ``vlcommon.trainer.MarkedCheckpoints``, as the LLaVA side: no batch past ``max_steps`` on a resume, stale
+  checkpoint folders discarded, rotation after the ``COMPLETE`` marker.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 
-import torch.distributed as dist
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from managertower.train.optim import parameter_groups, resolve_lr
-from vlcommon.callbacks import BAD_SAMPLES_FILE, BadSampleCallback, CheckpointCallback
-from vlcommon.checkpoints import discard
 from vlcommon.ledger import DATA_REPORT_KEY
+from vlcommon.trainer import MarkedCheckpoints
 
 logger = logging.getLogger(__name__)
 LOSS_PARTS = ("mlm_loss", "itm_loss", "itc_loss")
@@ -41,7 +36,7 @@ class EpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor(state.epoch + 1e-6))
 
 
-class TwoTowerTrainer(Trainer):
+class TwoTowerTrainer(MarkedCheckpoints, Trainer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # The task losses are batch means (the original's): with accumulation the Trainer averages the micro-batch
@@ -49,12 +44,7 @@ class TwoTowerTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         if hasattr(self.train_dataset, "set_epoch"):
             self.add_callback(EpochCallback(self.train_dataset))
-        self.add_callback(CheckpointCallback(reports=lambda: {BAD_SAMPLES_FILE: self.bad_samples.merged.to_dict()}))
         self._parts: dict[str, list[float]] = {}
-
-    @property
-    def bad_samples(self) -> BadSampleCallback:
-        return next(cb for cb in self.callback_handler.callbacks if isinstance(cb, BadSampleCallback))
 
     def create_optimizer(self, model=None):
         if self.optimizer is not None:
@@ -73,11 +63,6 @@ class TwoTowerTrainer(Trainer):
         logger.info("optimizer %s: %s", optimizer_cls.__name__, summary)
         return self.optimizer
 
-    def get_batch_samples(self, epoch_iterator, num_batches, device):
-        if 0 < self.state.max_steps <= self.state.global_step:
-            return [], None
-        return super().get_batch_samples(epoch_iterator, num_batches, device)
-
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         report = inputs.pop(DATA_REPORT_KEY, None)
         if report is not None:
@@ -94,16 +79,3 @@ class TwoTowerTrainer(Trainer):
         parts = {k: round(sum(v) / len(v), 4) for k, v in self._parts.items() if v}
         self._parts = {}
         super().log({**logs, **parts, "bad_samples": merged.skipped}, *args, **kwargs)
-
-    def _save_checkpoint(self, model, trial) -> None:
-        # As LLaVATrainer: stale files of the same step never mix with new ones, and rotation waits for the marker.
-        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        if self.args.should_save:
-            discard(folder)
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
-        keep, self.args.save_total_limit = self.args.save_total_limit, None
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self.args.save_total_limit = keep
