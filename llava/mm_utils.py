@@ -63,7 +63,13 @@ def process_anyres_image(image: Image.Image, image_processor, grid_pinpoints) ->
     crops = divide_to_patches(padded, crop)
     # The base image is squashed without padding: LLaVA-NeXT keeps this "bug" for consistency with training.
     base = image.resize((crop, crop), Image.Resampling.BICUBIC)
-    return torch.stack([_pixel_values(image_processor, c) for c in [base, *crops]])
+    if not hasattr(image_processor, "to_tensor"):
+        return torch.stack([_pixel_values(image_processor, c) for c in [base, *crops]])
+    # Each crop is normalised straight into its slot of the batch: no (1 + P) x 3 x S x S copy afterwards.
+    out = torch.empty((1 + len(crops), 3, crop, crop), dtype=torch.float32)
+    for slot, piece in enumerate([base, *crops]):
+        image_processor.to_tensor(piece, out=out[slot])
+    return out
 
 
 def _pixel_values(image_processor, image: Image.Image) -> torch.Tensor:
@@ -89,6 +95,8 @@ def process_images(images: list[Image.Image], image_processor, model_cfg, *, ima
         processed = [_pixel_values(image_processor, expand2square(_rgb(image), background)) for image in images]
     else:
         return image_processor.preprocess([_rgb(image) for image in images], return_tensors="pt")["pixel_values"]
+    if len(processed) == 1:
+        return processed[0][None]  # a view: one image needs no stacking copy
     if all(p.shape == processed[0].shape for p in processed):
         return torch.stack(processed, dim=0)
     return processed

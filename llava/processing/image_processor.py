@@ -86,18 +86,21 @@ class SigLipImageProcessor:
         """Mean colour used by ``pad`` mode, as LLaVA-NeXT computes it (``int(m * 255)``)."""
         return tuple(int(m * 255) for m in self.image_mean)
 
-    def to_tensor(self, image: Image.Image) -> torch.Tensor:
-        """Resize one image to ``size`` and normalise it: ``(3, H, W)`` float32."""
+    def to_tensor(self, image: Image.Image, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Resize one image to ``size`` and normalise it: ``(3, H, W)`` float32, written into ``out`` when given
+        (a slot of a preallocated crop batch: no copy by a later ``torch.stack``)."""
         image = convert_to_rgb(image)
         height, width = self.size
         if image.size != (width, height):
             image = image.resize((width, height), self.resample)
         pixels = np.asarray(image, dtype=np.uint8)  # (H, W, 3)
+        if out is None:
+            out = torch.empty((3, height, width), dtype=torch.float32)
+        target = out.numpy()
         # Gather per channel: lut[c][pixels[..., c]] -> (3, H, W)
-        out = np.empty((3, height, width), dtype=np.float32)
         for channel in range(3):
-            np.take(self._lut[channel], pixels[..., channel], out=out[channel])
-        return torch.from_numpy(out)
+            np.take(self._lut[channel], pixels[..., channel], out=target[channel])
+        return out
 
     def preprocess(self, images, return_tensors: str | None = "pt", **kwargs) -> BatchFeature:
         if isinstance(images, Image.Image):
