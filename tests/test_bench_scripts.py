@@ -73,3 +73,14 @@ def test_analysis_memory_bench_shows_the_probe_bounded_by_one_layer_map(capsys):
     assert peaks["eager"] <= peaks["probe"] < peaks["eager"] + row["one_map"]
     assert peaks["all maps"] > peaks["probe"] > peaks["forward"]
     assert all(ratio > 0 for ratio in row["time"].values())
+
+
+def test_packing_bench_prints_its_tables_and_the_attention_flops_equality(capsys):
+    (result,) = _load("packing").main(["--tiny-run"])
+    out = capsys.readouterr().out
+    # The packed row spends exactly its samples' attention FLOPs: no compute on attention across samples.
+    assert "attention FLOPs packed / sum of samples = 1.000" in out
+    assert "| tiny | steps/epoch | padding |" in out and "| packed rows | " in out and "packed / best padded" in out
+    assert "| tiny: where a step goes |" in out
+    assert set(result["rates"]) == set(result["stats"]) and len(result["stats"]) == 4
+    assert result["stats"]["packed rows"]["padding"] == 0 and all(r[0] > 0 for r in result["rates"].values())
