@@ -22,6 +22,7 @@ SUFFIXES = {".md", ".py", ".sh", ".toml", ".txt", ".yaml", ".json", ""}
 NOT_OURS = {
     "playground/runs/report": "written by the demo at run time",
     "playground/runs/report/analysis": "written by the demo at run time",
+    "playground/runs/managertower": "the ManagerTower demo's default work dir, written at run time",
     "scripts/train/README.md": "LLaVA-NeXT's file",
     "scripts/train/single_image.yaml": "LLaVA-NeXT's file",
     "scripts/train/pretrain_siglip.sh": "LLaVA-NeXT's script (tests/upstream/ holds a copy as users run it)",
