@@ -19,10 +19,8 @@ should stay near one layer's map, whatever the depth.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,22 +32,14 @@ from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
 from llava.model.config import ov_0p5b_config
 from llava.processing import SigLipImageProcessor
+from llava.testing.benchmarking import load_bench_module
 from llava.testing.tiny import BENCH_SIZES, tiny_config
 from llava.tools.budget import variant_config
 
 MB = 2**20
 
 
-def _load_memory():
-    """``bench/`` is not a package: reuse the sibling script's measuring functions."""
-    path = Path(__file__).resolve().with_name("memory.py")
-    spec = importlib.util.spec_from_file_location("bench_memory", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-memory = _load_memory()
+memory = load_bench_module("memory")
 
 
 def _model(size: str, device: torch.device) -> LlavaQwenForCausalLM:

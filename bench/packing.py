@@ -40,11 +40,9 @@ repetitions; micro-batches per epoch; padding share (padded / processed LLM toke
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import re
 import statistics
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -62,7 +60,7 @@ from llava.model.config import MultimodalSpec
 from llava.model.packing import packed_length
 from llava.model.segments import segment_implementation
 from llava.processing import SigLipImageProcessor
-from llava.testing.benchmarking import add_timing_args, timing_setup
+from llava.testing.benchmarking import add_timing_args, load_bench_module, timing_setup
 from llava.testing.tiny import BENCH_SIZES, tiny_config
 from llava.tools.flops import flop_counter
 
@@ -99,15 +97,6 @@ KERNELS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default: 0,
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward.default: 1,
 }
-
-
-def _load_memory():
-    """``bench/`` is not a package: peak memory is measured exactly as the sibling ``memory.py`` measures it."""
-    path = Path(__file__).resolve().with_name("memory.py")
-    spec = importlib.util.spec_from_file_location("bench_memory", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _split_uniform(rng, low: float, high: float, mean: float) -> float:
@@ -409,7 +398,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.tiny_run:
         args.sizes, args.samples, args.reps = "tiny", 12, 1
-    memory, results = _load_memory(), []
+    memory, results = load_bench_module("memory"), []
     with timing_setup(args) as clock:
         for size in args.sizes.split(","):
             result = measure(size, args, clock, memory)

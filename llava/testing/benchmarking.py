@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
@@ -38,3 +41,13 @@ def timing_setup(args: argparse.Namespace) -> Iterator[Callable[[], float]]:
         yield CLOCKS[args.clock]
     finally:
         torch.set_num_threads(previous)
+
+
+def load_bench_module(name: str) -> ModuleType:
+    """``bench/<name>.py`` as a module: ``bench/`` is a folder of scripts, not a package, and one bench measures
+    with another's functions (peak memory exactly as ``bench/memory.py`` measures it)."""
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
