@@ -33,6 +33,7 @@ from llava.model import LlavaQwenForCausalLM
 from llava.model.config import ov_0p5b_config
 from llava.model.segments import segment_implementation
 from llava.processing import SigLipImageProcessor
+from llava.testing.benchmarking import load_bench_module
 from llava.testing.tiny import tiny_config
 
 # Dense bf16 peaks (no sparsity), by the device name torch reports.
@@ -187,7 +188,7 @@ def decoding(args, device, new_tokens: int = 32) -> list[tuple]:
     """Prefill latency and decode tokens/s, ours vs transformers' LlavaOnevision on the same bf16 weights."""
     import warnings
 
-    from bench.vs_transformers import _generate, _inputs, _prefill_ours, _prefill_theirs
+    vs = load_bench_module("vs_transformers")
     from llava.model.convert import to_hf_model
 
     torch.manual_seed(0)
@@ -196,7 +197,7 @@ def decoding(args, device, new_tokens: int = 32) -> list[tuple]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="transformers' LlavaOnevision always runs")
         theirs = to_hf_model(ours, image_token_index=vocab - 3, video_token_index=vocab - 4)
-    mine, hf = _inputs(ours, theirs, 1)
+    mine, hf = vs._inputs(ours, theirs, 1)
     ours, theirs = ours.to(device, torch.bfloat16), theirs.to(device, torch.bfloat16)
     mine = {
         **mine,
@@ -206,8 +207,8 @@ def decoding(args, device, new_tokens: int = 32) -> list[tuple]:
     hf = {k: (v.to(device, torch.bfloat16) if k == "pixel_values" else v.to(device)) for k, v in hf.items()}
     rows = []
     for label, prefill, model, inputs in (
-        ("ours", _prefill_ours, ours, mine),
-        ("transformers", _prefill_theirs, theirs, hf),
+        ("ours", vs._prefill_ours, ours, mine),
+        ("transformers", vs._prefill_theirs, theirs, hf),
     ):
         times, rates = [], []
         for _ in range(3):
@@ -216,7 +217,7 @@ def decoding(args, device, new_tokens: int = 32) -> list[tuple]:
                 prefill(model, inputs)
                 times.append(_sync_time(device) - start)
                 start = _sync_time(device)
-                _generate(model, inputs, new_tokens)
+                vs._generate(model, inputs, new_tokens)
                 rates.append(new_tokens / (_sync_time(device) - start))
         rows.append((f"prefill {label}", f"{1000 * statistics.median(times):.1f} ms"))
         rows.append((f"generate {label} (prefill + {new_tokens} tokens)", f"{statistics.median(rates):.1f} tok/s"))

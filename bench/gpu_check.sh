@@ -12,4 +12,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON=${PYTHON:-python}
 "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else "error: no CUDA device: this script measures GPU-only numbers (bench/gpu_check.py --size tiny --device cpu is the smoke run)")'
 "$PYTHON" -c 'import flash_attn' 2>/dev/null || { echo "error: flash-attn is not installed (pip install -e '.[gpu]')" >&2; exit 1; }
-PYTHONPATH=. exec "$PYTHON" bench/gpu_check.py "$@"
+exec "$PYTHON" bench/gpu_check.py "$@"
