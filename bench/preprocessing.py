@@ -106,8 +106,12 @@ def main(argv: list[str] | None = None) -> list[list[str]]:
     print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    overall = statistics.median(float(row[5][1:]) for row in rows)
-    print(f"\nmedian speed-up over all sizes: x{overall:.2f} (goal >= x1.5 over the fastest backend)")
+    # Against the fastest backend of each size: the smallest of that size's ratios.
+    worst = {}
+    for row in rows:
+        worst[row[0]] = min(worst.get(row[0], float("inf")), float(row[5][1:]))
+    overall = statistics.median(worst.values())
+    print(f"\nmedian speed-up over the fastest backend of each size: x{overall:.2f} (goal >= x1.5)")
     return rows
 
 

@@ -23,6 +23,7 @@ from llava.model.anyres import (
     select_best_resolution,
     unpad_image,
 )
+from llava.processing.crop_batch import anyres_crop_batch
 from llava.processing.image_processor import to_8bit
 
 __all__ = [
@@ -59,17 +60,13 @@ def process_anyres_image(image: Image.Image, image_processor, grid_pinpoints) ->
     crop = _crop_size(image_processor)
     candidates = parse_grid_pinpoints(grid_pinpoints, crop)
     best = select_best_resolution(image.size, candidates)
+    if hasattr(image_processor, "normalise_into"):
+        return anyres_crop_batch(image, image_processor, best, crop)
     padded = resize_and_pad_image(image, best)
     crops = divide_to_patches(padded, crop)
     # The base image is squashed without padding: LLaVA-NeXT keeps this "bug" for consistency with training.
     base = image.resize((crop, crop), Image.Resampling.BICUBIC)
-    if not hasattr(image_processor, "to_tensor"):
-        return torch.stack([_pixel_values(image_processor, c) for c in [base, *crops]])
-    # Each crop is normalised straight into its slot of the batch: no (1 + P) x 3 x S x S copy afterwards.
-    out = torch.empty((1 + len(crops), 3, crop, crop), dtype=torch.float32)
-    for slot, piece in enumerate([base, *crops]):
-        image_processor.to_tensor(piece, out=out[slot])
-    return out
+    return torch.stack([_pixel_values(image_processor, c) for c in [base, *crops]])
 
 
 def _pixel_values(image_processor, image: Image.Image) -> torch.Tensor:

@@ -93,7 +93,11 @@ class SigLipImageProcessor:
         height, width = self.size
         if image.size != (width, height):
             image = image.resize((width, height), self.resample)
-        pixels = np.asarray(image, dtype=np.uint8)  # (H, W, 3)
+        return self.normalise_into(np.asarray(image, dtype=np.uint8), out)
+
+    def normalise_into(self, pixels: np.ndarray, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalise ``(H, W, 3)`` uint8 RGB pixels (a strided view is fine) into ``(3, H, W)`` float32."""
+        height, width, _ = pixels.shape
         if out is None:
             out = torch.empty((3, height, width), dtype=torch.float32)
         target = out.numpy()
