@@ -5,6 +5,7 @@ mask."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -166,20 +167,71 @@ def test_expanded_lengths_are_what_the_model_splices(tmp_path, qwen_tokenizer, c
             assert lengths[index] == expected, index
 
 
-def test_the_row_planner_respects_the_budget_and_draws_every_sample_once():
+@pytest.mark.parametrize("strategy", ["greedy", "first_fit"])
+def test_the_row_planner_respects_the_budget_and_draws_every_sample_once(strategy):
     from llava.data.packing import PackedBatchSampler
 
     lengths = [700, 30, 7300, 150, 2900, 0, 800, 1200, 60, 5000]  # #5 was found bad while planning
     text_only = [False, True, False, True, False, False, False, False, True, False]
     for grouped in (False, True):
-        sampler = PackedBatchSampler(lengths, max_tokens=8192, seed=3, grouped=grouped, text_only=text_only)
+        options = {"max_tokens": 8192, "seed": 3, "grouped": grouped, "text_only": text_only, "strategy": strategy}
+        sampler = PackedBatchSampler(lengths, **options)
         rows = list(sampler)
         assert sorted(i for row in rows for i in row) == [i for i, n in enumerate(lengths) if n]
         assert all(sum(lengths[i] for i in row) <= 8192 for row in rows)
         if grouped:  # a row is all-image or all-text
             assert all(len({text_only[i] for i in row}) == 1 for row in rows)
-        assert rows == list(PackedBatchSampler(lengths, max_tokens=8192, seed=3, grouped=grouped, text_only=text_only))
+        assert rows == list(PackedBatchSampler(lengths, **options))
         sampler.set_epoch(1)
         assert list(sampler) != rows  # a new order each epoch
     with pytest.raises(ValueError, match="packing_max_tokens=4096 is shorter than 2 samples"):
         PackedBatchSampler(lengths, max_tokens=4096, seed=0)
+    with pytest.raises(ValueError, match="packing strategy 'best'"):
+        PackedBatchSampler(lengths, max_tokens=8192, seed=0, strategy="best")
+
+
+def test_rows_mix_modalities_unless_grouped():
+    """Without grouping nothing asks for modality-pure rows: a text sample must not end an image row."""
+    from llava.data.packing import PackedBatchSampler
+
+    lengths, text_only = [100] * 40, [index % 2 == 1 for index in range(40)]
+    for strategy in ("greedy", "first_fit"):
+        mixed = PackedBatchSampler(lengths, max_tokens=1000, seed=0, text_only=text_only, strategy=strategy).plan()
+        assert [len(row) for row in mixed] == [10] * 4, strategy
+        pure = PackedBatchSampler(
+            lengths, max_tokens=1000, seed=0, text_only=text_only, strategy=strategy, grouped=True
+        ).plan()
+        assert sorted(len(row) for row in pure) == [10] * 4, strategy  # 20 of each modality: two full rows each
+
+
+def test_first_fit_fills_rows_better_than_greedy_on_the_stage_2_mix():
+    """On a mix of LLaVA-OV-like lengths (anyres images of 730-7300 tokens, ~10% short text samples), first fit
+    needs fewer rows than the greedy cut; both plan the same samples."""
+    from llava.data.packing import PackedBatchSampler
+
+    rng = np.random.default_rng(0)
+    text_only = (rng.random(2000) < 0.1).tolist()
+    lengths = [int(rng.integers(50, 900)) if text else int(rng.integers(730, 7300)) for text in text_only]
+    plans = {
+        strategy: PackedBatchSampler(lengths, max_tokens=16384, seed=1, text_only=text_only, strategy=strategy).plan()
+        for strategy in ("greedy", "first_fit")
+    }
+    fill = {name: sum(lengths) / (16384 * len(plan)) for name, plan in plans.items()}
+    assert sorted(i for row in plans["first_fit"] for i in row) == list(range(2000))
+    assert fill["first_fit"] > 0.95 and fill["greedy"] < fill["first_fit"] - 0.05, fill
+
+
+def test_packing_flags_are_checked_when_parsed():
+    import transformers
+
+    from llava.train.arguments import TrainingArguments
+
+    parser = transformers.HfArgumentParser(TrainingArguments)
+    (args,) = parser.parse_args_into_dataclasses(
+        ["--output_dir", "unused", "--packing", "True", "--packing_strategy", "greedy", "--model_max_length", "64"]
+    )
+    assert args.packing_strategy == "greedy" and args.packing_max_tokens == 64
+    with pytest.raises(SystemExit):  # argparse names the choices
+        parser.parse_args_into_dataclasses(["--output_dir", "unused", "--packing_strategy", "best"])
+    with pytest.warns(UserWarning, match="packing_strategy has no effect without --packing True"):
+        parser.parse_args_into_dataclasses(["--output_dir", "unused", "--packing_strategy", "greedy"])

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import torch
 import transformers
 
+from llava.data.packing import PackingStrategy
+
 
 @dataclass
 class ModelArguments:
@@ -98,6 +100,10 @@ class TrainingArguments(transformers.TrainingArguments):
     packing_max_tokens: int | None = field(
         default=None, metadata={"help": "expanded tokens per packed row (default: --model_max_length)"}
     )
+    packing_strategy: PackingStrategy = field(
+        default="first_fit",
+        metadata={"help": "row planner: first_fit (a few open rows, fuller) or greedy (cut the order in turn)"},
+    )
     attn_implementation: str = field(
         default="flash_attention_2", metadata={"help": "falls back to sdpa without flash-attn"}
     )
@@ -147,6 +153,8 @@ class TrainingArguments(transformers.TrainingArguments):
                 )
         elif self.packing_max_tokens is not None:
             warnings.warn("packing_max_tokens has no effect without --packing True", stacklevel=1)
+        if not self.packing and self.packing_strategy != "first_fit":
+            warnings.warn("packing_strategy has no effect without --packing True", stacklevel=1)
         if self.tf32 and not torch.cuda.is_available():
             # LLaVA-NeXT's scripts pass --tf32 True; transformers refuses it without an Ampere GPU. On a machine
             # without CUDA (a laptop run of an upstream script) it can only mean nothing.

@@ -90,6 +90,7 @@ class LLaVATrainer(MarkedCheckpoints, Trainer):
                 grouped=args.group_by_modality_length,
                 text_only=text_only,
                 world_size=args.world_size,
+                strategy=args.packing_strategy,
             )
             return {"batch_sampler": sampler}, PackedCollator()
         # One megabatch = one optimizer step over all ranks, as in LLaVA-NeXT.
