@@ -15,7 +15,7 @@ a packed step and the same samples padded give the same loss and gradients.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch.utils.data import Sampler
@@ -27,7 +27,7 @@ from llava.data.sampler import grouped_indices
 # How a row planner fills rows: ``greedy`` cuts the sample order where the next sample no longer fits;
 # ``first_fit`` puts each sample into the first of a few open rows with room (see PackedBatchSampler).
 PackingStrategy = Literal["greedy", "first_fit"]
-PACKING_STRATEGIES: tuple[PackingStrategy, ...] = ("greedy", "first_fit")
+PACKING_STRATEGIES: tuple[PackingStrategy, ...] = get_args(PackingStrategy)
 
 # Open rows the first-fit planner keeps at once: enough to fill 96-99% of 16K-32K-token rows on LLaVA-OV's length
 # mix (greedy: 83-92%; docs/performance.md), few enough that a sample stays within a few rows of its place in the order.

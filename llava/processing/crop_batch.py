@@ -36,12 +36,12 @@ def anyres_crop_batch(image: Image.Image, processor, canvas: Size, crop: int) ->
     ``processor`` is our :class:`~llava.processing.SigLipImageProcessor` (``normalise_into`` and ``to_tensor``).
     """
     image.load()  # decode a lazily opened file once, before two threads read it
-    pool = _pool(os.getpid()) if torch.get_num_threads() > 1 else None
-    base_job = pool.submit(image.resize, (crop, crop), Image.Resampling.BICUBIC) if pool else None
+    squash = functools.partial(image.resize, (crop, crop), Image.Resampling.BICUBIC)
+    base_job = _pool(os.getpid()).submit(squash) if torch.get_num_threads() > 1 else None
     pixels = np.asarray(resize_and_pad_image(image, canvas))  # (H, W, 3) uint8, H and W multiples of crop
     rows, cols = pixels.shape[0] // crop, pixels.shape[1] // crop
     out = empty_batch((1 + rows * cols, 3, crop, crop))
-    base = base_job.result() if base_job else image.resize((crop, crop), Image.Resampling.BICUBIC)
+    base = base_job.result() if base_job else squash()
     processor.to_tensor(base, out=out[0])
     for slot in range(rows * cols):
         top, left = divmod(slot, cols)
