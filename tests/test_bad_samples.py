@@ -67,6 +67,17 @@ def test_skip_share_limit_stops_the_run():
         ledger.check()
 
 
+def test_one_bad_sample_threshold_for_the_ledger_and_both_train_entries():
+    from llava.train.arguments import DataArguments as LlavaData
+    from managertower.train.arguments import DataArguments as TowerData
+
+    ledger = BadSampleLedger()
+    llava = LlavaData(data_path="x.json")
+    tower = TowerData(data_root="x", task="vqa")
+    assert ledger.min_seen == llava.bad_sample_min_seen == tower.bad_sample_min_seen == 200
+    assert ledger.max_share == llava.max_bad_sample_share == tower.max_bad_sample_share
+
+
 def test_ledger_roundtrip_and_merge():
     a = BadSampleLedger()
     a.record(seen=3, events=[{"sample_id": "1", "source": "a", "kind": "k", "reason": "r"}], truncated=1)

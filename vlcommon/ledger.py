@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 MAX_EXAMPLES_PER_REASON = 5
+# Records seen before ``max_share`` is enforced: the one default of both train entries' ``--bad_sample_min_seen``.
+# Fewer and one bad record among the first dozen would stop a run at a share no long run ever reaches.
+DEFAULT_MIN_SEEN = 200
+DEFAULT_MAX_SHARE = 0.01
 DATA_REPORT_KEY = "data_report"  # the batch entry that carries its skip events from the workers to the trainer
 
 
@@ -45,8 +49,8 @@ class SkipLimitExceeded(RuntimeError):
 class BadSampleLedger:
     """Counts of skipped records; ``max_share`` stops the run once enough records were seen (``min_seen``)."""
 
-    max_share: float = 0.01
-    min_seen: int = 100
+    max_share: float = DEFAULT_MAX_SHARE
+    min_seen: int = DEFAULT_MIN_SEEN
     seen: int = 0
     skipped: int = 0
     truncated: int = 0

@@ -17,6 +17,7 @@ import torch
 import transformers
 
 from llava.data.packing import PackingStrategy
+from vlcommon.ledger import DEFAULT_MAX_SHARE, DEFAULT_MIN_SEEN
 
 
 @dataclass
@@ -75,8 +76,12 @@ class DataArguments:
             "default: they teach an immediate <|im_end|>)"
         },
     )
-    max_bad_sample_share: float = field(default=0.01, metadata={"help": "stop when more records than this are bad"})
-    bad_sample_min_seen: int = field(default=200, metadata={"help": "records seen before the share is enforced"})
+    max_bad_sample_share: float = field(
+        default=DEFAULT_MAX_SHARE, metadata={"help": "stop when more records than this are bad"}
+    )
+    bad_sample_min_seen: int = field(
+        default=DEFAULT_MIN_SEEN, metadata={"help": "records seen before the share is enforced"}
+    )
     lazy_preprocess: bool = True
     is_multimodal: bool = True
     early_mix_text: bool = False

@@ -13,6 +13,7 @@ import transformers
 from managertower.data.arrow import Task
 from managertower.data.transforms import TransformKind
 from managertower.train.recipes import RECIPES
+from vlcommon.ledger import DEFAULT_MAX_SHARE, DEFAULT_MIN_SEEN
 
 # Without --transform, a task trains with its recipe's augmentation (Tables IX, XIV).
 DEFAULT_TRANSFORM = {task: TransformKind(RECIPES[task.value].transform) for task in Task}
@@ -42,8 +43,8 @@ class DataArguments:
     transform: TransformKind | None = field(default=None, metadata={"help": "training augmentation (task default)"})
     max_text_len: int = 50
     mlm_probability: float = 0.15
-    max_bad_sample_share: float = 0.01
-    bad_sample_min_seen: int = 200
+    max_bad_sample_share: float = DEFAULT_MAX_SHARE
+    bad_sample_min_seen: int = DEFAULT_MIN_SEEN
 
     def __post_init__(self) -> None:
         self.task = Task(self.task)
