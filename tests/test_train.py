@@ -355,3 +355,34 @@ def test_a_relaunched_finished_run_is_not_complete_while_it_rewrites(assets, tmp
     with pytest.raises(KeyboardInterrupt):
         train(argv)
     assert not (tmp_path / COMPLETE_MARKER).exists()
+
+
+def _one_sgd_step(assets, out, *, batch: int = 2, extra: list[str] = ()):
+    """One SGD step of stage 2 (anyres_max_9, text-only and multi-image records) through the train entry."""
+    argv = stage2_args(assets, assets["llm"], out, steps=1, extra=[
+        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "anyres_max_9",
+        "--image_grid_pinpoints", "(1x1),...,(3x3)", "--mm_patch_merge_type", "spatial_unpad",
+        "--save_strategy", "no", "--optim", "sgd", "--max_grad_norm", "0", *extra,
+    ])  # fmt: skip
+    argv[argv.index("--learning_rate") + 1] = "0.5"
+    argv[argv.index("--per_device_train_batch_size") + 1] = str(batch)
+    trainer = train(argv)
+    trained = {k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad}
+    return losses(out)[1], trained, trainer.train_dataset
+
+
+def test_a_packed_row_longer_than_model_max_length_trains_as_the_padded_batch(assets, tmp_path):
+    """The docs allow --packing_max_tokens above --model_max_length: the row holding the whole epoch (longer than
+    the limit) must give the loss and the update of the same samples padded in one batch, no sample cut."""
+    records = len(json.loads((assets["data"] / "stage2.json").read_text()))
+    padded_loss, padded, dataset = _one_sgd_step(assets, tmp_path / "padded", batch=records)
+    lengths, _, issues = dataset.packing_lengths()
+    limit, row = max(lengths), sum(lengths)
+    assert not issues and len(lengths) == records and limit < 1024  # no sample cut by the padded run's limit
+    assert row > 2 * limit  # the row is far over the per-sample limit
+    packed_loss, packed, _ = _one_sgd_step(assets, tmp_path / "packed", extra=[
+        "--packing", "True", "--packing_max_tokens", str(row), "--model_max_length", str(limit),
+    ])  # fmt: skip
+    assert packed_loss == pytest.approx(padded_loss, rel=1e-4)
+    for name, value in padded.items():
+        torch.testing.assert_close(packed[name], value, rtol=1e-4, atol=1e-6, msg=name)

@@ -242,7 +242,10 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
             image_lengths=encoded.lengths,
             image_kinds=encoded.kinds,
             padding_side=padding_side or spec.padding_side,
-            max_length=spec.max_length,
+            # A packed row is never cut: the dataset truncated each of its samples already, and the row may be
+            # longer than one sample's limit (--packing_max_tokens >= --model_max_length); cutting it would drop
+            # whole samples while the loss is still divided by their supervised tokens.
+            max_length=spec.max_length if segment_ids is None else None,
             segment_ids=segment_ids,
         )
         if encoded.experts is None:
