@@ -35,3 +35,18 @@ def test_supervised_only_loss_and_gradients_equal_the_full_loss(num_items):
     assert grads[0].keys() == grads[1].keys()
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("num_items", [None, 0, torch.tensor(0)])
+def test_a_step_with_no_supervised_token_learns_nothing_instead_of_nan(num_items):
+    """A packed row whose only record was bad holds a blank, unsupervised item (llava.data.dataset): its loss is 0
+    and every gradient 0, where 0 / 0 would put NaN into the weights. (The training loss; with full logits the
+    loss is transformers' own, which gives NaN there.)"""
+    model = tiny_model(seed=1, image_size=56).train()
+    ids = torch.randint(0, 1000, (1, 6))
+    labels = torch.full_like(ids, IGNORE_INDEX)
+    extra = {} if num_items is None else {"num_items_in_batch": num_items}
+    out = model(input_ids=ids, labels=labels, supervised_logits_only=True, **extra)
+    out.loss.backward()
+    assert out.loss.item() == 0.0
+    assert all(torch.count_nonzero(p.grad) == 0 for p in model.parameters() if p.grad is not None)

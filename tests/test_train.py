@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 from train_helpers import FULL_PARTS, losses, rewind_to, stage1_args, stage2_args
 
 from llava.model.builder import load_pretrained_model
+from llava.model.splice import splice
 from llava.train.model_init import build_model
 from llava.train.train import parse_args, resolve_resume, train
 from llava.train.trainer import ADAPTER_FILE
@@ -386,3 +387,60 @@ def test_a_packed_row_longer_than_model_max_length_trains_as_the_padded_batch(as
     assert packed_loss == pytest.approx(padded_loss, rel=1e-4)
     for name, value in padded.items():
         torch.testing.assert_close(packed[name], value, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def _corpus_with_a_pixel_failure(folder, *, short_text: bool):
+    """The stage-2 corpus plus one record whose image header reads but whose pixels do not decode; its text is the
+    shortest of all (``short_text``: and one text-only record shorter still, the only one that fits its slot)."""
+    from PIL import Image
+
+    from llava.testing.synthetic import write_corpus
+
+    path = write_corpus(folder, count=5, template="qwen_1_5", seed=4)
+    records = json.loads(path.read_text())
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(folder / "images" / "cut.png")
+    data = (folder / "images" / "cut.png").read_bytes()
+    (folder / "images" / "cut.png").write_bytes(data[: len(data) // 2])
+    qa = [{"from": "human", "value": "<image>\nIt?"}, {"from": "gpt", "value": "Red."}]
+    records.append({"id": "pixels_cut", "image": "images/cut.png", "conversations": qa})
+    if short_text:
+        records.append(
+            {"id": "tiny_text", "conversations": [{"from": "human", "value": "A"}, {"from": "gpt", "value": "B"}]}
+        )
+    path.write_text(json.dumps(records))
+    return path
+
+
+@pytest.mark.parametrize("short_text", [False, True], ids=["blank", "fitting_stand_in"])
+def test_a_record_failing_at_decode_keeps_its_packed_row_within_budget(assets, tmp_path, monkeypatch, short_text):
+    """The planner reads image headers; a record whose pixels fail later is replaced by a record that fits its
+    planned slot (or by a blank item): every spliced row stays within --packing_max_tokens, and the skip counts once."""
+    from llava.model import llava_qwen
+
+    path = _corpus_with_a_pixel_failure(tmp_path / "data", short_text=short_text)
+    rows: list[int] = []
+
+    def recording_splice(**kwargs):
+        result = splice(**kwargs)
+        rows.append(result.inputs_embeds.shape[1])
+        return result
+
+    monkeypatch.setattr(llava_qwen, "splice", recording_splice)
+    budget = 320
+    argv = stage2_args(assets, assets["llm"], tmp_path / "out", steps=1, extra=[
+        "--vision_tower", str(assets["vision"]), "--image_aspect_ratio", "pad", "--save_strategy", "no",
+        "--packing", "True", "--packing_max_tokens", str(budget), "--num_train_epochs", "1",
+    ])  # fmt: skip
+    argv[argv.index("--data_path") + 1] = str(path)
+    argv[argv.index("--image_folder") + 1] = str(path.parent)
+    argv[argv.index("--max_steps") + 1] = "-1"
+    argv[argv.index("--model_max_length") + 1] = str(budget)
+    trainer = train(argv)
+    lengths, _, _ = trainer.train_dataset.packing_lengths()
+    assert sum(lengths) > budget  # several rows, the bad record sharing one
+    assert rows and max(rows) <= budget, rows
+    # The bad record's slot went to the one record that fits it (the short text), or to a one-token blank.
+    stand_in = lengths[-1] if short_text else 1
+    assert sum(rows) == sum(lengths) - lengths[5] + stand_in, (rows, lengths)
+    report = json.loads((tmp_path / "out" / "bad_samples.json").read_text())
+    assert (report["skipped"], report["by_reason"]) == (1, {"corrupt_image": 1}), report

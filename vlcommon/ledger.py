@@ -126,35 +126,52 @@ class BadSampleLedger:
         return f"bad samples: {self.skipped} of {self.seen} skipped ({self.share:.2%}); {reasons}"
 
 
-def stand_in(index: int, size: int, build: Callable[[int], dict], known_bad: set[int]) -> dict:
+def stand_in(index: int, size: int, build: Callable[[int], dict], known_bad: set[int],
+             fits: Callable[[int], bool] | None = None) -> dict | None:  # fmt: skip
     """A good record to train on in place of bad record ``index``: drawn at random, seeded by ``index``, so a block
     of bad records does not make its next good neighbour train once for every bad record before it, and the choice
     is the same on every run (exact resume). Drawn one at a time, not as a permutation of millions of records per
     bad one. ``known_bad`` (updated) spares the rebuild of records already found bad; they are counted when they
-    are drawn themselves."""
+    are drawn themselves. ``fits`` (a cheap test, no build) limits the candidates, e.g. to those that fit the bad
+    record's slot in a packed row; None is returned when no candidate passing it was found."""
     rng = random.Random(index)
     for _ in range(2 * size):
         candidate = rng.randrange(size)
-        if candidate == index or candidate in known_bad:
+        if candidate == index or candidate in known_bad or (fits is not None and not fits(candidate)):
             continue
         try:
             return build(candidate)
         except BadSample:
             known_bad.add(candidate)
+    if fits is not None:
+        return None
     raise RuntimeError(f"every one of the {size} samples is bad (record {index}: see the warnings above)")
 
 
-def item_or_stand_in(index: int, size: int, build: Callable[[int], dict], known_bad: set[int],
-                     event_of: Callable[[int, BadSample], SkipEvent], logger) -> dict:  # fmt: skip
+def item_or_stand_in(
+    index: int,
+    size: int,
+    build: Callable[[int], dict],
+    known_bad: set[int],
+    event_of: Callable[[int, BadSample], SkipEvent],
+    logger,
+    *,
+    fits: Callable[[int], bool] | None = None,
+    blank: Callable[[], dict] | None = None,
+) -> dict:
     """Record ``index`` built, or, when it is bad, a good stand-in (so batches keep their size), with the skip
     listed in the item's ``skipped``. Only record ``index`` itself is counted: each record is drawn once an epoch,
-    so each bad record counts once an epoch, whatever the stand-in search passes over."""
+    so each bad record counts once an epoch, whatever the stand-in search passes over. With ``fits``, only records
+    passing it stand in, and ``blank()`` (an item that trains nothing) is used when none does."""
     try:
         item = build(index)
     except BadSample as bad:
         event = event_of(index, bad)
         logger.warning("skipping sample %r from %s: %s", event.sample_id, event.source, event.reason)
-        item = stand_in(index, size, build, known_bad)
+        item = stand_in(index, size, build, known_bad, fits)
+        if item is None:
+            assert blank is not None, "a stand-in filter needs a blank item to fall back on"
+            item = blank()
         item["skipped"] = [event._asdict()]
         return item
     item["skipped"] = []

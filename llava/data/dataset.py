@@ -26,7 +26,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
+from llava.constants import DEFAULT_IMAGE_TOKEN, IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from llava.data.formatting import EmptyAnswer, Formatted, format_plain, format_qwen
 from llava.data.mixture import Mixture
 from llava.mm_utils import process_images
@@ -70,6 +70,7 @@ class LazySupervisedDataset(Dataset):
         self.data = data
         self._lengths: list[int] | None = None
         self._known_bad: set[int] = set()  # per worker process; only skips the rebuild of a known-bad stand-in
+        self._slots: list[int] | None = None  # packed rows: each record's planned length (see fit_stand_ins)
 
     def __len__(self) -> int:
         return len(self.mixture)
@@ -97,7 +98,28 @@ class LazySupervisedDataset(Dataset):
         ``index``, so a block of bad records does not make its next good neighbour train once for every
         bad record before it, and the choice is the same on every run (exact resume).
         """
-        return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger)
+        if self._slots is None:
+            return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger)
+        slot, slots = self._slots[index], self._slots
+        return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger,
+                                fits=lambda candidate: 0 < slots[candidate] <= slot, blank=self._blank)  # fmt: skip
+
+    def fit_stand_ins(self, planned: list[int]) -> None:
+        """Packed rows (``planned``: each record's :meth:`expanded_length`, as the row planner used it): a record
+        that fails only when built (an image whose header reads but whose pixels do not decode) is replaced by a
+        good record no longer than its planned length, or, when none is found, by a blank item that trains nothing,
+        so a row never outgrows its token budget."""
+        if len(planned) != len(self):
+            raise ValueError(f"planned lengths for {len(planned)} records, the dataset has {len(self)}")
+        self._slots = list(planned)
+
+    def _blank(self) -> dict:
+        """One unsupervised token and the text-only dummy crop: the packed row is trained without the record."""
+        token = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        crop = self.spec.crop_size
+        return {"input_ids": torch.tensor([token]), "labels": torch.tensor([IGNORE_INDEX]),
+                "images": [torch.zeros(1, 3, crop, crop)], "image_sizes": [(crop, crop)], "modalities": ["text"],
+                "id": "blank", "truncated": False}  # fmt: skip
 
     def _event(self, index: int, bad: BadSample) -> SkipEvent:
         sample = self.mixture.samples[index]

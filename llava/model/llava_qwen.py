@@ -158,10 +158,12 @@ def supervised_loss(lm_head: nn.Module, hidden: torch.Tensor, labels: torch.Tens
     picked = targets != IGNORE_INDEX  # (B, L)
     logits = lm_head(hidden[picked]).float()  # (N, V), N = supervised positions
     loss = F.cross_entropy(logits, targets[picked], reduction="sum")
-    denominator = num_items_in_batch if num_items_in_batch is not None else picked.sum().clamp(min=1)
+    denominator = num_items_in_batch if num_items_in_batch is not None else picked.sum()
+    # A step with no supervised token (a packed row whose only record was bad: llava.data.dataset) learns nothing;
+    # 0 / 0 would put NaN into every gradient.
     if isinstance(denominator, torch.Tensor):
-        denominator = denominator.to(loss.device)
-    return loss / denominator
+        return loss / denominator.to(loss.device).clamp(min=1)
+    return loss / max(denominator, 1)
 
 
 class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):

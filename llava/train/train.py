@@ -165,6 +165,7 @@ def _packing_plan(training_args, model, dataset):
         return None, []
     model.set_attn_implementation(segment_implementation(model.config._attn_implementation))
     lengths, text_only, issues = dataset.packing_lengths(progress=training_args.should_log)
+    dataset.fit_stand_ins(lengths)
     logger.info("packing: %d records, %d expanded tokens, rows of %d", len(lengths), sum(lengths),
                 training_args.packing_max_tokens)  # fmt: skip
     return (lengths, text_only), issues
