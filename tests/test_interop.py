@@ -160,6 +160,20 @@ def test_anyres_without_pinpoints_fails_before_the_model_is_built(assets, tmp_pa
         build_config(*parse_args(argv))
 
 
+def test_the_default_config_is_valid_and_uses_transformers_default_grid():
+    """``LlavaQwenConfig()`` is LLaVA-OneVision's anyres_max_9 over the grid transformers' LlavaOnevisionConfig
+    defaults to; the range form also holds for a tiny tower's crop size."""
+    from transformers import LlavaOnevisionConfig
+
+    from llava.model.config import LlavaQwenConfig, MultimodalSpec
+
+    spec = MultimodalSpec.from_config(LlavaQwenConfig())
+    expected = {tuple(pair) for pair in LlavaOnevisionConfig().image_grid_pinpoints}  # (height, width) pairs
+    assert spec.aspect_ratio.is_anyres and {(h, w) for w, h in spec.grid_pinpoints} == expected
+    tiny = MultimodalSpec.from_config(LlavaQwenConfig(vision_config={"image_size": 56, "patch_size": 14}))
+    assert tiny.grid_pinpoints[-1] == (6 * 56, 6 * 56) and len(tiny.grid_pinpoints) == 36
+
+
 def test_checkpoint_settings_kept_with_a_warning(assets, tmp_path):
     model = tiny_model(vocab_size=151936, image_size=56, vision_layers=4)
     model.save_pretrained(tmp_path / "ckpt")

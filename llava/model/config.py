@@ -93,7 +93,9 @@ class LlavaQwenConfig(Qwen2Config):
     mm_vision_select_layer: int = -2
     mm_vision_select_feature: str = "patch"
     image_aspect_ratio: str | None = "anyres_max_9"
-    image_grid_pinpoints: list | str | None = None
+    # LLaVA-OneVision's grid, as transformers' LlavaOnevisionConfig defaults it, so the default config is valid; the
+    # range form is read against the tower's crop size, so it holds for tiny towers too.
+    image_grid_pinpoints: list | str | None = OV_GRID_PINPOINTS
     tokenizer_padding_side: str = "right"
     tokenizer_model_max_length: int | None = None
     mm_use_im_start_end: bool = False

@@ -151,6 +151,9 @@ def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig,
         raw["mm_vision_tower"] = model_args.vision_tower
         raw.pop("mm_hidden_size", None)
         raw.setdefault("mm_vision_select_layer", select)
+        # As LLaVA-NeXT's train.py: anyres needs --image_grid_pinpoints (the config class's OV default is for
+        # configs built in code; a training run states its grid).
+        raw.setdefault("image_grid_pinpoints", None)
         for key, value in LLAVA_NEXT_DEFAULTS.items():
             if key not in raw and key not in overrides:
                 raw[key] = value
