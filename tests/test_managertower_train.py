@@ -235,3 +235,21 @@ def test_f30k_itc_gathered_over_two_ranks_equals_one_process_on_the_whole_batch(
         assert all(n != own for n, own in zip(r["negative_texts"], r["image_index"], strict=True))
     drawn = {n for r in ranks for n in r["negative_images"] + r["negative_texts"]}
     assert drawn - set(ranks[0]["image_index"]) and drawn - set(ranks[1]["image_index"])
+
+
+def test_a_kill_during_the_final_save_leaves_no_copy_of_the_weights_after_a_relaunch(assets, tmp_path):
+    """SIGKILL once the backbone's weights are fully written to their temporary, before the rename (the cleanup in
+    ``atomic_write``'s ``finally`` never runs): the relaunch removes that full-size copy before it writes."""
+    from managertower.train.train import train
+
+    argv = _train_argv(assets, tmp_path, task="pretrain", steps=1, extra=["--save_strategy", "no"])
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    kill = ["rename", "backbone", "model.safetensors", "--entry", "managertower.train.train"]
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "kill_at.py"), *kill, "--", *argv], env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == -9, done.stderr[-4000:]
+    (leftover,) = (tmp_path / "backbone").glob(".model.safetensors.tmp*")
+    assert leftover.stat().st_size > 100_000 and not (tmp_path / "backbone" / "model.safetensors").exists()
+    train(argv)
+    assert not [p.name for p in tmp_path.rglob("*.tmp*")], "a temporary outlived the relaunch"
+    assert (tmp_path / "COMPLETE").is_file() and (tmp_path / "backbone" / "model.safetensors").is_file()

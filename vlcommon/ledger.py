@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -178,8 +179,13 @@ def item_or_stand_in(
     return item
 
 
+# ``.{name}.tmp{pid}``: atomic_write's temporary beside ``name``, one per writing process.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
+
+
 def atomic_write(path: str | Path, write) -> None:
-    """``write(tmp)`` into a temporary file beside ``path``, then rename: a reader never sees a half-written file."""
+    """``write(tmp)`` into a temporary file beside ``path``, then rename: a reader never sees a half-written file.
+    A SIGKILL between the two skips the clean-up below: :func:`remove_stale_temporaries` finds what it left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = str(path.with_name(f".{path.name}.tmp{os.getpid()}"))  # per process; created with the usual permissions
@@ -189,6 +195,33 @@ def atomic_write(path: str | Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporaries of :func:`atomic_write` under ``folder`` whose writer no longer runs (a process that
+    was killed mid-write: a relaunch calls this before it writes anything). A temporary of another live process on
+    this machine is kept; this process's own pid counts as stale, since a relaunch in a fresh container often gets
+    the pid of the run it replaces. Returns what was deleted."""
+    removed = []
+    for path in sorted(Path(folder).rglob(".*.tmp*")) if Path(folder).is_dir() else ():
+        match = _TEMPORARY.match(path.name)
+        if match is None or not path.is_file() or _alive(int(match["pid"])):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def write_json_atomic(path: str | Path, data) -> None:

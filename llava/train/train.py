@@ -26,7 +26,7 @@ from llava.train.trainer import LLaVATrainer
 from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
 from vlcommon.callbacks import BadSampleCallback, run_layout
 from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
-from vlcommon.trainer import leave_distributed
+from vlcommon.entry import remove_leftovers, run_entry, setup_checks
 
 logger = logging.getLogger("llava.train")
 
@@ -78,6 +78,30 @@ def _init_distributed_for_cpu(training_args) -> None:
 
 
 def train(argv: list[str] | None = None) -> LLaVATrainer:
+    with setup_checks():  # a bad flag, record or checkpoint: one clear error (python -m), before any step
+        trainer, resume = prepare(argv)
+    training_args = trainer.args
+    if resume:
+        logger.info("resuming from %s", resume)
+    else:
+        logger.info("starting from step 0 (no complete checkpoint in %s)", training_args.output_dir)
+    if training_args.should_save:
+        # A relaunched finished run rewrites its final output: until the marker is written again, it is not done.
+        unmark(Path(training_args.output_dir))
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()
+    trainer.model.config.use_cache = True
+    trainer.save_model(training_args.output_dir)
+    if training_args.should_save:
+        # Written last: the next stage (and its script) only trusts an output that holds it.
+        mark_complete(Path(training_args.output_dir), trainer.state.global_step, manifest=False)
+    logger.info(trainer.bad_samples.merged.summary())
+    return trainer
+
+
+def prepare(argv: list[str] | None = None) -> tuple[LLaVATrainer, str | None]:
+    """Flags, data, the resume point, the model and the Trainer, in that order (data and checkpoint errors
+    surface before the model is built), and the checkpoint to resume from."""
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if training_args.should_log else logging.WARNING,
@@ -88,6 +112,7 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
     mixture = load_data(data_args, seed=training_args.data_seed or training_args.seed)
     _init_distributed_for_cpu(training_args)
     resume = resolve_resume(training_args)  # checkpoint problems too surface before the model is built
+    remove_leftovers(training_args)
     set_seed(training_args.seed)
     model, _ = build_model(model_args, data_args, training_args)
     parts = parse_tunable_parts(
@@ -118,18 +143,8 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
             keep_empty_answers=data_args.keep_empty_answers,
         ),
     )
-    bad_samples = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
     packing_lengths, planning_issues = _packing_plan(training_args, model, dataset)
-    # Every rank reads the same mixture: its read-time skips are counted once, on the main process.
-    issues = mixture.issues if training_args.process_index == 0 else []
-    bad_samples.local.record(
-        seen=len(issues),
-        events=[
-            {"sample_id": i.sample_id, "source": i.source, "kind": "malformed", "reason": i.reason} for i in issues
-        ],
-    )
-    if training_args.process_index == 0 and planning_issues:
-        bad_samples.local.record(seen=len(planning_issues), events=[e._asdict() for e in planning_issues])
+    bad_samples = _bad_samples(data_args, training_args, mixture, planning_issues)
     trainer = LLaVATrainer(
         model=model,
         args=training_args,
@@ -140,22 +155,21 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         tunable_parts=parts,
         packing_lengths=packing_lengths,
     )
-    if resume:
-        logger.info("resuming from %s", resume)
-    else:
-        logger.info("starting from step 0 (no complete checkpoint in %s)", training_args.output_dir)
-    if training_args.should_save:
-        # A relaunched finished run rewrites its final output: until the marker is written again, it is not done.
-        unmark(Path(training_args.output_dir))
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_state()
-    model.config.use_cache = True
-    trainer.save_model(training_args.output_dir)
-    if training_args.should_save:
-        # Written last: the next stage (and its script) only trusts an output that holds it.
-        mark_complete(Path(training_args.output_dir), trainer.state.global_step, manifest=False)
-    logger.info(trainer.bad_samples.merged.summary())
-    return trainer
+    return trainer, resume
+
+
+def _bad_samples(data_args, training_args, mixture, planning_issues) -> BadSampleCallback:
+    """The run's ledger, holding the skips found before training: every rank reads the same mixture and plans the
+    same rows, so those count once, on the main process."""
+    bad_samples = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
+    if training_args.process_index != 0:
+        return bad_samples
+    events = [{"sample_id": i.sample_id, "source": i.source, "kind": "malformed", "reason": i.reason}
+              for i in mixture.issues]  # fmt: skip
+    bad_samples.local.record(seen=len(events), events=events)
+    if planning_issues:
+        bad_samples.local.record(seen=len(planning_issues), events=[e._asdict() for e in planning_issues])
+    return bad_samples
 
 
 def _packing_plan(training_args, model, dataset):
@@ -172,8 +186,7 @@ def _packing_plan(training_args, model, dataset):
 
 
 def main() -> None:
-    train()
-    leave_distributed()
+    run_entry(train, program="llava.train.train")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from managertower.train.arguments import DEFAULT_TRANSFORM, DataArguments, Model
 from managertower.train.trainer import TwoTowerTrainer
 from vlcommon.callbacks import BadSampleCallback, run_layout
 from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
+from vlcommon.entry import remove_leftovers, run_entry, setup_checks
 from vlcommon.trainer import leave_distributed
 
 logger = logging.getLogger("managertower.train")
@@ -131,13 +132,64 @@ def resolve_resume(args) -> str | None:
 
 
 def train(argv: list[str] | None = None) -> TwoTowerTrainer:
+    with setup_checks():  # a bad flag, table or checkpoint: one clear error (python -m), before any step
+        trainer, resume, run = prepare(argv)
+    args = trainer.args
+    if resume:
+        logger.info("resuming from %s", resume)
+    else:
+        logger.info("starting from step 0 (no complete checkpoint in %s)", args.output_dir)
+    if args.should_save:
+        unmark(Path(args.output_dir))
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()
+    if args.should_save:
+        out = Path(args.output_dir)
+        trainer.model.backbone.save_pretrained(out / BACKBONE_DIR)
+        trainer.save_model(str(out))
+        mark_complete(out, trainer.state.global_step, manifest=False)
+    logger.info(trainer.bad_samples.merged.summary())
+    # Evaluation runs on the main process alone: the others leave first rather than wait at a barrier for longer
+    # than the process group's timeout. The model is whole on every rank (DDP, ZeRO-1/2).
+    leave_distributed()
+    if args.do_eval and args.should_save:
+        eval_config = data_config(run.data_args, run.config, seed=args.seed, train=False)
+        results = evaluate(
+            trainer.model,
+            run.data_args.data_root,
+            tokenizer=run.tokenizer,
+            config=eval_config,
+            name=args.results_name or run.model_args.preset or "run",
+            seed=args.seed,
+            out=args.output_dir,
+            k_test=args.k_test,
+        )
+        logger.info("results: %s", results["metrics"])
+    return trainer
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Run:
+    """What the end of a run needs besides the Trainer (the evaluation's data and names)."""
+
+    model_args: ModelArguments
+    data_args: DataArguments
+    config: ManagerTowerConfig
+    tokenizer: object
+
+
+def prepare(argv: list[str] | None = None) -> tuple[TwoTowerTrainer, str | None, _Run]:
+    """Flags, data (tables read and checked), the resume point, then the model and the Trainer."""
     model_args, data_args, args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.should_log else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     config = model_config(model_args)
-    tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--tokenizer {model_args.tokenizer}: {error}") from error
     if len(tokenizer) > config.text.vocab_size:
         raise ValueError(f"--tokenizer has {len(tokenizer)} tokens, the text encoder {config.text.vocab_size}")
     train_config = data_config(data_args, config, seed=args.data_seed or args.seed, train=True)
@@ -147,6 +199,7 @@ def train(argv: list[str] | None = None) -> TwoTowerTrainer:
 
         deepspeed.init_distributed(dist_backend="gloo")
     resume = resolve_resume(args)
+    remove_leftovers(args)
     set_seed(args.seed)
     model = build_model(model_args, config, data_args.task, train_config.answer_classes)
     bad = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
@@ -160,41 +213,12 @@ def train(argv: list[str] | None = None) -> TwoTowerTrainer:
         callbacks=[bad],
         data_collator=TwoTowerCollator(tokenizer=tokenizer, mlm_probability=mlm),
     )
-    if resume:
-        logger.info("resuming from %s", resume)
-    else:
-        logger.info("starting from step 0 (no complete checkpoint in %s)", args.output_dir)
-    if args.should_save:
-        unmark(Path(args.output_dir))
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_state()
-    if args.should_save:
-        out = Path(args.output_dir)
-        model.backbone.save_pretrained(out / BACKBONE_DIR)
-        trainer.save_model(str(out))
-        mark_complete(out, trainer.state.global_step, manifest=False)
-    logger.info(trainer.bad_samples.merged.summary())
-    # Evaluation runs on the main process alone: the others leave first rather than wait at a barrier for longer
-    # than the process group's timeout. The model is whole on every rank (DDP, ZeRO-1/2).
-    leave_distributed()
-    if args.do_eval and args.should_save:
-        eval_config = data_config(data_args, config, seed=args.seed, train=False)
-        results = evaluate(
-            model,
-            data_args.data_root,
-            tokenizer=tokenizer,
-            config=eval_config,
-            name=args.results_name or model_args.preset or "run",
-            seed=args.seed,
-            out=args.output_dir,
-            k_test=args.k_test,
-        )
-        logger.info("results: %s", results["metrics"])
-    return trainer
+    return trainer, resume, _Run(model_args=model_args, data_args=data_args, config=config, tokenizer=tokenizer)
 
 
 def main() -> None:
-    train()
+    # leave_distributed() ran before the evaluation; a second call finds no process group and does nothing.
+    run_entry(train, program="managertower.train.train")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,58 @@
+"""How both train entries end: a problem with the user's flags, data or checkpoints is one line on stderr and exit
+status 2; anything else is a bug and keeps its traceback.
+
+``train()`` runs its checks inside :func:`setup_checks`, which turns the ``ValueError`` (or ``OSError``) of a bad
+flag, path, mixture, table or checkpoint into a :class:`SetupError` (still a ``ValueError``, so callers of
+``train()`` catch what they caught before). :func:`run_entry` is the ``main()`` of both entries: it prints a
+:class:`SetupError` or a :class:`~vlcommon.ledger.SkipLimitExceeded` as ``error: ...`` and exits 2. A
+``ValueError`` raised once training runs is not converted: there it is more likely a bug, and its stack is what a
+report needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from vlcommon.ledger import SkipLimitExceeded, remove_stale_temporaries
+from vlcommon.trainer import leave_distributed
+
+logger = logging.getLogger(__name__)
+USAGE_EXIT_STATUS = 2  # argparse's status for bad flags: the same for a bad value of a flag
+
+
+class SetupError(ValueError):
+    """A flag, data or checkpoint problem found before training: the message names the setting or the record."""
+
+
+@contextmanager
+def setup_checks() -> Iterator[None]:
+    """Everything before the first step: a ``ValueError`` here is the user's to fix (see the module docstring)."""
+    try:
+        yield
+    except SetupError:
+        raise
+    except (ValueError, OSError) as error:  # OSError: a path that does not exist or cannot be read
+        raise SetupError(str(error)) from error
+
+
+def remove_leftovers(args) -> None:
+    """On the process that saves, before anything is written: the temporaries that a killed run's atomic writes
+    left in the output folder (a full-size copy of the weights, when the kill hit the final save)."""
+    if not args.should_save:
+        return
+    for path in remove_stale_temporaries(args.output_dir):
+        logger.warning("removed %s, left by a write that was killed", path)
+
+
+def run_entry(train: Callable[[], object], *, program: str) -> None:
+    """``main()`` of a train entry: run, leave the process group together, or print a user error and exit 2."""
+    try:
+        train()
+    except (SetupError, SkipLimitExceeded) as error:
+        logger.debug("%s stopped", program, exc_info=True)  # the stack, for whoever turns DEBUG logging on
+        print(f"{program}: error: {error}", file=sys.stderr, flush=True)
+        sys.exit(USAGE_EXIT_STATUS)
+    leave_distributed()
