@@ -184,6 +184,10 @@ class ManagerTowerConfig:
     # cannot fall back to the causal self-attention transformers' cross layer is built with (is_causal=True).
     attention: Literal["eager", "sdpa"] = "eager"
     init_std: float = 0.02  # N(0, std) for every new Linear/Embedding (the original's init_weights)
+    # The MLM head's LayerNorm: BERT's 1e-12 in the original code (its MLM head is BERT's); transformers'
+    # BridgeTowerForMaskedLM takes its top-level layer_norm_eps (1e-5), which the converter carries here. A config
+    # saved before this field existed has no such key and so reads back as 1e-12, the epsilon it was trained with.
+    mlm_norm_eps: float = 1e-12
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fusion", _enum(Fusion, self.fusion, "fusion"))
@@ -192,6 +196,8 @@ class ManagerTowerConfig:
             raise ValueError(f"attention={self.attention!r} is not one of ('eager', 'sdpa')")
         if self.token_types < 2:
             raise ValueError(f"token_types={self.token_types} must be >= 2 (text and image)")
+        if not self.mlm_norm_eps > 0:
+            raise ValueError(f"mlm_norm_eps={self.mlm_norm_eps} must be > 0")
         self.validate()
 
     @property

@@ -1,14 +1,21 @@
-"""Task heads on the Two-Tower outputs (the original's ``heads.py`` and ``mt_module.py``; transformers has none).
+"""Task heads on the Two-Tower outputs (the original's ``heads.py`` and ``mt_module.py``).
 
 Shapes: D the cross-modal width, ``cls_feats`` (B, 2D) are the pooled text and image first tokens.
 
-* :class:`MLMHead`: BERT's transform (Linear, GELU, LayerNorm eps 1e-12) and an *untied* vocabulary projection with a
-  separate bias, on every text token.
+* :class:`MLMHead`: BERT's transform (Linear, GELU, LayerNorm with ``config.mlm_norm_eps``: the original's 1e-12 by
+  default) and an *untied* vocabulary projection with a separate bias, on every text token.
 * :class:`ITMHead`: Linear(2D, 2) on ``cls_feats``.
 * :class:`ClassifierHead`: VQAv2 (3129 answers), SNLI-VE (3 classes) and NLVR2 (2 classes on two concatenated
   ``cls_feats``): Linear -> LayerNorm -> GELU -> Linear, hidden width ``2D x hidden_scale``.
 * :class:`ContrastiveHeads`: ITC projections of the *unimodal* top layers' first tokens to 256, L2-normalised, with
   a learned temperature clamped to [0.001, 0.5] before every use.
+
+transformers 5.23 has the first two as ``BridgeTowerForMaskedLM`` (``mlm_score``) and
+``BridgeTowerForImageAndTextRetrieval`` (``itm_score``): the same modules, converted exactly by
+``managertower.convert.task_from_hf_bridgetower`` (untied decoders only: ``tie_word_embeddings=True`` is refused).
+Its ``BridgeTowerForContrastiveLearning`` is another head, not converted: it projects the image *after* the
+cross-modal input projection and token type, adds a third embedding of the fused pair (``itc_cross_modal_head``)
+and scales by an unclamped ``exp(logit_scale)``.
 """
 
 from __future__ import annotations
@@ -21,10 +28,10 @@ TEMPERATURE_RANGE = (0.001, 0.5)
 
 
 class MLMHead(nn.Module):
-    def __init__(self, hidden: int, vocab_size: int) -> None:
+    def __init__(self, hidden: int, vocab_size: int, *, eps: float = 1e-12) -> None:
         super().__init__()
         self.dense = nn.Linear(hidden, hidden)
-        self.LayerNorm = nn.LayerNorm(hidden, eps=1e-12)
+        self.LayerNorm = nn.LayerNorm(hidden, eps=eps)
         self.decoder = nn.Linear(hidden, vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(vocab_size))
 

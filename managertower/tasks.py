@@ -54,7 +54,7 @@ class TwoTowerForTask(nn.Module):
         if self.task is Task.NLVR2:
             grow_token_types(backbone)
         self.backbone = backbone
-        self.heads = nn.ModuleDict(self._heads(hidden, cfg.text.vocab_size))
+        self.heads = nn.ModuleDict(self._heads(hidden, cfg.text.vocab_size, cfg.mlm_norm_eps))
         # ITC is not a "head" for the learning rates: the original's names put it with the cross-modal modules.
         self.itc = (
             ContrastiveHeads(
@@ -73,10 +73,10 @@ class TwoTowerForTask(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    def _heads(self, hidden: int, vocab: int) -> dict[str, nn.Module]:
+    def _heads(self, hidden: int, vocab: int, mlm_eps: float) -> dict[str, nn.Module]:
         h = self.head_config
         if self.task is Task.PRETRAIN:
-            return {"mlm": MLMHead(hidden, vocab), "itm": ITMHead(hidden)}
+            return {"mlm": MLMHead(hidden, vocab, eps=mlm_eps), "itm": ITMHead(hidden)}
         if self.task is Task.F30K:
             return {"itm": ITMHead(hidden)}
         if self.task is Task.VQA:

@@ -5,7 +5,8 @@
 
 Only the wiring transformers implements is accepted: one shared transform per modality, a link tower per layer, the
 shared ``ln_post``; anything else is refused with the field named. The text model's pooler is not used by
-BridgeTower and is dropped.
+BridgeTower and is dropped. Task models (``BridgeTowerForMaskedLM``, ...) are refused here, so that no head is
+dropped unseen: ``managertower.convert.hf_bridgetower_tasks`` converts them with their heads.
 """
 
 from __future__ import annotations
@@ -81,11 +82,17 @@ def config_from_hf_bridgetower(hf_config) -> ManagerTowerConfig:
         ),
         fusion=Fusion.BRIDGETOWER,
         link=LinkType(hf_config.link_tower_type),
+        mlm_norm_eps=hf_config.layer_norm_eps,  # what BridgeTowerForMaskedLM's head would be built with
     )  # fmt: skip
 
 
 def from_hf_bridgetower(hf_model) -> ManagerTowerModel:
     """A ``Fusion.BRIDGETOWER`` model holding ``hf_model``'s weights (strict: every tensor placed, none missing)."""
+    if hasattr(hf_model, "bridgetower"):
+        raise ValueError(
+            f"{type(hf_model).__name__} is a BridgeTower task model: task_from_hf_bridgetower(model) converts it with "
+            "its heads, from_hf_bridgetower(model.bridgetower) its backbone alone"
+        )
     model = ManagerTowerModel(config_from_hf_bridgetower(hf_model.config))
     state = {}
     for key, value in hf_model.state_dict().items():
