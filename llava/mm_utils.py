@@ -24,7 +24,7 @@ from llava.model.anyres import (
     unpad_image,
 )
 from llava.processing.crop_batch import anyres_crop_batch
-from llava.processing.image_processor import to_8bit
+from vlcommon.images import convert_to_rgb, to_8bit
 
 __all__ = [
     "KeywordsStoppingCriteria",
@@ -81,7 +81,9 @@ def process_images(images: list[Image.Image], image_processor, model_cfg, *, ima
     ``image_aspect_ratio`` when given (a per-call mode, e.g. ``pad`` for the images of a multi-image sample)."""
     requested = image_aspect_ratio or getattr(model_cfg, "image_aspect_ratio", None)
     mode = AspectRatioMode.parse(requested)
-    images = [to_8bit(image) for image in images]  # before any resize: 16-bit grey would otherwise turn white
+    # High-bit grey is scaled before any resize (anyres resizes the image as it comes), or it would turn white.
+    # Other modes keep LLaVA-NeXT's order: e.g. RGBA is resized with premultiplied alpha before it loses alpha.
+    images = [to_8bit(image) for image in images]
     if mode.is_anyres:
         pinpoints = getattr(model_cfg, "image_grid_pinpoints", None)
         if pinpoints is None:
@@ -89,18 +91,18 @@ def process_images(images: list[Image.Image], image_processor, model_cfg, *, ima
         processed = [process_anyres_image(image, image_processor, pinpoints) for image in images]
     elif mode.name == "pad":
         background = tuple(int(m * 255) for m in image_processor.image_mean)
-        processed = [_pixel_values(image_processor, expand2square(_rgb(image), background)) for image in images]
+        processed = [
+            _pixel_values(image_processor, expand2square(convert_to_rgb(image), background)) for image in images
+        ]
     else:
-        return image_processor.preprocess([_rgb(image) for image in images], return_tensors="pt")["pixel_values"]
+        return image_processor.preprocess([convert_to_rgb(image) for image in images], return_tensors="pt")[
+            "pixel_values"
+        ]
     if len(processed) == 1:
         return processed[0][None]  # a view: one image needs no stacking copy
     if all(p.shape == processed[0].shape for p in processed):
         return torch.stack(processed, dim=0)
     return processed
-
-
-def _rgb(image: Image.Image) -> Image.Image:
-    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def tokenizer_image_token(prompt: str, tokenizer, image_token_index: int = IMAGE_TOKEN_INDEX, return_tensors=None):

@@ -1,3 +1,3 @@
 """What the LLaVA-OV and ManagerTower stacks share: the bad-record ledger and atomic writes (``ledger``), checkpoint
 completeness markers, verification and rotation (``checkpoints``, ``callbacks``), confidence intervals
-(``intervals``) and headless plotting (``plotting``)."""
+(``intervals``), headless plotting (``plotting``) and the image decoder and RGB conversion (``images``)."""

@@ -1,7 +1,8 @@
 """SigLIP image processor with LLaVA-NeXT's behaviour, written for speed.
 
-LLaVA-NeXT's ``SigLipImageProcessor``: convert to RGB, squash-resize to ``size`` with PIL bicubic (no aspect
-preservation, no centre crop), multiply by ``1/255``, normalise with mean = std = 0.5, channels first.
+LLaVA-NeXT's ``SigLipImageProcessor``: convert to RGB (``vlcommon.images.convert_to_rgb``: high-bit grey images
+are scaled, not clipped), squash-resize to ``size`` with PIL bicubic (no aspect preservation, no centre crop),
+multiply by ``1/255``, normalise with mean = std = 0.5, channels first.
 
 Instead of per-pixel float arithmetic this implementation maps uint8 pixels through a 256-entry lookup table per
 channel, computed with the same float64-rescale-then-float32-normalise steps as transformers' ``rescale`` and
@@ -17,39 +18,13 @@ import torch
 from PIL import Image
 from transformers import BatchFeature
 
+# The one RGB conversion of both stacks lives in vlcommon; these names stay importable from here.
+from vlcommon.images import HIGH_BIT_MODES, convert_to_rgb, to_8bit
+
+__all__ = ["HIGH_BIT_MODES", "SIGLIP_MEAN", "SIGLIP_STD", "SigLipImageProcessor", "convert_to_rgb", "to_8bit"]
+
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
-
-
-# PIL modes wider than 8 bits a channel: 16-bit PNGs open as I;16*, some TIFFs as I (32-bit int) or F (float).
-HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
-
-
-def to_8bit(image: Image.Image) -> Image.Image:
-    """A high-bit-depth grey image scaled to 8-bit ``L``; any other image as it is.
-
-    ``convert("RGB")`` clips these modes at 255 instead of scaling them (a 16-bit PNG comes out almost all white;
-    LLaVA-NeXT does the same). Integers use the 16-bit range (``v / 257``) unless they already fit in 8 bits;
-    floats in [0, 1] are scaled by 255, larger ones read like integers.
-    """
-    if image.mode not in HIGH_BIT_MODES:
-        return image
-    values = np.asarray(image, dtype=np.float64)  # (H, W)
-    peak = float(values.max()) if values.size else 0.0
-    if image.mode == "F" and peak <= 1.0:
-        scale = 255.0
-    elif peak <= 255:
-        scale = 1.0
-    else:
-        scale = 255.0 / (65535.0 if peak <= 65535 else peak)
-    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
-
-
-def convert_to_rgb(image: Image.Image) -> Image.Image:
-    """Plain ``convert("RGB")`` (alpha dropped), as in the transformers version LLaVA-NeXT pins; transformers 5
-    composites transparency on white instead (docs/differences.md, row 9). High-bit grey images are scaled to 8 bit
-    first (:func:`to_8bit`)."""
-    return image if image.mode == "RGB" else to_8bit(image).convert("RGB")
 
 
 class SigLipImageProcessor:

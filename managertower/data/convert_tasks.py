@@ -1,21 +1,30 @@
-"""The fine-tuning converters: VQAv2, NLVR2 and SNLI-VE (see ``managertower.data.convert`` for the CLI and the
-skip accounting)."""
+"""The fine-tuning converters: VQAv2, NLVR2 and SNLI-VE (see ``managertower.data.convert`` for the CLI and
+``managertower.data.records`` for how each bad record is named and counted)."""
 
 from __future__ import annotations
 
-import json
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from managertower.data.answers import answer_vocabulary, soft_labels
 from managertower.data.arrow import NLVR2_LABELS, SNLI_LABEL_IDS, TableKind
-from managertower.data.convert import (
-    NLVR2_SPLITS,
-    VQA_SPLITS,
+from managertower.data.convert import NLVR2_SPLITS, VQA_SPLITS
+from managertower.data.records import (
     Skips,
+    check_unique,
     finish_table,
     image_or_skip,
+    int_field,
+    json_lines,
+    name_field,
+    peek,
+    read_json,
+    repeated,
+    string_field,
+    text_field,
 )
-from vlcommon.ledger import write_json_atomic
+from vlcommon.ledger import BadSample, write_json_atomic
 
 VQA_VOCABULARY_FILE = "vqav2_answers.json"
 
@@ -24,17 +33,36 @@ def _vqa_file(root: Path, kind: str, folder: str) -> Path:
     return Path(root) / f"v2_{'OpenEnded_mscoco' if kind == 'questions' else 'mscoco'}_{folder}_{kind}.json"
 
 
+@dataclass(frozen=True, slots=True)
+class _Annotation:
+    image_id: int | None
+    top: str | None  # multiple_choice_answer: what the vocabulary counts
+    given: list[str]  # the annotators' answers
+
+
+@dataclass(frozen=True, slots=True)
+class _Annotations:
+    """One annotation file, read and checked: per question id its annotation, or why it cannot be used."""
+
+    path: Path
+    by_id: dict[int, _Annotation | BadSample]
+    orphans: list[tuple[str, BadSample]]  # (name, problem) of the annotations that name no question
+
+
 def convert_vqa(annotations: Path, images: Path, out: Path) -> list[Path]:
     """VQAv2's question and annotation files (``v2_OpenEnded_mscoco_<folder>_questions.json``,
     ``v2_mscoco_<folder>_annotations.json``) and COCO images (``<folder>/COCO_<folder>_<id:012d>.jpg``) ->
     ``vqav2_{train,val,test}.arrow`` and the answer vocabulary ``vqav2_answers.json`` (label id = position).
 
-    Train and val questions with no annotator answer in the vocabulary are left out (``unknown_answer``)."""
-    answers: dict[str, dict[int, dict]] = {}
-    for split in ("train", "val"):
-        path = _vqa_file(annotations, "annotations", VQA_SPLITS[split])
-        answers[split] = {a["question_id"]: a for a in json.loads(path.read_text())["annotations"]}
-    vocabulary = answer_vocabulary(a["multiple_choice_answer"] for group in answers.values() for a in group.values())
+    Train and val questions with no annotator answer in the vocabulary are left out (``unknown_answer``), as are
+    questions whose id is repeated in the questions or the annotations (every copy: ``duplicate_id``) and
+    questions whose annotation names another image (``mismatched_annotation``)."""
+    answers = {
+        split: _vqa_annotations(_vqa_file(annotations, "annotations", VQA_SPLITS[split])) for split in ("train", "val")
+    }
+    vocabulary = answer_vocabulary(
+        a.top for group in answers.values() for a in group.by_id.values() if isinstance(a, _Annotation) and a.top
+    )
     write_json_atomic(Path(out) / VQA_VOCABULARY_FILE, vocabulary)
     ids = {answer: label for label, answer in enumerate(vocabulary)}
     written = []
@@ -42,113 +70,179 @@ def convert_vqa(annotations: Path, images: Path, out: Path) -> list[Path]:
         questions_file = _vqa_file(annotations, "questions", folder)
         if split == "test" and not questions_file.is_file():
             continue  # test questions are optional: fine-tuning needs train and val only
-        written.append(_vqa_split(questions_file, answers.get(split), ids, Path(images), out, split, folder))
+        written.append(_vqa_split(questions_file, answers.get(split), ids, Path(images) / folder, out, split))
     return written
 
 
-def _vqa_split(questions_file: Path, answers, ids: dict[str, int], images: Path, out: Path, split: str, folder: str):
+def _vqa_annotations(path: Path) -> _Annotations:
+    entries = read_json(path, "annotations")
+    repeats = repeated(peek(entry, "question_id") for entry in entries)
+    by_id: dict[int, _Annotation | BadSample] = {}
+    orphans: list[tuple[str, BadSample]] = []
+    for number, entry in enumerate(entries):
+        try:
+            question_id = int_field(entry, "question_id")
+        except BadSample as bad:
+            orphans.append((f"annotations[{number}]", bad))
+            continue
+        try:
+            check_unique(question_id, "question_id", repeats, path.name)
+        except BadSample as bad:
+            by_id[question_id] = bad
+            continue
+        try:
+            answers = entry.get("answers")
+            if not isinstance(answers, list) or not answers:
+                raise BadSample("missing_field", f"answers: expected a list of annotator answers, got {answers!r}")
+            given = [string_field(a, "answer", label=f"answers[{i}].answer") for i, a in enumerate(answers)]
+            image_id = int_field(entry, "image_id") if entry.get("image_id") is not None else None
+            top = entry.get("multiple_choice_answer")
+            by_id[question_id] = _Annotation(image_id, top if isinstance(top, str) else None, given)
+        except BadSample as bad:
+            by_id[question_id] = BadSample(bad.kind, f"{bad} (its annotation in {path.name})")
+    return _Annotations(path, by_id, orphans)
+
+
+def _vqa_split(questions_file: Path, answers: _Annotations | None, ids: dict[str, int], images: Path, out: Path,
+               split: str) -> Path:  # fmt: skip
     skips = Skips(str(questions_file))
-    by_image: dict[int, list[dict]] = {}
-    for question in json.loads(questions_file.read_text())["questions"]:
-        by_image.setdefault(question["image_id"], []).append(question)
+    for record, bad in answers.orphans if answers is not None else ():
+        skips.seen()
+        skips.skip(record, bad.kind, str(bad), source=str(answers.path))
+    entries = read_json(questions_file, "questions")
+    repeats = repeated(peek(entry, "question_id") for entry in entries)
+    by_image: dict[int, list[tuple]] = {}
+    for number, entry in enumerate(entries):
+        skips.seen()
+        question_id = peek(entry, "question_id")
+        try:
+            image_id, kept = _vqa_question(entry, repeats, answers, ids, questions_file.name)
+        except BadSample as bad:
+            skips.bad(f"question {question_id}" if question_id is not None else f"questions[{number}]", bad)
+            continue
+        by_image.setdefault(image_id, []).append(kept)
     keys = ("image", "questions", "answers", "answer_labels", "answer_scores", "image_id", "question_id", "split")
     rows: dict[str, list] = {k: [] for k in keys}
-    for image_id, questions in sorted(by_image.items()):
-        skips.seen(len(questions))
-        kept = []
-        for q in questions:
-            if answers is not None and q["question_id"] not in answers:
-                skips.skip(f"question {q['question_id']}", "missing_answer", "answers: no annotation for the question")
-                continue
-            given = [a["answer"] for a in answers[q["question_id"]]["answers"]] if answers is not None else []
-            labels, scores = soft_labels(given, ids) if answers is not None else ([], [])
-            if answers is not None and not labels:
-                skips.skip(
-                    f"question {q['question_id']}",
-                    "unknown_answer",
-                    f"answers: none of {sorted(set(given))} is in the answer vocabulary",
-                )
-                continue
-            kept.append((q, given, labels, scores))
-        path = images / folder / f"COCO_{folder}_{image_id:012d}.jpg"
-        if not kept or (data := image_or_skip(path, f"image {image_id}", skips, len(kept))) is None:
+    for image_id, kept in sorted(by_image.items()):
+        path = images / f"COCO_{images.name}_{image_id:012d}.jpg"
+        if (data := image_or_skip(path, f"image {image_id}", skips, len(kept))) is None:
             continue
         for key, values in (("image", data), ("image_id", image_id), ("split", split)):
             rows[key].append(values)
-        rows["questions"].append([q["question"] for q, *_ in kept])
-        rows["question_id"].append([q["question_id"] for q, *_ in kept])
-        rows["answers"].append([given for _, given, _, _ in kept])
-        rows["answer_labels"].append([labels for *_, labels, _ in kept])
-        rows["answer_scores"].append([scores for *_, scores in kept])
+        for position, key in enumerate(("question_id", "questions", "answers", "answer_labels", "answer_scores")):
+            rows[key].append([question[position] for question in kept])
     return finish_table(out, f"vqav2_{split}", TableKind.VQA, rows, skips)
+
+
+def _vqa_question(entry, repeats: Counter, answers: _Annotations | None, ids: dict[str, int], where: str):
+    """(image id, (question id, question, answers, labels, scores)) of one question, or :class:`BadSample`."""
+    question_id = int_field(entry, "question_id")
+    check_unique(question_id, "question_id", repeats, where)
+    image_id = int_field(entry, "image_id")
+    if image_id < 0:
+        raise BadSample("bad_field", f"image_id: {image_id} is negative")
+    question = text_field(entry, "question")
+    if answers is None:  # test questions have no answers
+        return image_id, (question_id, question, [], [], [])
+    annotation = answers.by_id.get(question_id)
+    if annotation is None:
+        raise BadSample("missing_answer", f"answers: no annotation for the question in {answers.path.name}")
+    if isinstance(annotation, BadSample):
+        raise annotation
+    if annotation.image_id is not None and annotation.image_id != image_id:
+        raise BadSample(
+            "mismatched_annotation",
+            f"image_id: {image_id}, but its annotation in {answers.path.name} names image {annotation.image_id}",
+        )
+    labels, scores = soft_labels(annotation.given, ids)
+    if not labels:
+        raise BadSample("unknown_answer", f"answers: none of {sorted(set(annotation.given))} is in the vocabulary")
+    return image_id, (question_id, question, annotation.given, labels, scores)
+
+
+def _line_name(number: int, identifier) -> str:
+    return f"{identifier} (line {number})" if identifier is not None else f"line {number}"
 
 
 def nlvr2_images(images: Path, split: str, record: dict) -> tuple[Path, Path]:
     """``train-10171-0-0`` -> ``train/<directory>/train-10171-0-img0.png`` and ``-img1.png``; dev and test1 images
     sit directly in their split folder."""
-    stem = record["identifier"].rsplit("-", 1)[0]
-    folder = Path(images) / split / (str(record["directory"]) if split == "train" else "")
+    stem = name_field(record, "identifier").rsplit("-", 1)[0]
+    folder = Path(images) / split / (name_field(record, "directory") if split == "train" else "")
     return folder / f"{stem}-img0.png", folder / f"{stem}-img1.png"
 
 
 def convert_nlvr2(annotations: Path, images: Path, out: Path) -> list[Path]:
     """NLVR2's ``{train,dev,test1}.json`` (JSON lines: identifier, sentence, label, directory) ->
-    ``nlvr2_{split}.arrow``, one row per statement."""
+    ``nlvr2_{split}.arrow``, one row per statement; a repeated identifier leaves out every copy."""
     written = []
     for split in NLVR2_SPLITS:
         source = Path(annotations) / f"{split}.json"
         if not source.is_file():
             raise ValueError(f"nlvr2: {source} not found (expected train.json, dev.json, test1.json)")
         skips = Skips(str(source))
+        records = list(json_lines(source, skips))
+        repeats = repeated(peek(record, "identifier") for _, record in records)
         rows: dict[str, list] = {k: [] for k in ("image_0", "image_1", "questions", "answers", "identifier")}
-        for line in source.read_text().splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)
+        for number, record in records:
             skips.seen()
-            name = record["identifier"]
-            if not str(record.get("sentence") or "").strip():
-                skips.skip(name, "empty_text", "sentence: empty text")
+            name = _line_name(number, peek(record, "identifier"))
+            try:
+                identifier = name_field(record, "identifier")
+                check_unique(peek(record, "identifier"), "identifier", repeats, source.name)
+                sentence = text_field(record, "sentence")
+                if str(record.get("label")) not in NLVR2_LABELS:
+                    raise BadSample("unknown_label", f"label: {record.get('label')!r} is not True or False")
+                left, right = nlvr2_images(images, split, record)
+            except BadSample as bad:
+                skips.bad(name, bad)
                 continue
-            if str(record.get("label")) not in NLVR2_LABELS:
-                skips.skip(name, "unknown_label", f"label: {record.get('label')!r} is not True or False")
-                continue
-            left, right = nlvr2_images(images, split, record)
             if (first := image_or_skip(left, name, skips, 1)) is None:
                 continue
             if (second := image_or_skip(right, name, skips, 1)) is None:
                 continue
-            for key, value in (("image_0", first), ("image_1", second), ("identifier", name)):
+            for key, value in (("image_0", first), ("image_1", second), ("identifier", identifier)):
                 rows[key].append(value)
-            rows["questions"].append([record["sentence"].strip()])
+            rows["questions"].append([sentence])
             rows["answers"].append([str(record["label"])])
         written.append(finish_table(out, f"nlvr2_{split}", TableKind.NLVR2, rows, skips))
     return written
 
 
+def _snli_record(record: dict, repeats: Counter, where: str) -> tuple[str, list[str], int]:
+    """(image id, [premise, hypothesis], label id) of one SNLI-VE line, or :class:`BadSample`."""
+    if (pair_id := peek(record, "pairID")) is not None:
+        check_unique(pair_id, "pairID", repeats, where)
+    gold = record.get("gold_label")
+    label = SNLI_LABEL_IDS.get(gold) if isinstance(gold, str) else None
+    if label is None:
+        raise BadSample("unknown_label", f"gold_label: {gold!r} is not one of {', '.join(SNLI_LABEL_IDS)}")
+    hypothesis = text_field(record, "sentence2")
+    # The premise is kept for reference only (the image is the premise the model sees): it may be missing.
+    premise = string_field(record, "sentence1") if record.get("sentence1") is not None else ""
+    return name_field(record, "Flickr30K_ID"), [premise, hypothesis], label
+
+
 def convert_snli_ve(annotations: Path, images: Path, out: Path) -> list[Path]:
-    """SNLI-VE's ``snli_ve_{train,dev,test}.jsonl`` (Flickr30K_ID, sentence1, sentence2, gold_label) and the
-    Flickr30K images -> ``snli_ve_{split}.arrow``, hypotheses grouped by image; label ids contradiction 0,
-    neutral 1, entailment 2."""
+    """SNLI-VE's ``snli_ve_{train,dev,test}.jsonl`` (Flickr30K_ID, sentence1, sentence2, gold_label, pairID) and
+    the Flickr30K images -> ``snli_ve_{split}.arrow``, hypotheses grouped by image; label ids contradiction 0,
+    neutral 1, entailment 2. A repeated ``pairID`` leaves out every copy."""
     written = []
     for split in ("train", "dev", "test"):
         source = Path(annotations) / f"snli_ve_{split}.jsonl"
         if not source.is_file():
             raise ValueError(f"snli_ve: {source} not found")
         skips, by_image = Skips(str(source)), {}
-        for number, line in enumerate(source.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
+        records = list(json_lines(source, skips))
+        repeats = repeated(peek(record, "pairID") for _, record in records)
+        for number, record in records:
             skips.seen()
-            label = SNLI_LABEL_IDS.get(record.get("gold_label"))
-            if label is None:
-                skips.skip(f"line {number}", "unknown_label", f"gold_label: {record.get('gold_label')!r}")
-            elif not str(record.get("sentence2") or "").strip():
-                skips.skip(f"line {number}", "empty_text", "sentence2: empty hypothesis")
-            else:
-                pair = [str(record.get("sentence1") or ""), record["sentence2"].strip()]
-                by_image.setdefault(str(record["Flickr30K_ID"]), []).append((pair, label))
+            try:
+                image_id, pair, label = _snli_record(record, repeats, source.name)
+            except BadSample as bad:
+                skips.bad(_line_name(number, peek(record, "pairID")), bad)
+                continue
+            by_image.setdefault(image_id, []).append((pair, label))
         rows: dict[str, list] = {"image": [], "sentences": [], "labels": []}
         for image_id, items in sorted(by_image.items()):
             if (data := image_or_skip(Path(images) / f"{image_id}.jpg", image_id, skips, len(items))) is None:

@@ -17,19 +17,18 @@ yield, with the bad ones skipped, named and counted.
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from managertower.data.answers import VQAV2_ANSWERS
 from managertower.data.arrow import NLVR2_LABELS, SNLI_LABEL_IDS, TableKind, Task, read_table, split_files
 from managertower.data.transforms import TransformKind, build_transform
+from vlcommon.images import decode_image
 from vlcommon.ledger import BadSample, SkipEvent, item_or_stand_in
 
 logger = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ class TwoTowerDataset(Dataset):
                 sample_id = f"{path.name}:{row}:{item}"
                 problem = extra(row, item) if extra else None
                 if problem is None and not str(text or "").strip():
-                    problem = ("empty_text", "caption: empty text")
+                    problem = ("empty_text", f"{TEXT_FIELDS[kind]}: empty text")
                 if problem is not None:
                     self.issues.append(SkipEvent(sample_id, str(path), problem[0], problem[1]))
                     continue
@@ -150,16 +149,7 @@ class TwoTowerDataset(Dataset):
         return {k: torch.tensor(encoded[k]) for k in ("input_ids", "attention_mask", "special_tokens_mask")}
 
     def _image(self, table, column: str, row: int, rng: np.random.Generator) -> torch.Tensor:
-        data = table.column(column)[row].as_py()
-        if not data:
-            raise BadSample("missing_image", f"{column}: no image bytes")
-        try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        except Exception as error:  # PIL raises several types for broken files
-            raise BadSample("corrupt_image", f"{column}: cannot decode: {error}") from error
-        if image.width < 1 or image.height < 1:
-            raise BadSample("empty_image", f"{column}: decodes to an empty {image.width}x{image.height} image")
+        image = decode_image(table.column(column)[row].as_py(), field=column)
         return build_transform(self.config.transform, self.config.image_size, generator=rng)(image)
 
     def _false_image(self, ref: _Ref, rng: np.random.Generator) -> torch.Tensor:
@@ -174,6 +164,16 @@ class TwoTowerDataset(Dataset):
             except BadSample:
                 continue
         raise BadSample("false_image", "image: no usable false image in 16 draws")
+
+
+# The text of each table kind, by the name its sources give it, to name it in a skip.
+TEXT_FIELDS: dict[TableKind, str] = {
+    TableKind.CAPTIONS: "caption",
+    TableKind.VG: "phrase",
+    TableKind.VQA: "question",
+    TableKind.NLVR2: "sentence",
+    TableKind.SNLI_VE: "hypothesis",
+}
 
 
 def _texts(kind: TableKind, table) -> list[list]:

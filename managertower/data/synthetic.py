@@ -92,6 +92,14 @@ def _plant_bad_image(path: Path) -> None:
     path.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
 
 
+def truncate_jpeg(path: Path) -> None:
+    """Cut the JPEG at ``path`` halfway through its pixel data: the header is whole, so ``Image.verify`` passes
+    it, but its pixels do not decode."""
+    data = path.read_bytes()
+    scan = data.index(b"\xff\xda")  # start of scan: the compressed pixels follow
+    path.write_bytes(data[: (scan + len(data)) // 2])
+
+
 def write_karpathy(root: Path, *, count: int = 12, seed: int = 0, size: int = 48, bad: bool = False) -> Path:
     """``root/dataset.json`` and ``root/images/*.jpg``; splits train/restval/val/test in turn. With ``bad``:
     image 0 is missing, image 1 corrupt, and image 2 has one empty caption."""
@@ -201,6 +209,7 @@ def write_snli_ve(root: Path, *, count: int = 12, seed: int = 0, size: int = 48,
                             "sentence1": scene.caption(),
                             "sentence2": hypothesis,
                             "gold_label": label,
+                            "pairID": f"{image_id}.jpg#0r{label[0]}",  # SNLI-VE's form: image, premise, label
                         }
                     )
                 )

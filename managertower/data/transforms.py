@@ -1,8 +1,9 @@
 """The image transforms of the ManagerTower / METER / ALBEF pipelines (``MT:src/transforms/transform.py``), on PIL,
 numpy and torch only (no torchvision).
 
-Every transform takes a PIL image of any mode (L, RGBA and P are converted to RGB first, dropping alpha the way
-PIL's ``convert`` does) and returns a ``(3, S, S)`` float32 tensor normalised with CLIP's mean and std.
+Every transform takes a PIL image of any mode and returns a ``(3, S, S)`` float32 tensor normalised with CLIP's
+mean and std. Other modes go through ``vlcommon.images.convert_to_rgb`` first, the conversion LLaVA uses too: L,
+RGBA and P as PIL's ``convert("RGB")`` does (alpha dropped), 16-bit and float grey scaled to 8 bit, not clipped.
 
 - ``clip`` (pre-training, train and eval; the ``clip_pure`` recipe): the shorter side to S (bicubic), centre crop.
 - ``albef`` (fine-tuning eval): resize to (S, S) bicubic; no crop, so the aspect ratio is not kept.
@@ -33,6 +34,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from llava.compat import StrEnum
+from vlcommon.images import convert_to_rgb
 
 
 class TransformKind(StrEnum):
@@ -220,7 +222,7 @@ def build_transform(
         resize = partial(_augmented, size=image_size, ops=AUGMENT_OPS[kind], flip=_FLIPS[kind], rng=rng)
 
     def transform(image: Image.Image) -> torch.Tensor:
-        return _to_tensor(resize(image if image.mode == "RGB" else image.convert("RGB")))
+        return _to_tensor(resize(convert_to_rgb(image)))
 
     return transform
 
