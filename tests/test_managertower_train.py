@@ -253,3 +253,20 @@ def test_a_kill_during_the_final_save_leaves_no_copy_of_the_weights_after_a_rela
     train(argv)
     assert not [p.name for p in tmp_path.rglob("*.tmp*")], "a temporary outlived the relaunch"
     assert (tmp_path / "COMPLETE").is_file() and (tmp_path / "backbone" / "model.safetensors").is_file()
+
+
+def test_a_relaunch_over_another_models_checkpoints_is_refused_by_name(assets, tmp_path):
+    """The same output folder, now a ManagerTower-SAUM config over an AAUM run's checkpoint: refused before the
+    model is built, naming the folder and the parameters; ``--resume never`` is the explicit way out."""
+    from managertower.train.train import train
+
+    argv = _train_argv(
+        assets, tmp_path, task="pretrain", steps=1, extra=["--save_strategy", "steps", "--save_steps", "1"]
+    )
+    train(argv)
+    saum = tmp_path / "saum.json"
+    saum.write_text(json.dumps(tiny_config(manager={"kind": "saum"}).to_dict()))
+    argv[argv.index("--model_config") + 1] = str(saum)
+    with pytest.raises(ValueError, match=rf"{tmp_path / 'checkpoint-1'} is a checkpoint of another model .*managers"):
+        train(argv)
+    assert train([*argv, "--resume", "never"]).state.global_step == 1

@@ -296,7 +296,7 @@ def test_data_errors_surface_before_the_model_is_built(assets, tmp_path, monkeyp
     else:
         argv[argv.index("--image_folder") + 1] = str(tmp_path / "no_images")
 
-    def build_model(*args):
+    def build_model(*args, **kwargs):
         raise AssertionError("the model was built before the data was checked")
 
     monkeypatch.setattr(entry, "build_model", build_model)
@@ -444,3 +444,30 @@ def test_a_record_failing_at_decode_keeps_its_packed_row_within_budget(assets, t
     assert sum(rows) == sum(lengths) - lengths[5] + stand_in, (rows, lengths)
     report = json.loads((tmp_path / "out" / "bad_samples.json").read_text())
     assert (report["skipped"], report["by_reason"]) == (1, {"corrupt_image": 1}), report
+
+
+def test_a_relaunch_over_another_models_checkpoints_stops_before_the_model_is_built(assets, tmp_path, monkeypatch):
+    """The same output folder, now with managers: --resume auto would load the baseline's checkpoint into the
+    +Manager model; the run stops first, naming the folder, the parameters and the ways out."""
+    import llava.train.train as entry
+
+    argv = stage1_args(assets, tmp_path, steps=1, manager=False)
+    argv[argv.index("--save_strategy") + 1] = "steps"
+    train([*argv, "--save_steps", "1"])
+    assert (tmp_path / "checkpoint-1" / COMPLETE_MARKER).is_file()
+
+    def build_model(*args, **kwargs):
+        raise AssertionError("the model was built before the checkpoint was checked")
+
+    monkeypatch.setattr(entry, "build_model", build_model)
+    managers = [*argv, "--manager_type", "saum", "--manager_inject_layers", "count:2"]
+    managers[managers.index("--mm_tunable_parts") + 1] = "mm_mlp_adapter,mm_manager"
+    expected = (
+        rf"{tmp_path / 'checkpoint-1'} is a checkpoint of another model .*\(2 parameters missing from it: "
+        r"model\.managers\.layers\.0\."
+        r".*another --output_dir.*--resume never.*--resume PATH"
+    )
+    with pytest.raises(ValueError, match=expected):
+        train(managers)
+    monkeypatch.undo()
+    train([*managers, "--resume", "never"])  # the explicit way out trains

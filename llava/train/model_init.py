@@ -40,6 +40,7 @@ from llava.model.loading import (
 )
 from llava.model.manager_config import ManagerConfig, expert_layer_preset, inject_layer_preset
 from llava.model.weights import read_adapter, read_weights
+from vlcommon.resume_match import require_same_parameters, shapes_on_meta
 
 logger = logging.getLogger(__name__)
 
@@ -212,8 +213,23 @@ def _flag_overrides(model_args, data_args, training_args) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def build_model(model_args, data_args, training_args) -> tuple[LlavaQwenForCausalLM, dict[str, str]]:
-    config, origin = build_config(model_args, data_args, training_args)
+def require_resumable(resume: str, config: LlavaQwenConfig) -> None:
+    """The checkpoint a run resumes from holds the parameters of the model ``config`` builds (both on the meta
+    device, before any weight is built); otherwise a ``ValueError`` names the folder, the parameters and the ways
+    out (``vlcommon.resume_match``)."""
+    saved = LlavaQwenConfig.from_pretrained(resume)
+    require_same_parameters(
+        resume,
+        expected=shapes_on_meta(lambda: LlavaQwenForCausalLM(config)),
+        found=shapes_on_meta(lambda: LlavaQwenForCausalLM(saved)),
+    )
+
+
+def build_model(
+    model_args, data_args, training_args, *, config: tuple[LlavaQwenConfig, dict[str, str]] | None = None
+) -> tuple[LlavaQwenForCausalLM, dict[str, str]]:
+    """The model to train; ``config``: what :func:`build_config` returned for these flags, if the caller has it."""
+    config, origin = config or build_config(model_args, data_args, training_args)
     model = LlavaQwenForCausalLM(config)
     source = model_args.model_name_or_path
     weights = read_weights(source)

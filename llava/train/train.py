@@ -21,7 +21,7 @@ from llava.data.mixture import load_mixture
 from llava.model.loading import image_processor_for
 from llava.model.segments import segment_implementation
 from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, check_compat_flags
-from llava.train.model_init import build_model, build_tokenizer
+from llava.train.model_init import build_config, build_model, build_tokenizer, require_resumable
 from llava.train.trainer import LLaVATrainer
 from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
 from vlcommon.callbacks import BadSampleCallback, run_layout
@@ -113,8 +113,11 @@ def prepare(argv: list[str] | None = None) -> tuple[LLaVATrainer, str | None]:
     _init_distributed_for_cpu(training_args)
     resume = resolve_resume(training_args)  # checkpoint problems too surface before the model is built
     remove_leftovers(training_args)
+    config = build_config(model_args, data_args, training_args)
+    if resume:
+        require_resumable(resume, config[0])  # a checkpoint of another model stops here, not in load_state_dict
     set_seed(training_args.seed)
-    model, _ = build_model(model_args, data_args, training_args)
+    model, _ = build_model(model_args, data_args, training_args, config=config)
     parts = parse_tunable_parts(
         model_args.mm_tunable_parts,
         tune_mm_mlp_adapter=model_args.tune_mm_mlp_adapter,

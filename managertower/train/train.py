@@ -39,6 +39,7 @@ from managertower.train.trainer import TwoTowerTrainer
 from vlcommon.callbacks import BadSampleCallback, run_layout
 from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
 from vlcommon.entry import remove_leftovers, run_entry, setup_checks
+from vlcommon.resume_match import require_same_parameters, saved_shapes, shapes_on_meta
 from vlcommon.trainer import leave_distributed
 
 logger = logging.getLogger("managertower.train")
@@ -112,10 +113,24 @@ def build_model(model_args: ModelArguments, config: ManagerTowerConfig, task: Ta
             load_roberta(backbone, model_args.text_expert)
         if model_args.vision_expert:
             load_clip(backbone, model_args.vision_expert)
-    heads = HeadConfig(
+    return TwoTowerForTask(backbone, task, _heads(model_args, classes))
+
+
+def _heads(model_args: ModelArguments, classes: int) -> HeadConfig:
+    return HeadConfig(
         vqa_classes=classes, hidden_scale=model_args.head_hidden_scale, nlvr2_dropout=model_args.nlvr2_drop_rate
     )
-    return TwoTowerForTask(backbone, task, heads)
+
+
+def require_resumable(resume: str, model_args: ModelArguments, config: ManagerTowerConfig, task: Task,
+                      classes: int) -> None:  # fmt: skip
+    """The checkpoint holds the parameters of the task model these flags build (built on the meta device); its
+    weights are a state dict in safetensors (``vlcommon.resume_match``)."""
+    found = saved_shapes(resume)
+    if found is None:
+        return  # no safetensors weights to read (a ZeRO-3 engine state): loading them checks the shapes
+    build = lambda: TwoTowerForTask(ManagerTowerModel(config), task, _heads(model_args, classes))
+    require_same_parameters(resume, expected=shapes_on_meta(build), found=found)
 
 
 def resolve_resume(args) -> str | None:
@@ -200,6 +215,8 @@ def prepare(argv: list[str] | None = None) -> tuple[TwoTowerTrainer, str | None,
         deepspeed.init_distributed(dist_backend="gloo")
     resume = resolve_resume(args)
     remove_leftovers(args)
+    if resume:  # a checkpoint of another model stops here, not in load_state_dict
+        require_resumable(resume, model_args, config, data_args.task, train_config.answer_classes)
     set_seed(args.seed)
     model = build_model(model_args, config, data_args.task, train_config.answer_classes)
     bad = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
