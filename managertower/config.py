@@ -229,6 +229,8 @@ class ManagerTowerConfig:
     def from_dict(cls, value: dict) -> ManagerTowerConfig:
         parts = {"text": TextEncoderConfig, "vision": VisionEncoderConfig, "cross": CrossModalConfig,
                  "manager": ManagerConfig}  # fmt: skip
+        if not isinstance(value, dict):
+            raise ValueError(f"a ManagerTowerConfig is a JSON object, got {type(value).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(value) - known)
         if unknown:
@@ -236,12 +238,23 @@ class ManagerTowerConfig:
         args = {}
         for name, item in value.items():
             if name in parts:
+                if not isinstance(item, dict):
+                    raise ValueError(f"{name}: expected an object of {parts[name].__name__} fields, got {item!r}")
                 extra = sorted(set(item) - {f.name for f in fields(parts[name])})
                 if extra:
                     raise ValueError(f"unknown {name} config fields {extra}")
-                item = parts[name](**item)
+                item = _built(parts[name], item, name)
             args[name] = item
-        return cls(**args)
+        return _built(cls, args, "config")
+
+
+def _built(kind, values: dict, name: str):
+    """``kind(**values)``; a value of the wrong type (``"layers": "six"``) is a ``ValueError`` naming the part,
+    not the ``TypeError`` of a comparison deep in its validation."""
+    try:
+        return kind(**values)
+    except TypeError as error:
+        raise ValueError(f"{name}: a field has a value of the wrong type ({error})") from error
 
 
 def _plain(value):

@@ -71,7 +71,10 @@ def test_one_bad_sample_threshold_for_the_ledger_and_both_train_entries():
     from llava.train.arguments import DataArguments as LlavaData
     from managertower.train.arguments import DataArguments as TowerData
 
-    ledger = BadSampleLedger()
+    from vlcommon.callbacks import BadSampleCallback
+
+    ledger, callback = BadSampleLedger(), BadSampleCallback()
+    assert (callback.min_seen, callback.max_share) == (ledger.min_seen, ledger.max_share)
     llava = LlavaData(data_path="x.json")
     tower = TowerData(data_root="x", task="vqa")
     assert ledger.min_seen == llava.bad_sample_min_seen == tower.bad_sample_min_seen == 200

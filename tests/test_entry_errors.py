@@ -24,6 +24,19 @@ CASES = {
     ),
 }
 AS_USERS_RUN = ("llava_flag", "tower_path")
+# Files written into the test's folder first: a config part of the wrong type and two malformed JSON files.
+FILES = {
+    "types.json": '{"cross": {"layers": "six"}}',
+    "broken.json": '{"text": {,}}',
+    "ds.json": '{"zero_optimization": }',
+}
+CASES |= {
+    "tower_types": (TOWER, ["--data_root", ".", "--task", "vqa", "--model_config", "types.json"],
+                    "--model_config types.json: cross: a field has a value of the wrong type"),
+    "tower_json": (TOWER, ["--data_root", ".", "--task", "vqa", "--model_config", "broken.json"],
+                   "--model_config broken.json: Expecting property name"),
+    "llava_deepspeed": (LLAVA, ["--data_path", "d.json", "--deepspeed", "ds.json"], "--deepspeed ds.json: Expecting"),
+}  # fmt: skip
 
 
 def _argv(case: str, out) -> tuple[str, list[str], str]:
@@ -56,6 +69,8 @@ def test_main_prints_one_error_and_exits_2(case, tmp_path, monkeypatch, capsys):
     import importlib
 
     module, argv, expected = _argv(case, tmp_path / "out")
+    for name, text in FILES.items():
+        (tmp_path / name).write_text(text)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", [module, *argv])
     with pytest.raises(SystemExit) as stop:

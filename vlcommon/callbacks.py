@@ -21,13 +21,15 @@ from transformers.trainer_callback import ExportableState
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from vlcommon.checkpoints import Layout, mark_complete, rotate
-from vlcommon.ledger import BadSampleLedger, write_json_atomic
+from vlcommon.ledger import DEFAULT_MAX_SHARE, DEFAULT_MIN_SEEN, BadSampleLedger, write_json_atomic
 
 BAD_SAMPLES_FILE = "bad_samples.json"
 
 
 class BadSampleCallback(TrainerCallback, ExportableState):
-    def __init__(self, max_share: float = 0.01, min_seen: int = 200, restored: dict | None = None) -> None:
+    def __init__(
+        self, max_share: float = DEFAULT_MAX_SHARE, min_seen: int = DEFAULT_MIN_SEEN, restored: dict | None = None
+    ) -> None:
         self.max_share = max_share
         self.min_seen = min_seen
         self.restored = restored  # merged counts of the run before a resume (all ranks)

@@ -11,10 +11,12 @@ report needs.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from vlcommon.ledger import SkipLimitExceeded, remove_stale_temporaries
 from vlcommon.trainer import leave_distributed
@@ -38,6 +40,17 @@ def setup_checks() -> Iterator[None]:
         raise SetupError(str(error)) from error
 
 
+def check_deepspeed_file(value) -> None:
+    """``--deepspeed FILE``: readable JSON, or a ``ValueError`` naming the flag and the file (transformers' own
+    reading names neither: "Expecting property name ... line 1 column 35")."""
+    if not isinstance(value, str):
+        return  # a dict given in code, or no DeepSpeed
+    try:
+        json.loads(Path(value).read_text())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--deepspeed {value}: {error}") from error
+
+
 def remove_leftovers(args) -> None:
     """On the process that saves, before anything is written: the temporaries that a killed run's atomic writes
     left in the output folder (a full-size copy of the weights, when the kill hit the final save)."""
@@ -52,7 +65,6 @@ def run_entry(train: Callable[[], object], *, program: str) -> None:
     try:
         train()
     except (SetupError, SkipLimitExceeded) as error:
-        logger.debug("%s stopped", program, exc_info=True)  # the stack, for whoever turns DEBUG logging on
         print(f"{program}: error: {error}", file=sys.stderr, flush=True)
         sys.exit(USAGE_EXIT_STATUS)
     leave_distributed()

@@ -3,6 +3,8 @@ converters, datasets and transforms), so that an image reads the same whichever 
 
 * :func:`decode_image`: bytes -> a fully decoded PIL image, or :class:`~vlcommon.ledger.BadSample` naming what is
   wrong. It decodes every pixel (``load``): ``Image.verify`` reads only the headers and passes a truncated JPEG.
+* :func:`read_image` (a file: the same, ``missing_image`` when absent) and :func:`image_size` (its header alone: what a
+  packed row's plan reads).
 * :func:`to_8bit`: a high-bit-depth grey image (16-bit PNG, 32-bit int or float TIFF) scaled to 8-bit ``L``;
   PIL's ``convert("RGB")`` clips those modes at 255 instead, so a 16-bit PNG comes out almost all white.
 * :func:`convert_to_rgb`: :func:`to_8bit`, then a plain ``convert("RGB")`` (alpha dropped, as the transformers
@@ -12,6 +14,7 @@ converters, datasets and transforms), so that an image reads the same whichever 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -62,4 +65,28 @@ def decode_image(data: bytes | None, *, field: str = "image", source: str = "") 
     return image
 
 
-__all__ = ["HIGH_BIT_MODES", "convert_to_rgb", "decode_image", "to_8bit"]
+def read_image(path: Path, *, field: str = "image") -> Image.Image:
+    """The file at ``path`` decoded in full (:func:`decode_image`); ``missing_image`` when there is no such file."""
+    if not path.is_file():
+        raise BadSample("missing_image", f"{field}: file not found: {path}")
+    data = path.read_bytes()
+    if not data:  # the file is there: broken, not missing
+        raise BadSample("corrupt_image", f"{field}: cannot decode {path}: the file is empty")
+    return decode_image(data, field=field, source=str(path))
+
+
+def image_size(path: Path, *, field: str = "image") -> tuple[int, int]:
+    """``(width, height)`` from the file's header alone (no pixel decoded), with :func:`read_image`'s kinds."""
+    if not path.is_file():
+        raise BadSample("missing_image", f"{field}: file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            size = image.size
+    except Exception as error:  # as decode_image: PIL's errors for a broken header come in several types
+        raise BadSample("corrupt_image", f"{field}: cannot decode {path}: {error}") from error
+    if size[0] < 1 or size[1] < 1:
+        raise BadSample("empty_image", f"{field}: {path} is an empty {size[0]}x{size[1]} image")
+    return size
+
+
+__all__ = ["HIGH_BIT_MODES", "convert_to_rgb", "decode_image", "image_size", "read_image", "to_8bit"]

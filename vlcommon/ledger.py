@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 MAX_EXAMPLES_PER_REASON = 5
+MAX_FILTERED_DRAWS = 4096  # stand-in draws under a filter (``fits``) before the caller's fallback
 # Records seen before ``max_share`` is enforced: the one default of both train entries' ``--bad_sample_min_seen``.
 # Fewer and one bad record among the first dozen would stop a run at a share no long run ever reaches.
 DEFAULT_MIN_SEEN = 200
@@ -136,7 +138,8 @@ def stand_in(index: int, size: int, build: Callable[[int], dict], known_bad: set
     are drawn themselves. ``fits`` (a cheap test, no build) limits the candidates, e.g. to those that fit the bad
     record's slot in a packed row; None is returned when no candidate passing it was found."""
     rng = random.Random(index)
-    for _ in range(2 * size):
+    # A filter that few records pass would otherwise draw 2 x millions of times per bad record in a data worker.
+    for _ in range(2 * size if fits is None else min(2 * size, MAX_FILTERED_DRAWS)):
         candidate = rng.randrange(size)
         if candidate == index or candidate in known_bad or (fits is not None and not fits(candidate)):
             continue
@@ -179,8 +182,11 @@ def item_or_stand_in(
     return item
 
 
-# ``.{name}.tmp{pid}``: atomic_write's temporary beside ``name``, one per writing process.
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)$")
+# ``.{name}.tmp{pid}@{host}``: atomic_write's temporary beside ``name``, one per writing process. The host tells a
+# relaunch whether it can judge the writer's pid (a shared file system sees other nodes' temporaries too); names
+# without it are those of earlier versions.
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)(?:@(?P<host>[^@/]+))?$")
+_HOST = socket.gethostname().replace("/", "_").replace("@", "_") or "localhost"
 
 
 def atomic_write(path: str | Path, write) -> None:
@@ -188,7 +194,7 @@ def atomic_write(path: str | Path, write) -> None:
     A SIGKILL between the two skips the clean-up below: :func:`remove_stale_temporaries` finds what it left."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(path.with_name(f".{path.name}.tmp{os.getpid()}"))  # per process; created with the usual permissions
+    tmp = str(path.with_name(f".{path.name}.tmp{os.getpid()}@{_HOST}"))  # per process; the usual permissions
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -198,14 +204,18 @@ def atomic_write(path: str | Path, write) -> None:
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
-    """Delete the temporaries of :func:`atomic_write` under ``folder`` whose writer no longer runs (a process that
-    was killed mid-write: a relaunch calls this before it writes anything). A temporary of another live process on
-    this machine is kept; this process's own pid counts as stale, since a relaunch in a fresh container often gets
-    the pid of the run it replaces. Returns what was deleted."""
+    """Delete the temporaries of :func:`atomic_write` in ``folder`` and its subfolders (a run's output: its files,
+    ``backbone/``, ``checkpoint-N/``) whose writer no longer runs: it was killed mid-write, and a relaunch calls
+    this before it writes anything. Only this host's temporaries are judged (by pid); another host's are kept, as
+    is a temporary of another live process here. This process's own pid counts as stale: a relaunch in a fresh
+    container often gets the pid of the run it replaces. Returns what was deleted."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
     removed = []
-    for path in sorted(Path(folder).rglob(".*.tmp*")) if Path(folder).is_dir() else ():
+    for path in sorted([*folder.glob(".*.tmp*"), *folder.glob("*/.*.tmp*")]):
         match = _TEMPORARY.match(path.name)
-        if match is None or not path.is_file() or _alive(int(match["pid"])):
+        if match is None or not path.is_file() or match["host"] not in (None, _HOST) or _alive(int(match["pid"])):
             continue
         path.unlink(missing_ok=True)
         removed.append(path)
@@ -219,7 +229,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's process
+    except (PermissionError, OverflowError):  # someone else's process; a number no pid of ours can have
         return True
     return True
 

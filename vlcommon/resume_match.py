@@ -46,12 +46,11 @@ def saved_shapes(folder: str | Path) -> Shapes | None:
     return shapes
 
 
-def require_same_parameters(folder: str | Path, *, expected: Mapping, found: Mapping, ignore=()) -> None:
-    """``ValueError`` naming ``folder``, the parameters that differ and the two ways out, unless the checkpoint's
-    parameters (``found``) are those of the model to train (``expected``). ``ignore``: names one side may lack
-    (a tied ``lm_head`` that safetensors stores once)."""
-    missing = sorted(set(expected) - set(found) - set(ignore))
-    unexpected = sorted(set(found) - set(expected) - set(ignore))
+def require_same_parameters(folder: str | Path, *, expected: Mapping, found: Mapping) -> None:
+    """``ValueError`` naming ``folder``, the parameters that differ and the ways out, unless the checkpoint's
+    parameters (``found``) are those of the model to train (``expected``)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
     reshaped = [f"{k} {tuple(found[k])} (now {tuple(expected[k])})" for k in sorted(set(expected) & set(found))
                 if tuple(found[k]) != tuple(expected[k])]  # fmt: skip
     kinds = (("missing from it", missing), ("not in the model", unexpected), ("of another shape", reshaped))
@@ -61,8 +60,9 @@ def require_same_parameters(folder: str | Path, *, expected: Mapping, found: Map
     raise ValueError(
         f"{folder} is a checkpoint of another model than the one these flags build ("
         + "; ".join(parts)
-        + "). Either train into another --output_dir, or choose the start explicitly: --resume never (from step 0; "
-        "the old checkpoints are rotated away as this run saves its own) or --resume PATH (a checkpoint of this model)"
+        + "). Train into another --output_dir (the clean way out), or choose the start explicitly: --resume PATH (a "
+        "checkpoint of this model) or --resume never (from step 0; the other model's checkpoints stay in the folder "
+        "unless rotated, so a later --resume auto would meet them again: move them away)"
     )
 
 

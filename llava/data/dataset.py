@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
@@ -33,7 +33,7 @@ from llava.mm_utils import process_images
 from llava.model.anyres import get_anyres_image_grid_shape
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.packing import packed_length
-from llava.processing.image_processor import convert_to_rgb
+from vlcommon.images import convert_to_rgb, image_size, read_image
 from vlcommon.ledger import BadSample, SkipEvent, item_or_stand_in
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class LazySupervisedDataset(Dataset):
         self.data = data
         self._lengths: list[int] | None = None
         self._known_bad: set[int] = set()  # per worker process; only skips the rebuild of a known-bad stand-in
-        self._slots: list[int] | None = None  # packed rows: each record's planned length (see fit_stand_ins)
+        self._slots: tuple[list[int], list[bool]] | None = None  # packed rows: planned lengths, modality
 
     def __len__(self) -> int:
         return len(self.mixture)
@@ -100,18 +100,22 @@ class LazySupervisedDataset(Dataset):
         """
         if self._slots is None:
             return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger)
-        slot, slots = self._slots[index], self._slots
-        return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger,
-                                fits=lambda candidate: 0 < slots[candidate] <= slot, blank=self._blank)  # fmt: skip
+        (slots, text_only), slot = self._slots, self._slots[0][index]
 
-    def fit_stand_ins(self, planned: list[int]) -> None:
+        def fits(candidate: int) -> bool:  # no longer than the slot, and of its modality (grouped rows stay pure)
+            return 0 < slots[candidate] <= slot and text_only[candidate] == text_only[index]
+
+        return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger, fits=fits,
+                                blank=self._blank)  # fmt: skip
+
+    def fit_stand_ins(self, planned: list[int], text_only: list[bool]) -> None:
         """Packed rows (``planned``: each record's :meth:`expanded_length`, as the row planner used it): a record
         that fails only when built (an image whose header reads but whose pixels do not decode) is replaced by a
-        good record no longer than its planned length, or, when none is found, by a blank item that trains nothing,
-        so a row never outgrows its token budget."""
-        if len(planned) != len(self):
+        good record of its modality no longer than its planned length, or, when none is found, by a blank item that
+        trains nothing, so a row never outgrows its token budget."""
+        if not len(planned) == len(text_only) == len(self):
             raise ValueError(f"planned lengths for {len(planned)} records, the dataset has {len(self)}")
-        self._slots = list(planned)
+        self._slots = (list(planned), list(text_only))
 
     def _blank(self) -> dict:
         """One unsupervised token and the text-only dummy crop: the packed row is trained without the record."""
@@ -295,30 +299,10 @@ def _move_image_markers(conversations, num_images: int):
 
 
 def _image_size(path: str, folder: str | None) -> tuple[int, int]:
-    """(width, height) from the file's header (``Image.open`` reads no pixel until asked)."""
-    full = Path(folder) / path if folder is not None else Path(path)
-    if not full.is_file():
-        raise BadSample("missing_image", f"image: file not found: {full}")
-    try:
-        with Image.open(full) as image:
-            size = image.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise BadSample("corrupt_image", f"image: cannot decode {full}: {error}") from error
-    if size[0] == 0 or size[1] == 0:
-        raise BadSample("empty_image", f"image: {full} is an empty {size[0]}x{size[1]} image")
-    return size
+    """(width, height) from the file's header (no pixel is decoded)."""
+    return image_size(Path(folder) / path if folder is not None else Path(path))
 
 
 def _open_image(path: str, folder: str | None) -> Image.Image:
-    full = Path(folder) / path if folder is not None else Path(path)
-    if not full.is_file():
-        raise BadSample("missing_image", f"image: file not found: {full}")
-    try:
-        with Image.open(full) as image:
-            image.load()
-            loaded = convert_to_rgb(image)  # 16-bit and float images scaled, not clipped
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise BadSample("corrupt_image", f"image: cannot decode {full}: {error}") from error
-    if loaded.width == 0 or loaded.height == 0:
-        raise BadSample("empty_image", f"image: {full} decodes to an empty {loaded.width}x{loaded.height} image")
-    return loaded
+    """Decoded in full and in RGB (16-bit and float grey scaled, not clipped)."""
+    return convert_to_rgb(read_image(Path(folder) / path if folder is not None else Path(path)))

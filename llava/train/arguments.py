@@ -17,6 +17,7 @@ import torch
 import transformers
 
 from llava.data.packing import PackingStrategy
+from vlcommon.entry import check_deepspeed_file
 from vlcommon.ledger import DEFAULT_MAX_SHARE, DEFAULT_MIN_SEEN
 
 
@@ -171,6 +172,7 @@ class TrainingArguments(transformers.TrainingArguments):
             raise ValueError("lora_enable: LoRA training is not supported by this package")
         if self.model_max_length <= 0:
             raise ValueError(f"model_max_length={self.model_max_length} must be positive")
+        check_deepspeed_file(self.deepspeed)
         super().__post_init__()
 
 

@@ -7,6 +7,7 @@ gloo), which is how the tests drive it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import warnings
@@ -17,7 +18,8 @@ from transformers import HfArgumentParser, set_seed
 
 from llava.data.collator import DataCollatorForSupervisedDataset
 from llava.data.dataset import DataConfig, LazySupervisedDataset
-from llava.data.mixture import load_mixture
+from llava.data.mixture import Mixture, load_mixture
+from llava.model.config import LlavaQwenConfig
 from llava.model.loading import image_processor_for
 from llava.model.segments import segment_implementation
 from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, check_compat_flags
@@ -78,8 +80,9 @@ def _init_distributed_for_cpu(training_args) -> None:
 
 
 def train(argv: list[str] | None = None) -> LLaVATrainer:
-    with setup_checks():  # a bad flag, record or checkpoint: one clear error (python -m), before any step
-        trainer, resume = prepare(argv)
+    with setup_checks():  # a bad flag, data file or checkpoint: one clear error (python -m), before any weight
+        checked = check(argv)
+    trainer, resume = prepare(checked), checked.resume
     training_args = trainer.args
     if resume:
         logger.info("resuming from %s", resume)
@@ -99,9 +102,23 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
     return trainer
 
 
-def prepare(argv: list[str] | None = None) -> tuple[LLaVATrainer, str | None]:
-    """Flags, data, the resume point, the model and the Trainer, in that order (data and checkpoint errors
-    surface before the model is built), and the checkpoint to resume from."""
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Checked:
+    """What :func:`check` found sound: the flags, the data, the checkpoint to resume from, the model's config and
+    its trainable parts."""
+
+    model_args: ModelArguments
+    data_args: DataArguments
+    training_args: TrainingArguments
+    mixture: Mixture
+    resume: str | None
+    config: tuple[LlavaQwenConfig, dict[str, str]]
+    parts: frozenset[Part]
+
+
+def check(argv: list[str] | None = None) -> Checked:
+    """Flags, data, the resume point and the model's config, in that order: every problem of the user's surfaces
+    here, before any weight is read (``setup_checks`` prints it as one line)."""
     model_args, data_args, training_args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if training_args.should_log else logging.WARNING,
@@ -116,13 +133,21 @@ def prepare(argv: list[str] | None = None) -> tuple[LLaVATrainer, str | None]:
     config = build_config(model_args, data_args, training_args)
     if resume:
         require_resumable(resume, config[0])  # a checkpoint of another model stops here, not in load_state_dict
-    set_seed(training_args.seed)
-    model, _ = build_model(model_args, data_args, training_args, config=config)
     parts = parse_tunable_parts(
         model_args.mm_tunable_parts,
         tune_mm_mlp_adapter=model_args.tune_mm_mlp_adapter,
         unfreeze_mm_vision_tower=model_args.unfreeze_mm_vision_tower,
     )
+    return Checked(model_args=model_args, data_args=data_args, training_args=training_args, mixture=mixture,
+                   resume=resume, config=config, parts=parts)  # fmt: skip
+
+
+def prepare(checked: Checked) -> LLaVATrainer:
+    """The model (weights read) and the Trainer around it, with the dataset and its ledger."""
+    model_args, data_args, training_args = checked.model_args, checked.data_args, checked.training_args
+    mixture, parts = checked.mixture, checked.parts
+    set_seed(training_args.seed)
+    model, _ = build_model(model_args, data_args, training_args, config=checked.config)
     counts = apply_trainable_parts(model, parts)
     if model.get_model().managers is not None and Part.MANAGER not in parts:
         warnings.warn(
@@ -158,7 +183,7 @@ def prepare(argv: list[str] | None = None) -> tuple[LLaVATrainer, str | None]:
         tunable_parts=parts,
         packing_lengths=packing_lengths,
     )
-    return trainer, resume
+    return trainer
 
 
 def _bad_samples(data_args, training_args, mixture, planning_issues) -> BadSampleCallback:
@@ -182,7 +207,7 @@ def _packing_plan(training_args, model, dataset):
         return None, []
     model.set_attn_implementation(segment_implementation(model.config._attn_implementation))
     lengths, text_only, issues = dataset.packing_lengths(progress=training_args.should_log)
-    dataset.fit_stand_ins(lengths)
+    dataset.fit_stand_ins(lengths, text_only)
     logger.info("packing: %d records, %d expanded tokens, rows of %d", len(lengths), sum(lengths),
                 training_args.packing_max_tokens)  # fmt: skip
     return (lengths, text_only), issues

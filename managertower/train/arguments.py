@@ -13,6 +13,7 @@ import transformers
 from managertower.data.arrow import Task
 from managertower.data.transforms import TransformKind
 from managertower.train.recipes import RECIPES
+from vlcommon.entry import check_deepspeed_file
 from vlcommon.ledger import DEFAULT_MAX_SHARE, DEFAULT_MIN_SEEN
 
 # Without --transform, a task trains with its recipe's augmentation (Tables IX, XIV).
@@ -73,6 +74,7 @@ class TrainingArguments(transformers.TrainingArguments):
     restore_callback_states_from_checkpoint: bool = True
 
     def __post_init__(self) -> None:
+        check_deepspeed_file(self.deepspeed)
         super().__post_init__()
         if self.k_test < 1:
             raise ValueError(f"k_test={self.k_test} must be >= 1")

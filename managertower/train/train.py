@@ -61,9 +61,9 @@ def model_config(model_args: ModelArguments) -> ManagerTowerConfig:
         path = Path(model_args.init_from) / CONFIG_NAME
         if not path.is_file():
             raise ValueError(f"--init_from {model_args.init_from}: no {CONFIG_NAME} (a Two-Tower folder expected)")
-        config = ManagerTowerConfig.from_dict(json.loads(path.read_text()))
+        config = _config_file(path, "--init_from")
     elif model_args.model_config is not None:
-        config = ManagerTowerConfig.from_dict(json.loads(Path(model_args.model_config).read_text()))
+        config = _config_file(Path(model_args.model_config), "--model_config")
     else:
         config = ManagerTowerConfig()
     if model_args.preset is not None:
@@ -73,6 +73,14 @@ def model_config(model_args: ModelArguments) -> ManagerTowerConfig:
         config = dataclasses.replace(config, vision=vision)
     config.validate()
     return config
+
+
+def _config_file(path: Path, flag: str) -> ManagerTowerConfig:
+    """A config JSON, with the flag and the file named in any error (unreadable, malformed or wrong fields)."""
+    try:
+        return ManagerTowerConfig.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{flag} {path}: {error}") from error
 
 
 def data_config(data_args: DataArguments, config: ManagerTowerConfig, *, seed: int, train: bool) -> DataConfig:
@@ -147,8 +155,9 @@ def resolve_resume(args) -> str | None:
 
 
 def train(argv: list[str] | None = None) -> TwoTowerTrainer:
-    with setup_checks():  # a bad flag, table or checkpoint: one clear error (python -m), before any step
-        trainer, resume, run = prepare(argv)
+    with setup_checks():  # a bad flag, table or checkpoint: one clear error (python -m), before any weight
+        run = check(argv)
+    trainer, resume = prepare(run), run.resume
     args = trainer.args
     if resume:
         logger.info("resuming from %s", resume)
@@ -184,17 +193,22 @@ def train(argv: list[str] | None = None) -> TwoTowerTrainer:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class _Run:
-    """What the end of a run needs besides the Trainer (the evaluation's data and names)."""
+class Checked:
+    """What :func:`check` found sound: flags, model config, tokenizer, the training tables and the resume point."""
 
     model_args: ModelArguments
     data_args: DataArguments
+    args: TrainingArguments
     config: ManagerTowerConfig
     tokenizer: object
+    train_config: DataConfig
+    dataset: TwoTowerDataset
+    resume: str | None
 
 
-def prepare(argv: list[str] | None = None) -> tuple[TwoTowerTrainer, str | None, _Run]:
-    """Flags, data (tables read and checked), the resume point, then the model and the Trainer."""
+def check(argv: list[str] | None = None) -> Checked:
+    """Flags, the model config, data (tables read and checked) and the resume point, in that order: every problem
+    of the user's surfaces here, before any weight is read (``setup_checks`` prints it as one line)."""
     model_args, data_args, args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.should_log else logging.WARNING,
@@ -217,20 +231,27 @@ def prepare(argv: list[str] | None = None) -> tuple[TwoTowerTrainer, str | None,
     remove_leftovers(args)
     if resume:  # a checkpoint of another model stops here, not in load_state_dict
         require_resumable(resume, model_args, config, data_args.task, train_config.answer_classes)
+    return Checked(model_args=model_args, data_args=data_args, args=args, config=config, tokenizer=tokenizer,
+                   train_config=train_config, dataset=dataset, resume=resume)  # fmt: skip
+
+
+def prepare(run: Checked) -> TwoTowerTrainer:
+    """The task model (experts or ``--init_from`` weights read) and the Trainer around it."""
+    model_args, data_args, args, dataset = run.model_args, run.data_args, run.args, run.dataset
+    config, train_config, tokenizer = run.config, run.train_config, run.tokenizer
     set_seed(args.seed)
     model = build_model(model_args, config, data_args.task, train_config.answer_classes)
     bad = BadSampleCallback(max_share=data_args.max_bad_sample_share, min_seen=data_args.bad_sample_min_seen)
     if args.process_index == 0:  # every rank reads the same tables: their read-time skips count once
         bad.local.record(seen=len(dataset.issues), events=[e._asdict() for e in dataset.issues])
     mlm = data_args.mlm_probability if data_args.task is Task.PRETRAIN else None
-    trainer = TwoTowerTrainer(
+    return TwoTowerTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         callbacks=[bad],
         data_collator=TwoTowerCollator(tokenizer=tokenizer, mlm_probability=mlm),
     )
-    return trainer, resume, _Run(model_args=model_args, data_args=data_args, config=config, tokenizer=tokenizer)
 
 
 def main() -> None:
