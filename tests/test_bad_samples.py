@@ -70,7 +70,6 @@ def test_skip_share_limit_stops_the_run():
 def test_one_bad_sample_threshold_for_the_ledger_and_both_train_entries():
     from llava.train.arguments import DataArguments as LlavaData
     from managertower.train.arguments import DataArguments as TowerData
-
     from vlcommon.callbacks import BadSampleCallback
 
     ledger, callback = BadSampleLedger(), BadSampleCallback()
