@@ -88,3 +88,21 @@ def test_16bit_png_through_managertower_converter_and_dataset_and_llava(tmp_path
     assert image_processor.to_8bit is vlcommon.images.to_8bit
     assert image_processor.convert_to_rgb is vlcommon.images.convert_to_rgb
     assert not hasattr(mm_utils, "_rgb")
+
+
+def test_a_truncated_file_is_bad_even_after_lmms_eval_is_imported(tmp_path):
+    """lmms-eval sets PIL's process-wide ``LOAD_TRUNCATED_IMAGES`` on import; a truncated image must still be a
+    counted ``corrupt_image``, not a picture with black rows, and the flag is left as lmms-eval set it."""
+    import lmms_eval.api.task  # noqa: F401  (sets the flag, as an evaluation in the same process would)
+    from PIL import ImageFile
+
+    from vlcommon.images import read_image
+    from vlcommon.ledger import BadSample
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(tmp_path / "cut.png")
+    data = (tmp_path / "cut.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BadSample) as bad:
+        read_image(tmp_path / "cut.png")
+    assert bad.value.kind == "corrupt_image" and ImageFile.LOAD_TRUNCATED_IMAGES is True

@@ -14,10 +14,12 @@ converters, datasets and transforms), so that an image reads the same whichever 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from vlcommon.ledger import BadSample
 
@@ -49,6 +51,19 @@ def convert_to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else to_8bit(image).convert("RGB")
 
 
+@contextmanager
+def _whole_files_only() -> Iterator[None]:
+    """PIL's ``ImageFile.LOAD_TRUNCATED_IMAGES`` is one flag for the whole process, and lmms-eval sets it on import:
+    a truncated file would then decode with its missing rows black, and train as if it were sound. Decoding here
+    always sees the truncation. (Decoders run one at a time per process: DataLoader workers are processes, and
+    the crop batch's threads get an image already loaded.)"""
+    saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = saved
+
+
 def decode_image(data: bytes | None, *, field: str = "image", source: str = "") -> Image.Image:
     """``data`` decoded in full, in its own mode. :class:`BadSample` (kind ``missing_image``, ``corrupt_image`` or
     ``empty_image``) names ``field`` and ``source`` (a file, when there is one) in its message."""
@@ -56,8 +71,9 @@ def decode_image(data: bytes | None, *, field: str = "image", source: str = "") 
     if not data:
         raise BadSample("missing_image", f"{field}: no image bytes{where}")
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
+        with _whole_files_only():
+            image = Image.open(io.BytesIO(data))
+            image.load()
     except Exception as error:  # PIL raises several types for broken files (OSError, SyntaxError, ValueError...)
         raise BadSample("corrupt_image", f"{field}: cannot decode{where}: {error}") from error
     if image.width < 1 or image.height < 1:
