@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from vlcommon.checkpoints import mark_complete, unmark
 from vlcommon.ledger import SkipLimitExceeded, remove_stale_temporaries
 from vlcommon.trainer import leave_distributed
 
@@ -58,6 +59,26 @@ def remove_leftovers(args) -> None:
         return
     for path in remove_stale_temporaries(args.output_dir):
         logger.warning("removed %s, left by a write that was killed", path)
+
+
+def train_and_mark(trainer, resume: str | None, save: Callable[[Path], None]) -> None:
+    """Both entries' run after :func:`setup_checks`: train (from ``resume``), then ``save(output_dir)`` the final
+    weights, then the ``COMPLETE`` marker. A relaunched finished run rewrites its final output, so the marker is
+    removed first: the next stage (and its script) only trusts an output that holds it."""
+    args = trainer.args
+    out = Path(args.output_dir)
+    if resume:
+        logger.info("resuming from %s", resume)
+    else:
+        logger.info("starting from step 0 (no complete checkpoint in %s)", out)
+    if args.should_save:
+        unmark(out)
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()
+    save(out)
+    if args.should_save:
+        mark_complete(out, trainer.state.global_step, manifest=False)
+    logger.info(trainer.bad_samples.merged.summary())
 
 
 def run_entry(train: Callable[[], object], *, program: str) -> None:

@@ -100,10 +100,10 @@ class LazySupervisedDataset(Dataset):
         """
         if self._slots is None:
             return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger)
-        (slots, text_only), slot = self._slots, self._slots[0][index]
+        slots, text_only = self._slots
 
         def fits(candidate: int) -> bool:  # no longer than the slot, and of its modality (grouped rows stay pure)
-            return 0 < slots[candidate] <= slot and text_only[candidate] == text_only[index]
+            return 0 < slots[candidate] <= slots[index] and text_only[candidate] == text_only[index]
 
         return item_or_stand_in(index, len(self), self.build, self._known_bad, self._event, logger, fits=fits,
                                 blank=self._blank)  # fmt: skip

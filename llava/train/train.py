@@ -27,8 +27,8 @@ from llava.train.model_init import build_config, build_model, build_tokenizer, r
 from llava.train.trainer import LLaVATrainer
 from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
 from vlcommon.callbacks import BadSampleCallback, run_layout
-from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
-from vlcommon.entry import remove_leftovers, run_entry, setup_checks
+from vlcommon.checkpoints import choose_resume, require_usable
+from vlcommon.entry import remove_leftovers, run_entry, setup_checks, train_and_mark
 
 logger = logging.getLogger("llava.train")
 
@@ -82,23 +82,13 @@ def _init_distributed_for_cpu(training_args) -> None:
 def train(argv: list[str] | None = None) -> LLaVATrainer:
     with setup_checks():  # a bad flag, data file or checkpoint: one clear error (python -m), before any weight
         checked = check(argv)
-    trainer, resume = prepare(checked), checked.resume
-    training_args = trainer.args
-    if resume:
-        logger.info("resuming from %s", resume)
-    else:
-        logger.info("starting from step 0 (no complete checkpoint in %s)", training_args.output_dir)
-    if training_args.should_save:
-        # A relaunched finished run rewrites its final output: until the marker is written again, it is not done.
-        unmark(Path(training_args.output_dir))
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_state()
-    trainer.model.config.use_cache = True
-    trainer.save_model(training_args.output_dir)
-    if training_args.should_save:
-        # Written last: the next stage (and its script) only trusts an output that holds it.
-        mark_complete(Path(training_args.output_dir), trainer.state.global_step, manifest=False)
-    logger.info(trainer.bad_samples.merged.summary())
+    trainer = prepare(checked)
+
+    def save(out: Path) -> None:  # every rank: under ZeRO-3 the weights are gathered for the save
+        trainer.model.config.use_cache = True
+        trainer.save_model(str(out))
+
+    train_and_mark(trainer, checked.resume, save)
     return trainer
 
 

@@ -37,8 +37,8 @@ from managertower.tasks import HeadConfig, TwoTowerForTask
 from managertower.train.arguments import DEFAULT_TRANSFORM, DataArguments, ModelArguments, TrainingArguments
 from managertower.train.trainer import TwoTowerTrainer
 from vlcommon.callbacks import BadSampleCallback, run_layout
-from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
-from vlcommon.entry import remove_leftovers, run_entry, setup_checks
+from vlcommon.checkpoints import choose_resume, require_usable
+from vlcommon.entry import remove_leftovers, run_entry, setup_checks, train_and_mark
 from vlcommon.resume_match import require_same_parameters, saved_shapes, shapes_on_meta
 from vlcommon.trainer import leave_distributed
 
@@ -157,22 +157,15 @@ def resolve_resume(args) -> str | None:
 def train(argv: list[str] | None = None) -> TwoTowerTrainer:
     with setup_checks():  # a bad flag, table or checkpoint: one clear error (python -m), before any weight
         run = check(argv)
-    trainer, resume = prepare(run), run.resume
+    trainer = prepare(run)
     args = trainer.args
-    if resume:
-        logger.info("resuming from %s", resume)
-    else:
-        logger.info("starting from step 0 (no complete checkpoint in %s)", args.output_dir)
-    if args.should_save:
-        unmark(Path(args.output_dir))
-    trainer.train(resume_from_checkpoint=resume)
-    trainer.save_state()
-    if args.should_save:
-        out = Path(args.output_dir)
-        trainer.model.backbone.save_pretrained(out / BACKBONE_DIR)
-        trainer.save_model(str(out))
-        mark_complete(out, trainer.state.global_step, manifest=False)
-    logger.info(trainer.bad_samples.merged.summary())
+
+    def save(out: Path) -> None:
+        if args.should_save:
+            trainer.model.backbone.save_pretrained(out / BACKBONE_DIR)
+            trainer.save_model(str(out))
+
+    train_and_mark(trainer, run.resume, save)
     # Evaluation runs on the main process alone: the others leave first rather than wait at a barrier for longer
     # than the process group's timeout. The model is whole on every rank (DDP, ZeRO-1/2).
     leave_distributed()
