@@ -16,7 +16,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TOP_LEVEL = ("llava", "docs", "scripts", "tests", "bench", "playground", "managertower", "constraints", ".ci")
+TOP_LEVEL = (
+    "llava",
+    "docs",
+    "scripts",
+    "tests",
+    "bench",
+    "playground",
+    "managertower",
+    "vlcommon",
+    "constraints",
+    ".ci",
+)
 SUFFIXES = {".md", ".py", ".sh", ".toml", ".txt", ".yaml", ".json", ""}
 # Paths that are not files of this repository, each with why it is named.
 NOT_OURS = {

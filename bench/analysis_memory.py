@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from llava.analysis.probes import METRICS, Probe
+from llava.analysis.probes import METRICS, Probe, decoder_forward, splice_sample
 from llava.analysis.samples import AnalysisSample
 from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
@@ -64,24 +64,8 @@ def _sample(model, width: int, height: int) -> AnalysisSample:
 
 @torch.no_grad()
 def _forward(model, sample: AnalysisSample, *, output_attentions: bool = False):
-    device, dtype = model.device, model.dtype
-    spliced = model.prepare_multimodal_inputs(
-        sample.input_ids[None].to(device),
-        None,
-        None,
-        [x.to(device, dtype) for x in sample.images],
-        sample.image_sizes,
-        sample.modalities,
-    )
-    out = model.model(
-        inputs_embeds=spliced.inputs_embeds,
-        attention_mask=spliced.attention_mask,
-        position_ids=spliced.position_ids,
-        visual_injection=spliced.visual_injection,
-        use_cache=False,
-        output_attentions=output_attentions,
-    )
-    return spliced.inputs_embeds.shape[1], out
+    spliced = splice_sample(model, sample)
+    return spliced.inputs_embeds.shape[1], decoder_forward(model, spliced, output_attentions=output_attentions)
 
 
 def _probe(model, sample: AnalysisSample) -> None:

@@ -36,18 +36,19 @@ from llava.data.collator import DATA_REPORT_KEY, DataCollatorForSupervisedDatase
 from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import load_mixture
 from llava.model import LlavaQwenForCausalLM
-from llava.model.packing import packed_length
+from llava.model.image_layout import packed_length
 from llava.processing import SigLipImageProcessor
 from llava.testing import build_qwen2_tokenizer, tiny_config
+from llava.testing.benchmarking import spread
 from llava.testing.synthetic import write_corpus
 from llava.testing.tiny import BENCH_SIZES, QWEN2_VOCAB_SIZE
-from llava.train.recipes import VARIANTS as RECIPE_VARIANTS
 from llava.train.recipes import final_images
+from llava.variants import VARIANTS as PAPER_VARIANTS
 
 # The shared benchmark sizes, with the real tokenizer's vocabulary (its ids reach 151645).
 SIZES = {name: {**size, "vocab_size": QWEN2_VOCAB_SIZE} for name, size in BENCH_SIZES.items()}
 # The variants without managers, by how their trained model sees images.
-VARIANTS = {v.label: final_images(v).aspect_ratio for v in RECIPE_VARIANTS if not v.manager}
+VARIANTS = {v.label: final_images(v).aspect_ratio for v in PAPER_VARIANTS if not v.manager}
 DEFAULT_IMAGE_SIZES = "640x480,300x1100,1024x768,1500x400"
 
 
@@ -167,9 +168,7 @@ def measure(variant: str, args, corpus: Path, tokenizer) -> list[tuple]:
                 tokens,
                 statistics.median(rates),
                 statistics.median(step),
-                statistics.median(ratios),
-                min(ratios),
-                max(ratios),
+                *spread(ratios),
             )
         )
     return rows

@@ -13,7 +13,6 @@ cache), so its ratio should sit at x1.00.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
@@ -25,14 +24,14 @@ from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
 from llava.model.manager_config import expert_layer_preset, inject_layer_preset
 from llava.processing import SigLipImageProcessor
-from llava.testing.benchmarking import add_timing_args, timing_setup
+from llava.testing.benchmarking import measure_sizes, spread
 from llava.testing.tiny import BENCH_SIZES, tiny_config
-from llava.train.recipes import VARIANTS as RECIPE_VARIANTS
 from llava.train.recipes import final_images
+from llava.variants import VARIANTS as PAPER_VARIANTS
 
 SIZES = BENCH_SIZES
 # The variants without managers, by how their trained model sees images.
-VARIANTS = {v.label: final_images(v).aspect_ratio for v in RECIPE_VARIANTS if not v.manager}
+VARIANTS = {v.label: final_images(v).aspect_ratio for v in PAPER_VARIANTS if not v.manager}
 
 
 def _manager(size: dict) -> dict:
@@ -123,25 +122,14 @@ def measure(size_name: str, reps: int, new_tokens: int = 8, clock=time.process_t
                     f"{variant}+Manager / {variant}",
                     phase,
                     statistics.median(base_times) * 1e3,
-                    statistics.median(ratios),
-                    min(ratios),
-                    max(ratios),
+                    *spread(ratios),
                 )
             )
     return rows
 
 
 def main(argv: list[str] | None = None) -> list[tuple]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="tiny,medium")
-    parser.add_argument("--reps", type=int, default=7)
-    add_timing_args(parser)
-    parser.add_argument("--new-tokens", type=int, default=8)
-    args = parser.parse_args(argv)
-    rows = []
-    with timing_setup(args) as clock:
-        for name in args.sizes.split(","):
-            rows += measure(name, args.reps, args.new_tokens, clock)
+    rows = measure_sizes(argv, __doc__.splitlines()[0], measure, new_tokens=8)
     print(f"{'size':<8} {'ratio':<28} {'phase':<16} {'baseline ms':>11} {'median':>7} {'min-max':>13}")
     for size, label, phase, base_ms, med, lo, hi in rows:
         print(f"{size:<8} {label:<28} {phase:<16} {base_ms:>11.1f} {med:>7.3f} {lo:>6.3f}-{hi:<6.3f}")

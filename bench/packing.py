@@ -16,7 +16,7 @@
 short. Every image is scaled by 112 / 384, so it gets the anyres grid its real size gets, and text lengths by
 (8 / 27)^2: expanded lengths shrink about 11x, the image / text proportions and the relative spread stay the
 real ones (both spreads are printed). Image tokens come from the real processor (crop count) and
-``llava.model.packing.packed_length``, as ``LazySupervisedDataset.expanded_length`` computes them.
+``llava.model.image_layout.packed_length``, as ``LazySupervisedDataset.expanded_length`` computes them.
 
 **Strategies**, under one budget B of expanded tokens per micro-batch (default 4 x the longest sample): padded
 batches of floor(B / longest) samples in random order, each padded to its longest; LLaVA-NeXT's recipe, one sample
@@ -57,12 +57,12 @@ from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
 from llava.model.anyres import get_anyres_image_grid_shape
 from llava.model.config import MultimodalSpec
-from llava.model.packing import packed_length
+from llava.model.image_layout import packed_length
 from llava.model.segments import segment_implementation
 from llava.processing import SigLipImageProcessor
 from llava.testing.benchmarking import add_timing_args, load_bench_module, timing_setup
 from llava.testing.tiny import BENCH_SIZES, tiny_config
-from llava.tools.flops import flop_counter
+from vlcommon.flops import flop_counter
 
 MB = 2**20
 REAL_CROP, REAL_SIDE = 384, 27  # SigLIP at 384 px, patch 14

@@ -12,7 +12,6 @@ ours/theirs (goal >= x1.00).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import warnings
@@ -26,7 +25,7 @@ from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
 from llava.model.convert import to_hf_model
 from llava.processing import SigLipImageProcessor
-from llava.testing.benchmarking import add_timing_args, timing_setup
+from llava.testing.benchmarking import measure_sizes, spread
 from llava.testing.tiny import BENCH_SIZES, tiny_config
 
 # transformers encodes a lone image always with its grid, and single crops only for several images per sample:
@@ -139,9 +138,7 @@ def measure(size_name: str, reps: int, new_tokens: int, clock=time.process_time)
                 seq,
                 "prefill latency ours/theirs",
                 statistics.median(base_ms),
-                statistics.median(prefill),
-                min(prefill),
-                max(prefill),
+                *spread(prefill),
                 diff,
             )
         )
@@ -152,9 +149,7 @@ def measure(size_name: str, reps: int, new_tokens: int, clock=time.process_time)
                 seq,
                 "generate tokens/s ours/theirs",
                 None,
-                statistics.median(decode),
-                min(decode),
-                max(decode),
+                *spread(decode),
                 diff,
             )
         )
@@ -162,16 +157,7 @@ def measure(size_name: str, reps: int, new_tokens: int, clock=time.process_time)
 
 
 def main(argv: list[str] | None = None) -> list[tuple]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="tiny,medium")
-    parser.add_argument("--reps", type=int, default=7)
-    add_timing_args(parser)
-    parser.add_argument("--new-tokens", type=int, default=16)
-    args = parser.parse_args(argv)
-    rows = []
-    with timing_setup(args) as clock:
-        for name in args.sizes.split(","):
-            rows += measure(name, args.reps, args.new_tokens, clock)
+    rows = measure_sizes(argv, __doc__.splitlines()[0], measure, new_tokens=16)
     print("| size | variant | sequence | ratio | transformers ms | median | min-max | max \\|diff\\| logits |")
     print("|---|---|---|---|---|---|---|---|")
     for size, variant, seq, label, base_ms, med, lo, hi, diff in rows:

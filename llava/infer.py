@@ -17,7 +17,7 @@ from llava.constants import DEFAULT_IMAGE_TOKEN, IMAGE_TOKEN_INDEX
 from llava.conversation import conv_templates
 from llava.mm_utils import process_images, tokenizer_image_token
 from llava.model.anyres import anyres_token_count
-from llava.model.loading import image_processor_for
+from llava.processing import image_processor_for
 from llava.testing import build_qwen2_tokenizer, tiny_model
 
 

@@ -5,17 +5,17 @@ from managertower.config import (
     Fusion,
     Generator,
     LinkType,
-    ManagerConfig,
     ManagerKind,
     ManagerTowerConfig,
     Query,
     TextEncoderConfig,
+    TwoTowerManagerConfig,
     VisionEncoderConfig,
     WeightShape,
 )
 from managertower.model import ManagerTowerModel, ManagerTowerOutput
 
 __all__ = [
-    "CrossModalConfig", "Fusion", "Generator", "LinkType", "ManagerConfig", "ManagerKind", "ManagerTowerConfig",
-    "ManagerTowerModel", "ManagerTowerOutput", "Query", "TextEncoderConfig", "VisionEncoderConfig", "WeightShape",
+    "CrossModalConfig", "Fusion", "Generator", "LinkType", "ManagerKind", "ManagerTowerConfig", "ManagerTowerModel",
+    "ManagerTowerOutput", "Query", "TextEncoderConfig", "TwoTowerManagerConfig", "VisionEncoderConfig", "WeightShape",
 ]  # fmt: skip

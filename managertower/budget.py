@@ -5,7 +5,7 @@
     python -m managertower.budget --image-size 288 --text-tokens 40 --tiny
 
 Rows: METER, BridgeTower and ManagerTower with SAUM, AAUM (own query) and AAUM (fused query), from the presets of
-``managertower.presets`` (one fact, one home). Multiply-adds are counted by ``torch.utils.flop_counter`` (matrix
+``managertower.presets`` (one fact, one home). Multiply-adds are counted by ``vlcommon.flops.flop_counter`` (matrix
 products, convolutions, attention; one multiply-add = one "FLOP" of the paper's fvcore count) for one image and one
 text of ``--text-tokens`` tokens; the managers' elementwise weighted sums are not counted, as fvcore does not.
 Parameters exclude task heads (the paper's count includes its VQA head).
@@ -20,11 +20,11 @@ from dataclasses import replace
 
 import torch
 
-from llava.tools.flops import flop_counter
 from managertower.config import ManagerTowerConfig
 from managertower.model import ManagerTowerModel
 from managertower.presets import preset
 from managertower.testing import tiny_config
+from vlcommon.flops import flop_counter
 
 ROWS = {
     "METER": None,  # no preset row: Table VI compares BridgeTower and the managers; METER for reference

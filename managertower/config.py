@@ -8,10 +8,11 @@ experts are always the top ``experts`` layers of each encoder (the paper's Fig. 
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field, fields
 from typing import Literal
 
-from llava.compat import StrEnum
+from vlcommon.enums import StrEnum, member
 
 
 class Fusion(StrEnum):
@@ -56,13 +57,6 @@ class Generator(StrEnum):
     LINEAR = "linear"  # softmax(query W_M + eps): N x L weights
     CONCAT_ATTENTION = "concat_attention"  # attention of [V; C] tokens: N x L x D weights
     CROSS_ATTENTION = "cross_attention"  # query tokens attend to the N layers' first tokens: N x L weights
-
-
-def _enum(kind: type[StrEnum], value, where: str) -> StrEnum:
-    try:
-        return kind(value)
-    except ValueError:
-        raise ValueError(f"{where}={value!r} is not one of {tuple(m.value for m in kind)}") from None
 
 
 def _positive(obj, *names: str) -> None:
@@ -140,10 +134,11 @@ class CrossModalConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class ManagerConfig:
-    """The managers of ``Fusion.MANAGERTOWER`` (ignored by the other fusions)."""
+class TwoTowerManagerConfig:
+    """The managers of ``Fusion.MANAGERTOWER`` (ignored by the other fusions). ``type`` says which manager, as in
+    LLaVA's ``ManagerConfig`` (``llava.model.manager_config``); configs written before say ``kind``, still read."""
 
-    kind: ManagerKind = ManagerKind.AAUM
+    type: ManagerKind = ManagerKind.AAUM
     experts: int = 6  # N: the top N layers of each encoder
     weights: WeightShape = WeightShape.CHANNEL  # SAM / SAUM (and AAUM's layer-1 SAUM)
     query: Query = Query.FUSED
@@ -162,10 +157,10 @@ class ManagerConfig:
     mask_fused_query: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", _enum(ManagerKind, self.kind, "manager kind"))
-        object.__setattr__(self, "weights", _enum(WeightShape, self.weights, "manager weights"))
-        object.__setattr__(self, "query", _enum(Query, self.query, "manager query"))
-        object.__setattr__(self, "generator", _enum(Generator, self.generator, "manager generator"))
+        object.__setattr__(self, "type", member(ManagerKind, self.type, "manager type"))
+        object.__setattr__(self, "weights", member(WeightShape, self.weights, "manager weights"))
+        object.__setattr__(self, "query", member(Query, self.query, "manager query"))
+        object.__setattr__(self, "generator", member(Generator, self.generator, "manager generator"))
         _positive(self, "experts")
         if self.temperature <= 0:
             raise ValueError(f"manager temperature={self.temperature} must be > 0")
@@ -178,7 +173,7 @@ class ManagerTowerConfig:
     cross: CrossModalConfig = field(default_factory=CrossModalConfig)
     fusion: Fusion = Fusion.MANAGERTOWER
     link: LinkType = LinkType.ADD  # Fusion.BRIDGETOWER
-    manager: ManagerConfig = field(default_factory=ManagerConfig)
+    manager: TwoTowerManagerConfig = field(default_factory=TwoTowerManagerConfig)
     token_types: int = 2  # text 0, image 1 (NLVR2 grows the table to 3: a second image is type 2)
     # Attention kernel of the text encoder and the cross-modal layers; every call gets an explicit mask, so "sdpa"
     # cannot fall back to the causal self-attention transformers' cross layer is built with (is_causal=True).
@@ -190,8 +185,8 @@ class ManagerTowerConfig:
     mlm_norm_eps: float = 1e-12
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fusion", _enum(Fusion, self.fusion, "fusion"))
-        object.__setattr__(self, "link", _enum(LinkType, self.link, "link"))
+        object.__setattr__(self, "fusion", member(Fusion, self.fusion, "fusion"))
+        object.__setattr__(self, "link", member(LinkType, self.link, "link"))
         if self.attention not in ("eager", "sdpa"):
             raise ValueError(f"attention={self.attention!r} is not one of ('eager', 'sdpa')")
         if self.token_types < 2:
@@ -228,7 +223,7 @@ class ManagerTowerConfig:
     @classmethod
     def from_dict(cls, value: dict) -> ManagerTowerConfig:
         parts = {"text": TextEncoderConfig, "vision": VisionEncoderConfig, "cross": CrossModalConfig,
-                 "manager": ManagerConfig}  # fmt: skip
+                 "manager": TwoTowerManagerConfig}  # fmt: skip
         if not isinstance(value, dict):
             raise ValueError(f"a ManagerTowerConfig is a JSON object, got {type(value).__name__}")
         known = {f.name for f in fields(cls)}
@@ -240,7 +235,10 @@ class ManagerTowerConfig:
             if name in parts:
                 if not isinstance(item, dict):
                     raise ValueError(f"{name}: expected an object of {parts[name].__name__} fields, got {item!r}")
-                extra = sorted(set(item) - {f.name for f in fields(parts[name])})
+                if name == "manager" and "kind" in item:  # configs written before ``type`` took the name
+                    item = {**{k: v for k, v in item.items() if k != "kind"},
+                            "type": member(ManagerKind, item["kind"], "manager kind")}  # fmt: skip
+                extra = sorted(set(item) - set(inspect.signature(parts[name]).parameters))
                 if extra:
                     raise ValueError(f"unknown {name} config fields {extra}")
                 item = _built(parts[name], item, name)

@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from managertower import objectives as obj
+from managertower.data.answers import VQA_VOCABULARY_FILE
 from managertower.data.arrow import Task, split_patterns
 from managertower.data.collate import TwoTowerCollator
-from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
 from managertower.data.datasets import TwoTowerDataset
 from managertower.tasks import TwoTowerForTask
 from vlcommon.ledger import DATA_REPORT_KEY, write_json_atomic

@@ -62,7 +62,7 @@ class ManagedInputs(nn.Module):
         self.layer_embeddings = nn.Embedding(depth, hidden)
 
         def build(layer: int) -> nn.Module:
-            if manager.kind is ManagerKind.AAUM and layer > 1:
+            if manager.type is ManagerKind.AAUM and layer > 1:
                 return AdaptiveManager(manager, hidden=hidden, eps=eps)
             return StaticManager(manager, layer=layer, hidden=hidden, eps=eps)
 

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 from managertower.config import (
     CrossModalConfig,
-    ManagerConfig,
     ManagerTowerConfig,
     TextEncoderConfig,
+    TwoTowerManagerConfig,
     VisionEncoderConfig,
 )
 
@@ -20,7 +20,7 @@ def tiny_config(
     of width ``hidden``; ``changes`` replace top-level fields (``manager=`` may be a dict of manager fields)."""
     manager = changes.pop("manager", {})
     if isinstance(manager, dict):
-        manager = ManagerConfig(**{"experts": experts, **manager})
+        manager = TwoTowerManagerConfig(**{"experts": experts, **manager})
     base = ManagerTowerConfig(
         text=TextEncoderConfig(
             vocab_size=99,
@@ -67,22 +67,22 @@ def tiny_tokenizer(words=None):
 
 
 def tiny_arrow(out, *, raw=None, bad: bool = False, seed: int = 0):
-    """Every task's Arrow tables under ``out``, converted from generated sources (``raw``: where the sources go,
+    """Every task's Arrow tables under ``out``, built from generated sources (``raw``: where the sources go,
     ``out/raw`` by default); ``bad`` plants one bad record of each kind. Returns ``out``."""
     from pathlib import Path
 
     from managertower.data import synthetic
-    from managertower.data.convert import convert_karpathy, convert_pairs, convert_vg
-    from managertower.data.convert_tasks import convert_nlvr2, convert_snli_ve, convert_vqa
+    from managertower.data.build_captions import build_karpathy, build_pairs, build_vg
+    from managertower.data.build_tasks import build_nlvr2, build_snli_ve, build_vqa
 
     out = Path(out)
     raw = Path(raw) if raw is not None else out / "raw"
     for dataset, count in (("coco", 12), ("f30k", 8)):
         source = synthetic.write_karpathy(raw / dataset, count=count, seed=seed, bad=bad and dataset == "coco")
-        convert_karpathy(source, raw / dataset, out, dataset=dataset)
-    convert_vg(synthetic.write_vg(raw / "vg", seed=seed), raw / "vg", out)
-    convert_pairs(synthetic.write_pairs(raw / "sbu", seed=seed), raw / "sbu", out, name="sbu", shard_size=5)
-    convert_vqa(synthetic.write_vqa(raw / "vqa", count=48, seed=seed, bad=bad), raw / "vqa", out)
-    convert_nlvr2(synthetic.write_nlvr2(raw / "nlvr2", seed=seed, bad=bad) / "data", raw / "nlvr2" / "images", out)
-    convert_snli_ve(synthetic.write_snli_ve(raw / "snli", seed=seed, bad=bad), raw / "snli" / "images", out)
+        build_karpathy(source, raw / dataset, out, dataset=dataset)
+    build_vg(synthetic.write_vg(raw / "vg", seed=seed), raw / "vg", out)
+    build_pairs(synthetic.write_pairs(raw / "sbu", seed=seed), raw / "sbu", out, name="sbu", shard_size=5)
+    build_vqa(synthetic.write_vqa(raw / "vqa", count=48, seed=seed, bad=bad), raw / "vqa", out)
+    build_nlvr2(synthetic.write_nlvr2(raw / "nlvr2", seed=seed, bad=bad) / "data", raw / "nlvr2" / "images", out)
+    build_snli_ve(synthetic.write_snli_ve(raw / "snli", seed=seed, bad=bad), raw / "snli" / "images", out)
     return out

@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -34,18 +33,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from llava.train.recipes import VARIANT_KEYS
-from llava.train.recipes import VARIANTS as RECIPE_VARIANTS
 from llava.train.recipes import stage as recipe_stage
-from llava.train.recipes import variant as recipe_variant
+from llava.variants import VARIANT_KEYS
+from llava.variants import VARIANTS as PAPER_VARIANTS
+from llava.variants import variant as paper_variant
 from playground.checks import bar, expert_checks, variant_checks
 from playground.experts import expert_dirs, pretrain_experts
 from playground.experts import summary as expert_summary
+from playground.jobs import run_logged
 from playground.plots import loss_history, plot_losses, plot_manager_weights, plot_probe_and_weights
 
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = VARIANT_KEYS
-NAMES = {v.key: v.label for v in RECIPE_VARIANTS}
+NAMES = {v.key: v.label for v in PAPER_VARIANTS}
 STAGES = ("stage1", "stage1_5", "stage2")
 FULL_EPOCHS = {"stage1": 1, "stage1_5": 1, "stage2": 3}
 # The reduced data has a fifth of the descriptions, so stage 2 starts from a model that has not yet learned the chat
@@ -54,7 +54,7 @@ REDUCED_EPOCHS = {"stage1": 1, "stage1_5": 1, "stage2": 6}
 
 
 @dataclass(frozen=True, kw_only=True)
-class DemoConfig:
+class CurriculumDemoConfig:
     work: Path
     reduced: bool = False
     seed: int = 0
@@ -88,7 +88,7 @@ def _log(message: str) -> None:
     tqdm.write(f"[playground] {message}")
 
 
-def prepare(cfg: DemoConfig) -> dict[str, dict]:
+def prepare(cfg: CurriculumDemoConfig) -> dict[str, dict]:
     """Data and the pre-trained experts (stage 0); deterministic from the seed, reused when present."""
     from playground.data import Counts, generate
 
@@ -102,14 +102,14 @@ def prepare(cfg: DemoConfig) -> dict[str, dict]:
     return reports
 
 
-def _stage1_dir(cfg: DemoConfig, variant: str) -> Path:
+def _stage1_dir(cfg: CurriculumDemoConfig, variant: str) -> Path:
     # Stage 1 (square images, projector + managers) does not depend on the grid: baseline/grid share one,
     # manager/grid_manager another.
-    kind = "manager" if recipe_variant(variant).manager else "plain"
+    kind = "manager" if paper_variant(variant).manager else "plain"
     return cfg.work / "runs" / f"shared_stage1_{kind}"
 
 
-def _train_env(cfg: DemoConfig, variant: str) -> dict[str, str]:
+def _train_env(cfg: CurriculumDemoConfig, variant: str) -> dict[str, str]:
     env = dict(
         os.environ,
         VARIANT=variant,
@@ -152,7 +152,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _stage_dir(cfg: DemoConfig, variant: str, stage: str) -> Path:
+def _stage_dir(cfg: CurriculumDemoConfig, variant: str, stage: str) -> Path:
     return _stage1_dir(cfg, variant) if stage == "stage1" else cfg.work / "runs" / variant / stage
 
 
@@ -160,7 +160,7 @@ def _stage_dir(cfg: DemoConfig, variant: str, stage: str) -> Path:
 _STAGE1_LOCKS: dict[Path, threading.Lock] = defaultdict(threading.Lock)
 
 
-def train(cfg: DemoConfig, variant: str, bar: tqdm) -> None:
+def train(cfg: CurriculumDemoConfig, variant: str, bar: tqdm) -> None:
     """Run the variant's unfinished stages through the cluster's curriculum script."""
     for stage in STAGES:
         with _STAGE1_LOCKS[_stage1_dir(cfg, variant)] if stage == "stage1" else nullcontext():
@@ -169,15 +169,13 @@ def train(cfg: DemoConfig, variant: str, bar: tqdm) -> None:
         bar.update(1)
 
 
-def _train_stage(cfg: DemoConfig, variant: str, stage: str) -> None:
+def _train_stage(cfg: CurriculumDemoConfig, variant: str, stage: str) -> None:
     env = dict(
         _train_env(cfg, variant),
         STAGES=recipe_stage(stage).number,
         MASTER_PORT=str(_free_port()),
     )
     log = cfg.work / "logs" / f"{variant}_{stage}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.time()
     args = [
         "--num_train_epochs",
         str(cfg.epochs[stage]),
@@ -194,21 +192,13 @@ def _train_stage(cfg: DemoConfig, variant: str, stage: str) -> None:
     ]
     if stage != "stage1":  # stage 1 is the plain template: no chat tokens
         args += ["--unmask_chat_tokens", str(cfg.supervise_chat_tokens)]
-    with open(log, "w") as handle:
-        code = subprocess.call(
-            ["bash", str(REPO / "scripts" / "train" / "curriculum.sh"), *args],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-    if code != 0:
-        raise SystemExit(f"[playground] {variant} {stage} failed (exit {code}); see {log}")
+    script = str(REPO / "scripts" / "train" / "curriculum.sh")
+    seconds = run_logged(["bash", script, *args], env=env, log=log, cwd=REPO, who=f"[playground] {variant} {stage}")
     losses = [loss for _, loss in loss_history(_stage_dir(cfg, variant, stage))]
-    _log(f"{NAMES[variant]} {stage}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {time.time() - started:.0f} s")
+    _log(f"{NAMES[variant]} {stage}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {seconds:.0f} s")
 
 
-def evaluate(cfg: DemoConfig, variant: str, tasks: list[str]) -> Path:
+def evaluate(cfg: CurriculumDemoConfig, variant: str, tasks: list[str]) -> Path:
     out = cfg.work / "eval" / variant
     if any(out.rglob("*_results.json")):
         return out
@@ -228,20 +218,14 @@ def evaluate(cfg: DemoConfig, variant: str, tasks: list[str]) -> Path:
         HF_HOME=str(cfg.work / "hf_home"),
     )
     log = cfg.work / "logs" / f"{variant}_eval.log"
-    with open(log, "w") as handle:
-        code = subprocess.call(
-            ["bash", str(REPO / "scripts" / "eval" / "eval_checkpoint.sh")],
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-    if code != 0:
-        raise SystemExit(f"[playground] evaluating {variant} failed (exit {code}); see {log}")
+    script = str(REPO / "scripts" / "eval" / "eval_checkpoint.sh")
+    run_logged(["bash", script], env=env, log=log, cwd=REPO, who=f"[playground] evaluating {variant}")
     return out
 
 
-def report(cfg: DemoConfig, evals: dict[str, Path], chance: dict[str, float], experts: dict[str, dict]) -> dict:
+def report(
+    cfg: CurriculumDemoConfig, evals: dict[str, Path], chance: dict[str, float], experts: dict[str, dict]
+) -> dict:
     from llava.eval.benchmarks import load_benchmarks
     from llava.eval.report import build_report
 
@@ -256,7 +240,7 @@ def report(cfg: DemoConfig, evals: dict[str, Path], chance: dict[str, float], ex
     )
     runs = {NAMES[v]: {stage: _stage_dir(cfg, v, stage) for stage in STAGES} for v in evals}
     plot_losses(runs, out)
-    managed = {NAMES[v]: _stage_dir(cfg, v, "stage2") for v in evals if recipe_variant(v).manager}
+    managed = {NAMES[v]: _stage_dir(cfg, v, "stage2") for v in evals if paper_variant(v).manager}
     plot_manager_weights(managed, out)
     plot_probe_and_weights(experts["tower"], managed, out)
     analyse_variants(cfg, list(evals), out / "analysis")
@@ -267,7 +251,7 @@ def report(cfg: DemoConfig, evals: dict[str, Path], chance: dict[str, float], ex
 FIT_CONVERSATIONS = 100  # stage-2 conversations scored per variant: seconds each, and +-10 points per kind
 
 
-def fit_variants(cfg: DemoConfig, variants: list[str], out: Path) -> list[str]:
+def fit_variants(cfg: CurriculumDemoConfig, variants: list[str], out: Path) -> list[str]:
     """Training-set answer accuracy per kind (playground.fit): whether a skill missed on held-out images was learned on
     the training images at all. Written to ``fit.md``/``fit.json``; returns the table's lines."""
     from playground.fit import heading, measure, table
@@ -283,7 +267,7 @@ def fit_variants(cfg: DemoConfig, variants: list[str], out: Path) -> list[str]:
 ANALYSIS_DOCS = 4  # documents per held-out task: enough for smooth curves on the tiny models, seconds per variant
 
 
-def analyse_variants(cfg: DemoConfig, variants: list[str], out: Path) -> dict:
+def analyse_variants(cfg: CurriculumDemoConfig, variants: list[str], out: Path) -> dict:
     """The paper's analysis figures (llava.analysis) for the trained variants, on the held-out task documents."""
     from llava.analysis.checkpoints import parse_checkpoints
     from llava.analysis.run import AnalysisConfig, analyse
@@ -295,7 +279,7 @@ def analyse_variants(cfg: DemoConfig, variants: list[str], out: Path) -> dict:
     return analyse(checkpoints, samples, AnalysisConfig(out=out))
 
 
-def _train_and_evaluate(cfg: DemoConfig, variant: str, tasks: list[str], bar: tqdm) -> Path:
+def _train_and_evaluate(cfg: CurriculumDemoConfig, variant: str, tasks: list[str], bar: tqdm) -> Path:
     train(cfg, variant, bar)
     bar.set_postfix_str(f"evaluating {NAMES[variant]}")
     out = evaluate(cfg, variant, tasks)
@@ -303,7 +287,7 @@ def _train_and_evaluate(cfg: DemoConfig, variant: str, tasks: list[str], bar: tq
     return out
 
 
-def run(cfg: DemoConfig) -> int:
+def run(cfg: CurriculumDemoConfig) -> int:
     started = time.time()
     experts = prepare(cfg)
     tasks = [entry["task"] for entry in json.loads((cfg.data / "tasks" / "benchmarks.json").read_text())]
@@ -342,15 +326,15 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
-def run_seeds(cfg: DemoConfig, seeds: tuple[int, ...]) -> int:
+def run_seeds(cfg: CurriculumDemoConfig, seeds: tuple[int, ...]) -> int:
     """The demo once per seed under ``work/seed<N>``, then the mean and spread over seeds in ``work/report``."""
     from playground.seeds import summarise
 
     codes, reports = [], {}
     for seed in seeds:
         _log(f"seed {seed} of {', '.join(map(str, seeds))}")
-        seeded = DemoConfig(work=cfg.work / f"seed{seed}", reduced=cfg.reduced, seed=seed, variants=cfg.variants,
-                            jobs=cfg.jobs)  # fmt: skip
+        seeded = CurriculumDemoConfig(work=cfg.work / f"seed{seed}", reduced=cfg.reduced, seed=seed,
+                                      variants=cfg.variants, jobs=cfg.jobs)  # fmt: skip
         codes.append(run(seeded))
         reports[seed] = seeded.work / "report"
     path = summarise(reports, cfg.work / "report")
@@ -372,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    cfg = DemoConfig(work=args.work, reduced=args.reduced, seed=args.seed, variants=variants, jobs=args.jobs)
+    cfg = CurriculumDemoConfig(work=args.work, reduced=args.reduced, seed=args.seed, variants=variants, jobs=args.jobs)
     raise SystemExit(run_seeds(cfg, args.seeds) if args.seeds else run(cfg))
 
 

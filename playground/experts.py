@@ -7,12 +7,11 @@ Each runs ``python -m playground.stage0.{tower,llm}`` with a log under ``logs/``
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from playground.jobs import run_logged
 from playground.stage0 import finished, read_report
 
 EXPERTS = {"tower": "siglip-pretrained", "llm": "qwen2-pretrained"}
@@ -23,15 +22,9 @@ def expert_dirs(work: Path) -> dict[str, Path]:
 
 
 def _run(name: str, out: Path, *, seed: int, steps: int, threads: int, log: Path, repo: Path) -> float:
-    started = time.time()
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     command = [sys.executable, "-m", f"playground.stage0.{name}", str(out), "--seed", str(seed), "--steps", str(steps)]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as handle:
-        code = subprocess.call(command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=repo)
-    if code != 0:
-        raise SystemExit(f"[playground] stage 0 ({name}) failed (exit {code}); see {log}")
-    return time.time() - started
+    return run_logged(command, env=env, log=log, cwd=repo, who=f"[playground] stage 0 ({name})")
 
 
 def pretrain_experts(work: Path, *, seed: int, steps: dict[str, int], jobs: int, repo: Path) -> dict[str, dict]:

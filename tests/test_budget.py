@@ -14,8 +14,9 @@ from llava.model.config import ov_0p5b_config
 from llava.processing import SigLipImageProcessor
 from llava.testing.tiny import BENCH_SIZES, tiny_config
 from llava.tools.budget import budget, main, variant_config
-from llava.tools.flops import count_forward, flop_counter
-from llava.train.recipes import VARIANTS
+from llava.tools.flops import count_forward
+from llava.variants import VARIANTS
+from vlcommon.flops import flop_counter
 
 # One projector pass over a 729-token crop of so400m features: 729 x (1152 x 896 + 896 x 896) multiply-adds.
 SO400M_PROJECTOR_PASS = 729 * (1152 * 896 + 896 * 896)

@@ -11,8 +11,8 @@ from llava.data.collator import DATA_REPORT_KEY, DataCollatorForSupervisedDatase
 from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import load_mixture, parse_data_path, select
 from llava.model.config import MultimodalSpec
+from llava.model.image_layout import packed_length
 from llava.model.images import ImageBatch, encode_images
-from llava.model.packing import packed_length
 from llava.processing import SigLipImageProcessor
 from llava.testing import tiny_config, tiny_model
 from llava.testing.synthetic import write_corpus

@@ -9,9 +9,9 @@ from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
 from llava.model.builder import load_pretrained_model
 from llava.model.config import ov_0p5b_config
+from llava.model.image_layout import BASE, GRID, NEWLINE
 from llava.model.manager import SAUM, weighted_sum
 from llava.model.manager_config import ManagerConfig, expert_layer_preset, inject_layer_preset, paper_default
-from llava.model.packing import BASE, GRID, NEWLINE
 from llava.processing import SigLipImageProcessor
 from llava.testing import tiny_model
 

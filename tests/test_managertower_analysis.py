@@ -51,7 +51,7 @@ def _model(seed: int, **config) -> ManagerTowerModel:
 
 @pytest.mark.parametrize("shape", ["n1", "nd"])
 def test_saum_weights_are_the_normalised_parameters(tmp_path, shape):
-    model = _model(0, manager={"kind": "saum", "weights": shape})
+    model = _model(0, manager={"type": "saum", "weights": shape})
     with torch.no_grad():  # far from the uniform init, a different temperature per manager
         for index, manager in enumerate(m for m in model.modules() if isinstance(m, StaticManager)):
             manager.scores.normal_(0, 2)
@@ -74,7 +74,7 @@ def test_saum_weights_are_the_normalised_parameters(tmp_path, shape):
 def test_sam_reports_the_expert_share_of_its_joint_softmax():
     """SAM with the average init: one softmax over experts and previous outputs; only the experts' part is reported,
     not renormalised."""
-    model = _model(1, manager={"kind": "sam", "sam_average_init": True})
+    model = _model(1, manager={"type": "sam", "sam_average_init": True})
     manager = model.image_inputs.managers[2]  # layer 3: 3 experts and 2 previous outputs
     with torch.no_grad():
         manager.scores.normal_(0, 1)
@@ -96,7 +96,7 @@ def test_sam_reports_the_expert_share_of_its_joint_softmax():
 @pytest.fixture(scope="module", params=["linear", "concat_attention"])
 def aaum(request, tmp_path_factory):
     """An AAUM model with strongly input-dependent weights, its analysis and its raw outputs per batch."""
-    model = _model(2, manager={"kind": "aaum", "generator": request.param})
+    model = _model(2, manager={"type": "aaum", "generator": request.param})
     with torch.no_grad():
         for manager in model.modules():
             if isinstance(manager, AdaptiveManager):
@@ -182,14 +182,14 @@ def test_models_without_managers_are_refused(tmp_path, fusion):
 
 def test_an_empty_source_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no batches"):
-        analyse(_model(3, manager={"kind": "saum"}), [], tmp_path)
+        analyse(_model(3, manager={"type": "saum"}), [], tmp_path)
 
 
 # (e) the CLI and its random inputs
 
 
 def test_cli_writes_the_four_files(tmp_path):
-    model = _model(4, manager={"kind": "aaum"})
+    model = _model(4, manager={"type": "aaum"})
     model.save_pretrained(tmp_path / "ckpt")
     result = main(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out"), "--batches", "2",
                    "--batch-size", "3", "--seed", "5"])  # fmt: skip
@@ -230,7 +230,7 @@ def test_cli_reads_real_batches_from_arrow_tables(tmp_path):
 
     tiny_arrow(tmp_path / "arrow")
     tiny_tokenizer().save_pretrained(tmp_path / "tok")
-    _model(4, manager={"kind": "aaum"}).save_pretrained(tmp_path / "ckpt")
+    _model(4, manager={"type": "aaum"}).save_pretrained(tmp_path / "ckpt")
     result = main(["--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path / "out"), "--batches", "2",
                    "--batch-size", "5", "--data_root", str(tmp_path / "arrow"), "--task", "vqa",
                    "--tokenizer", str(tmp_path / "tok"), "--max-text-len", "12"])  # fmt: skip

@@ -1,4 +1,4 @@
-"""ManagerTower data: VQA answer normalisation, the converters and their skip counts, the Arrow readers, the
+"""ManagerTower data: VQA answer normalisation, the table builders and their skip counts, the Arrow readers, the
 dataset's items and stand-ins, and MLM masking."""
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ import torch
 from PIL import Image
 
 from managertower.data import synthetic
-from managertower.data.answers import answer_vocabulary, normalize_word, soft_labels
+from managertower.data.answers import VQA_VOCABULARY_FILE, answer_vocabulary, normalize_word, soft_labels
 from managertower.data.arrow import COLUMNS, TableKind, Task, read_table, write_table
 from managertower.data.collate import TwoTowerCollator
-from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
 from managertower.data.datasets import DataConfig, TwoTowerDataset
 from managertower.testing import tiny_arrow, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
 def arrow(tmp_path_factory):
-    """Every converter run once on generated sources with one planted bad record of each kind."""
+    """Every table builder run once on generated sources with one planted bad record of each kind."""
     return tiny_arrow(tmp_path_factory.mktemp("arrow"), bad=True)
 
 
@@ -53,7 +52,7 @@ def test_answer_vocabulary_and_soft_labels():
     assert labels == [0, 1] and scores == pytest.approx([1.0, 0.6])
 
 
-def test_caption_converter_tables_and_skips(arrow):
+def test_caption_builder_tables_and_skips(arrow):
     train = read_table(arrow / "coco_caption_karpathy_train.arrow", TableKind.CAPTIONS)
     assert train.column_names == list(COLUMNS[TableKind.CAPTIONS])
     # 12 images in turn train/restval/val/test: train has images 0, 4, 8; image 0 is missing.
@@ -65,7 +64,7 @@ def test_caption_converter_tables_and_skips(arrow):
     assert Image.open(io.BytesIO(train.column("image")[0].as_py())).size[1] == 48
 
 
-def test_task_converters_skip_unknown_answers_and_labels(arrow):
+def test_task_builders_skip_unknown_answers_and_labels(arrow):
     vocabulary = json.loads((arrow / VQA_VOCABULARY_FILE).read_text())
     assert set(vocabulary) <= set(synthetic.VOCABULARY) and "zebra" not in vocabulary
     assert _skipped(arrow, "vqav2_train")["by_reason"] == {"unknown_answer": 1}

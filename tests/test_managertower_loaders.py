@@ -203,12 +203,12 @@ def test_original_lightning_checkpoint(tmp_path):
     from managertower.convert.original import load_original
 
     torch.manual_seed(4)
-    source = _model(manager={"kind": "aaum"})
+    source = _model(manager={"type": "aaum"})
     with torch.no_grad():
         for parameter in source.parameters():  # non-default values everywhere, so a misplaced tensor shows
             parameter.add_(torch.randn_like(parameter) * 0.01)
     torch.save({"state_dict": _original_names(source), "epoch": 3}, tmp_path / "ManagerTower_tiny.ckpt")
-    target = _model(manager={"kind": "aaum"})
+    target = _model(manager={"type": "aaum"})
     unused = load_original(target, tmp_path / "ManagerTower_tiny.ckpt")
     assert {k for k in unused if "softmax_temperature_cross" not in k} == {
         "vit_model.visual.proj", "text_transformer.pooler.dense.weight", "itm_score.fc.weight"}  # fmt: skip
@@ -225,8 +225,8 @@ def test_original_saue_checkpoint_with_scalar_scores_in_the_specs_literal_names(
     # position-id buffer. Written by hand from the spec (3.2), not from our own map.
     from managertower.convert.original import load_original
 
-    target = _model(manager={"kind": "saum", "weights": "n1"})
-    names = _original_names(_model(manager={"kind": "saum", "weights": "n1"}))
+    target = _model(manager={"type": "saum", "weights": "n1"})
+    names = _original_names(_model(manager={"type": "saum", "weights": "n1"}))
     names = {k: v for k, v in names.items() if "_manager_tower." not in k}
     generator = torch.Generator().manual_seed(5)
     literal = {}
@@ -252,7 +252,7 @@ def test_original_saue_checkpoint_with_scalar_scores_in_the_specs_literal_names(
     first = target.text_inputs.managers[0]
     assert torch.equal(first.scores, literal["cross_modal_text_manager_tower.0.layer_scores"][0, :, 0, :])
     with pytest.raises(ValueError, match="generator='linear'"):
-        load_original(_model(manager={"kind": "aaum", "generator": "cross_attention"}), names)
+        load_original(_model(manager={"type": "aaum", "generator": "cross_attention"}), names)
 
 
 def test_original_config_is_the_released_codes_behaviour():

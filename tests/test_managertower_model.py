@@ -14,11 +14,11 @@ from managertower import (
     Fusion,
     Generator,
     LinkType,
-    ManagerConfig,
     ManagerKind,
     ManagerTowerConfig,
     ManagerTowerModel,
     Query,
+    TwoTowerManagerConfig,
     WeightShape,
 )
 from managertower.convert import from_hf_bridgetower, hf_key_map
@@ -96,13 +96,13 @@ def _model(config: ManagerTowerConfig, seed: int = 0) -> ManagerTowerModel:
 VARIANTS = [
     {"fusion": "meter"},
     {"fusion": "bridgetower"},
-    {"manager": {"kind": "sam"}},
-    {"manager": {"kind": "sam", "sam_average_init": True, "weights": "n1"}},
-    {"manager": {"kind": "saum"}},
-    {"manager": {"kind": "aaum", "query": "own"}},
-    {"manager": {"kind": "aaum"}},
-    {"manager": {"kind": "aaum", "generator": "cross_attention"}},
-    {"manager": {"kind": "aaum", "generator": "concat_attention", "weights": "n1"}},
+    {"manager": {"type": "sam"}},
+    {"manager": {"type": "sam", "sam_average_init": True, "weights": "n1"}},
+    {"manager": {"type": "saum"}},
+    {"manager": {"type": "aaum", "query": "own"}},
+    {"manager": {"type": "aaum"}},
+    {"manager": {"type": "aaum", "generator": "cross_attention"}},
+    {"manager": {"type": "aaum", "generator": "concat_attention", "weights": "n1"}},
 ]
 
 
@@ -145,7 +145,7 @@ def test_noise_only_in_training_and_every_manager_parameter_gets_a_gradient(vari
 
 
 def test_managers_report_their_weights_and_parts():
-    model = _model(tiny_config(manager={"kind": "aaum"})).eval()
+    model = _model(tiny_config(manager={"type": "aaum"})).eval()
     ids, mask, pixels = _inputs(2, 6, seed=6, pad=(6, 4))
     with torch.no_grad():
         out = model(ids, mask, pixels, output_managers=True)
@@ -162,7 +162,7 @@ def test_managers_report_their_weights_and_parts():
 def test_saum_layer_one_with_one_hot_weights_is_bridgetowers_first_input():
     # BridgeTower's layer-1 input is LN(U_{depth-L_C+1}); a one-hot SAUM gives LN_1(U_1) of its own experts. With
     # N = L_C the experts are the same layers, so the two agree once the LayerNorms agree.
-    config = tiny_config(manager={"kind": "saum"})
+    config = tiny_config(manager={"type": "saum"})
     stack = torch.randn(2, 3, 5, 32)
     manager = StaticManager(config.manager, layer=1, hidden=32, eps=1e-5)
     bridge = BridgeInputs(replace(config, fusion=Fusion.BRIDGETOWER))
@@ -176,7 +176,7 @@ def test_saum_layer_one_with_one_hot_weights_is_bridgetowers_first_input():
 def test_one_hot_saum_after_layer_one_adds_two_layernorms_where_bridgetower_normalises_the_sum():
     # Layer l > 1: BridgeTower's add link is LN(U + C); SAUM's one-hot aggregate is LN_i(U_i) + W_C * LN(C). The
     # definitions differ (docs/managertower.md): pin what SAUM computes, and that it is not BridgeTower's.
-    config = tiny_config(manager={"kind": "saum"})
+    config = tiny_config(manager={"type": "saum"})
     stack, previous = torch.randn(2, 3, 5, 32), torch.randn(2, 5, 32)
     manager = StaticManager(config.manager, layer=2, hidden=32, eps=1e-5)
     with torch.no_grad():
@@ -190,7 +190,7 @@ def test_one_hot_saum_after_layer_one_adds_two_layernorms_where_bridgetower_norm
 def test_one_expert_without_a_previous_slot_is_meters_input_through_a_layernorm():
     # METER feeds Linear(U_top) + type straight into layer 1; a manager with N=1 in layer 1 feeds LN(that).
     meter = _model(tiny_config(fusion="meter")).eval()
-    managed = _model(tiny_config(experts=1, manager={"kind": "saum"})).eval()
+    managed = _model(tiny_config(experts=1, manager={"type": "saum"})).eval()
     managed.load_state_dict(meter.state_dict(), strict=False)
     with torch.no_grad():
         managed.text_inputs.layer_embeddings.weight.zero_()
@@ -226,7 +226,7 @@ def test_real_size_parameter_counts():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    model = _model(tiny_config(manager={"kind": "aaum", "generator": "cross_attention", "weights": "n1"})).eval()
+    model = _model(tiny_config(manager={"type": "aaum", "generator": "cross_attention", "weights": "n1"})).eval()
     path = model.save_pretrained(tmp_path / "mt")
     assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
     again = ManagerTowerModel.from_pretrained(path).eval()
@@ -239,7 +239,7 @@ def test_save_and_load_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"manager": {"kind": "sum"}}, "manager kind='sum'"),
+        ({"manager": {"type": "sum"}}, "manager type='sum'"),
         ({"experts": 5}, "top 5 layers of the text encoder"),
         ({"fusion": "late"}, "fusion='late'"),
         ({"token_types": 1}, "token_types=1"),
@@ -252,13 +252,28 @@ def test_bad_configs_fail_before_any_weight(changes, message):
 
 
 def test_config_round_trips_through_plain_json_and_rejects_unknown_fields():
-    config = tiny_config(manager={"kind": "sam", "weights": WeightShape.SCALAR, "query": Query.OWN,
+    config = tiny_config(manager={"type": "sam", "weights": WeightShape.SCALAR, "query": Query.OWN,
                                       "generator": Generator.CONCAT_ATTENTION})  # fmt: skip
     assert ManagerTowerConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="unknown manager config fields"):
         ManagerTowerConfig.from_dict(dict(config.to_dict(), manager={"kinds": "sam"}))
     assert {m.value for m in ManagerKind} == {"sam", "saum", "aaum"}
     assert list(itertools.islice(config.expert_layers(4), 3)) == [2, 3, 4]
+
+
+def test_a_config_written_with_the_old_manager_kind_loads_and_is_saved_with_type():
+    written = tiny_config().to_dict()
+    written["manager"] = {k if k != "type" else "kind": v for k, v in written["manager"].items()}  # before the rename
+    written["manager"]["kind"] = "sam"
+    config = ManagerTowerConfig.from_dict(written)
+    assert config.manager.type is ManagerKind.SAM
+    assert config.to_dict()["manager"]["type"] == "sam" and "kind" not in config.to_dict()["manager"]
+    with pytest.raises(TypeError):  # in code the field has one name
+        replace(config.manager, kind="saum")
+    written["manager"]["kind"] = "sum"
+    with pytest.raises(ValueError, match="manager kind='sum'"):  # named as the old file names it
+        ManagerTowerConfig.from_dict(written)
+    assert replace(config.manager, experts=2).type is ManagerKind.SAM
 
 
 def test_image_token_type_two_needs_a_third_row():
@@ -274,8 +289,8 @@ def test_image_token_type_two_needs_a_third_row():
 
 
 def test_manager_config_defaults_are_the_papers_best():
-    assert ManagerConfig().kind is ManagerKind.AAUM and ManagerConfig().query is Query.FUSED
-    assert ManagerConfig().experts == 6 and ManagerConfig().generator is Generator.LINEAR
+    assert TwoTowerManagerConfig().type is ManagerKind.AAUM and TwoTowerManagerConfig().query is Query.FUSED
+    assert TwoTowerManagerConfig().experts == 6 and TwoTowerManagerConfig().generator is Generator.LINEAR
 
 
 def test_every_preset_builds_and_runs_on_a_tiny_base():
@@ -297,8 +312,8 @@ def test_every_preset_builds_and_runs_on_a_tiny_base():
 def test_sdpa_equals_eager_because_every_call_has_an_explicit_mask():
     # transformers builds the cross layer's self-attention with is_causal=True; without a mask SDPA would make the
     # image stream causal. With the explicit masks the two kernels agree.
-    eager = _model(tiny_config(manager={"kind": "aaum"})).eval()
-    sdpa = _model(tiny_config(manager={"kind": "aaum"}, attention="sdpa")).eval()
+    eager = _model(tiny_config(manager={"type": "aaum"})).eval()
+    sdpa = _model(tiny_config(manager={"type": "aaum"}, attention="sdpa")).eval()
     sdpa.load_state_dict(eager.state_dict())
     ids, mask, pixels = _inputs(2, 7, seed=11, pad=(7, 4))
     with torch.no_grad():
@@ -320,7 +335,7 @@ def test_exploration_noise_is_one_draw_per_token_and_expert_with_std_one_over_n(
 def test_the_papers_noise_is_in_aaums_only():
     ids, mask, pixels = _inputs(2, 6, seed=12, pad=(6, 4))
     for kind, noisy in (("saum", False), ("sam", False), ("aaum", True)):
-        model = _model(tiny_config(manager={"kind": kind}))
+        model = _model(tiny_config(manager={"type": kind}))
         with torch.no_grad():
             train, evaluation = model.train()(ids, mask, pixels).cls_feats, model.eval()(ids, mask, pixels).cls_feats
         assert torch.equal(train, evaluation) is not noisy, kind
@@ -345,7 +360,7 @@ def _reference_aaum(manager, stack, own, other, other_mask):
 
 
 def test_aaum_matches_the_equations_written_out():
-    config = tiny_config(manager={"kind": "aaum"})
+    config = tiny_config(manager={"type": "aaum"})
     torch.manual_seed(13)
     manager = AdaptiveManager(config.manager, hidden=32, eps=1e-5).eval()
     with torch.no_grad():

@@ -21,7 +21,7 @@ from managertower.data.datasets import DataConfig, TwoTowerDataset
 from managertower.model import ManagerTowerModel
 from managertower.tasks import HeadConfig, TwoTowerForTask
 from managertower.testing import tiny_arrow, tiny_config, tiny_tokenizer
-from managertower.train.optim import parameter_groups, resolve_lr
+from managertower.train.optim import LrScale, _undecayed_norms, parameter_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("mt_train")
     tiny_arrow(root / "arrow")
     tiny_tokenizer().save_pretrained(root / "tokenizer")
-    (root / "config.json").write_text(json.dumps(tiny_config(manager={"kind": "aaum"}).to_dict()))
+    (root / "config.json").write_text(json.dumps(tiny_config(manager={"type": "aaum"}).to_dict()))
     return root
 
 
@@ -64,16 +64,30 @@ def test_the_epoch_reaches_the_dataset_at_every_epoch_start():
 
 
 def test_learning_rate_specs():
+    def resolve_lr(spec: str, base: float, *, name: str) -> float:  # the command line's spelling, read once
+        return LrScale.parse(spec, name=name).resolve(base)
+
     assert resolve_lr("5", 1e-5, name="x") == pytest.approx(5e-5)
     assert resolve_lr("2e-5", 1e-5, name="x") == pytest.approx(2e-5)
     assert resolve_lr("0.5", 1e-5, name="x") == 0.5  # a float is an absolute lr, as in the original
+    assert resolve_lr("5.0", 1e-5, name="x") == 5.0  # a point makes it absolute, however round
     with pytest.raises(ValueError, match="lr_mult_head"):
         resolve_lr("five", 1e-5, name="lr_mult_head")
+    with pytest.raises(ValueError, match="must be > 0"):
+        resolve_lr("0", 1e-5, name="x")
+    for spec in ("5", "+50", "2e-5", "0.5", "5.0"):  # typed values spell back as the flag that means them
+        scale = LrScale.parse(spec, name="x")
+        assert LrScale.parse(scale.flag(), name="x") == scale
+    assert LrScale.parse("50", name="x") == LrScale(multiplier=50)
+    with pytest.raises(ValueError, match="exactly one"):
+        LrScale(multiplier=5, absolute=1e-5)
+    with pytest.raises(ValueError, match="integer"):
+        LrScale(multiplier=2.5)
 
 
 def test_parameter_groups_follow_the_original_rules():
     model = TwoTowerForTask(
-        ManagerTowerModel(tiny_config(manager={"kind": "aaum"})), Task.VQA, HeadConfig(vqa_classes=5)
+        ManagerTowerModel(tiny_config(manager={"type": "aaum"})), Task.VQA, HeadConfig(vqa_classes=5)
     )
     groups = parameter_groups(model, lr=1.0, head_lr=50.0, cross_lr=5.0, weight_decay=0.01)
     where = {id(p): (g["lr"], g["weight_decay"]) for g in groups for p in g["params"]}
@@ -102,10 +116,52 @@ def test_parameter_groups_follow_the_original_rules():
     assert of(in_proj) == (1.0, 0.0)
 
 
+def _groups_by_the_original_rule(model, groups) -> dict[str, str]:
+    """Each parameter's group name as the rule before typed selection chose it: the same modules, and every
+    parameter whose attribute name *contains* "bias" undecayed."""
+    no_decay = {id(norm.weight) for norm in _undecayed_norms(model)}
+    no_decay |= {id(p) for m in model.modules() for name, p in m.named_parameters(recurse=False) if "bias" in name}
+    lr_group = {id(p): g["name"].removesuffix("_no_decay") for g in groups for p in g["params"]}
+    return {n: lr_group[id(p)] + ("_no_decay" if id(p) in no_decay else "") for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("name", ["meter", "bridgetower", "managertower", "table1/saum-nd", "table1/sam-n1",
+                                  "table1/cross-attention-fused", "table1/concat-attention-own"])  # fmt: skip
+def test_parameter_groups_are_the_name_rules_groups(name):
+    from managertower.presets import preset
+
+    for task in (Task.PRETRAIN, Task.NLVR2, Task.F30K):
+        model = TwoTowerForTask(ManagerTowerModel(preset(name, tiny_config())), task, HeadConfig(vqa_classes=5))
+        groups = parameter_groups(model, lr=1.0, head_lr=50.0, cross_lr=5.0, weight_decay=0.01)
+        chosen = {n: g["name"] for g in groups for n, p in model.named_parameters() if any(p is q for q in g["params"])}
+        assert chosen == _groups_by_the_original_rule(model, groups), (name, task)
+
+
+def test_loss_parts_wait_for_no_device_until_logged():
+    from managertower.train.trainer import LossParts
+
+    parts = LossParts()
+    # Meta tensors have no values: adding one that was read (float(), .item()) would raise.
+    parts.add({"mlm_loss": torch.ones((), device="meta"), "loss": torch.ones((), device="meta")})
+    torch.manual_seed(0)
+    steps = [{"mlm_loss": torch.rand(()) * 3, "itm_loss": torch.rand(()).bfloat16()} for _ in range(7)]
+    steps.append({"itc_loss": torch.rand((), requires_grad=True) * 2})
+    parts = LossParts()
+    for outputs in steps:
+        parts.add(outputs)
+    # What the per-micro-batch float() gave: the mean of Python floats, rounded to 4 places.
+    floats: dict[str, list[float]] = {}
+    for outputs in steps:
+        for name, value in outputs.items():
+            floats.setdefault(name, []).append(float(value.detach()))
+    assert parts.means() == {k: round(sum(v) / len(v), 4) for k, v in floats.items()}
+    assert parts.means() == {}  # a fresh start after each log
+
+
 @pytest.mark.parametrize("task", list(Task))
 def test_every_task_loss_is_finite_and_reaches_every_head(assets, task):
     torch.manual_seed(0)
-    model = TwoTowerForTask(ManagerTowerModel(tiny_config(manager={"kind": "aaum"})), task, HeadConfig(vqa_classes=12))
+    model = TwoTowerForTask(ManagerTowerModel(tiny_config(manager={"type": "aaum"})), task, HeadConfig(vqa_classes=12))
     extra = {"answer_classes": 12} if task is Task.VQA else {}
     if task is Task.PRETRAIN:
         extra["draw_false_image"] = True
@@ -265,7 +321,7 @@ def test_a_relaunch_over_another_models_checkpoints_is_refused_by_name(assets, t
     )
     train(argv)
     saum = tmp_path / "saum.json"
-    saum.write_text(json.dumps(tiny_config(manager={"kind": "saum"}).to_dict()))
+    saum.write_text(json.dumps(tiny_config(manager={"type": "saum"}).to_dict()))
     argv[argv.index("--model_config") + 1] = str(saum)
     with pytest.raises(ValueError, match=rf"{tmp_path / 'checkpoint-1'} is a checkpoint of another model .*managers"):
         train(argv)

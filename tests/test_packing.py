@@ -150,7 +150,7 @@ def _dataset(tmp_path, qwen_tokenizer, *, max_length=None, **config):
 def test_expanded_lengths_are_what_the_model_splices(tmp_path, qwen_tokenizer, config, max_length):
     """The planner's length, from the image headers alone, equals the spliced length of the built item (or bounds
     it, when truncation dropped an image whole)."""
-    from llava.model.packing import packed_length
+    from llava.model.image_layout import packed_length
 
     dataset = _dataset(tmp_path, qwen_tokenizer, max_length=max_length, **config)
     lengths, text_only, issues = dataset.packing_lengths()

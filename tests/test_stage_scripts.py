@@ -104,22 +104,22 @@ def test_tiny_curriculum_runs_all_three_stages(tmp_path):
     assert config["image_aspect_ratio"] == "anyres_max_9" and config["manager"]["type"] == "saum"
 
 
-def test_preflight_probe_prints_the_line_the_scripts_read(capsys):
+def test_the_device_probe_matches_torch():
     import torch
 
-    from llava.train.preflight import main
+    from vlcommon.launch import Device
 
-    assert main(["probe"]) == 0
-    count, major, bf16, has_llava, has_deepspeed, has_wandb = map(int, capsys.readouterr().out.split())
-    assert count == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
-    assert has_llava == 1 and (major > 0) == (count > 0) and bf16 in (0, 1)
-    assert {has_deepspeed, has_wandb} <= {0, 1}
+    device = Device.probe()
+    assert device.cuda_count == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    assert (device.cuda_major > 0) == (device.cuda_count > 0) and (device.bf16 is False or device.cuda_count > 0)
 
 
-def test_preflight_snapshot_names_the_id_it_cannot_find(capsys, monkeypatch, tmp_path):
-    from llava.train.preflight import main
+def test_a_hub_id_that_cannot_be_found_is_named(monkeypatch, tmp_path):
+    from vlcommon.launch import LaunchError, model_dir
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    assert main(["snapshot", "nobody/no-such-model"]) == 1
-    assert "nobody/no-such-model" in capsys.readouterr().err
+    with pytest.raises(LaunchError, match="LLM=nobody/no-such-model: neither in the Hugging Face cache"):
+        model_dir({"LLM": "nobody/no-such-model"}, "LLM", "the LLM")
+    with pytest.raises(LaunchError, match="neither a local model directory"):
+        model_dir({"LLM": str(tmp_path)}, "LLM", "the LLM")

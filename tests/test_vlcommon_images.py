@@ -1,5 +1,5 @@
 """The one image loader of both stacks (``vlcommon.images``): a 16-bit grey PNG reads as its 8-bit copy through
-ManagerTower's transforms, its converter and dataset, and LLaVA's processing (``convert("RGB")`` alone clips it to
+ManagerTower's transforms, its table builder and dataset, and LLaVA's processing (``convert("RGB")`` alone clips it to
 white), and there is no second copy of the conversion."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from llava import mm_utils
 from llava.processing import image_processor
 from llava.processing.image_processor import SigLipImageProcessor
 from managertower.data.arrow import Task
-from managertower.data.convert import main as convert
+from managertower.data.build import main as build_tables
 from managertower.data.datasets import DataConfig, TwoTowerDataset
 from managertower.data.transforms import CLIP_MEAN, CLIP_STD, TransformKind, build_transform
 from managertower.testing import tiny_tokenizer
@@ -57,7 +57,7 @@ def test_managertower_transforms_read_a_16bit_png_as_its_8bit_copy(ramps):
     assert 0.4 < _brightness(build_transform(TransformKind.ALBEF, 32)(deep)) < 0.6  # not washed out to white
 
 
-def test_16bit_png_through_managertower_converter_and_dataset_and_llava(tmp_path, ramps):
+def test_16bit_png_through_managertower_table_builder_and_dataset_and_llava(tmp_path, ramps):
     for name, data in zip(("deep.png", "eight.png"), ramps, strict=True):
         (tmp_path / name).write_bytes(data)
     entries = [
@@ -66,8 +66,8 @@ def test_16bit_png_through_managertower_converter_and_dataset_and_llava(tmp_path
     ]
     (tmp_path / "dataset.json").write_text(json.dumps({"images": entries}))
     arrow = tmp_path / "arrow"
-    convert(["karpathy", "--dataset", "f30k", "--annotations", str(tmp_path / "dataset.json"),
-             "--images", str(tmp_path), "--out", str(arrow)])  # fmt: skip
+    build_tables(["karpathy", "--dataset", "f30k", "--annotations", str(tmp_path / "dataset.json"),
+                  "--images", str(tmp_path), "--out", str(arrow)])  # fmt: skip
     config = DataConfig(image_size=32, transform="albef")
     data = TwoTowerDataset(arrow, Task.F30K, "test", tokenizer=tiny_tokenizer(), config=config)
     assert len(data) == 2 and data.issues == []

@@ -75,8 +75,9 @@ class BadSampleCallback(TrainerCallback, ExportableState):
 
 
 class CheckpointCallback(TrainerCallback):
-    """Marks, then rotates (``--save_total_limit``), each checkpoint; ``LLaVATrainer`` holds transformers' own
-    rotation off. ``reports()`` gives the JSON files to write into each checkpoint before its marker."""
+    """Marks, then rotates (``--save_total_limit``), each checkpoint; ``vlcommon.trainer.MarkedCheckpoints`` (a
+    base of both systems' trainers) holds transformers' own rotation off. ``reports()`` gives the JSON files to write
+    into each checkpoint before its marker."""
 
     def __init__(self, *, reports: Callable[[], dict[str, dict]]) -> None:
         self.reports = reports

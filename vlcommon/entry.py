@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vlcommon.checkpoints import mark_complete, unmark
+from vlcommon.callbacks import run_layout
+from vlcommon.checkpoints import choose_resume, mark_complete, require_usable, unmark
 from vlcommon.ledger import SkipLimitExceeded, remove_stale_temporaries
 from vlcommon.trainer import leave_distributed
 
@@ -50,6 +52,35 @@ def check_deepspeed_file(value) -> None:
         json.loads(Path(value).read_text())
     except (OSError, ValueError) as error:
         raise ValueError(f"--deepspeed {value}: {error}") from error
+
+
+def resolve_resume(args) -> str | None:
+    """``--resume auto`` picks the newest checkpoint in ``output_dir`` whose contents verify, warning (once, not
+    per rank) about each newer one it passes over (LLaVA-NeXT resumes from any ``checkpoint-*``, including one a
+    crash left half-written); ``--resume DIR`` must verify too; ``never`` starts afresh."""
+    if args.resume == "never":
+        return None
+    layout = run_layout(args)
+    if args.resume != "auto":
+        notes = require_usable(args.resume, layout, allow_partial=args.allow_partial_resume)
+        chosen = args.resume
+    else:
+        choice = choose_resume(args.output_dir, layout, allow_partial=args.allow_partial_resume)
+        notes, chosen = choice.warnings, choice.folder
+    if args.should_log:
+        for note in notes:
+            warnings.warn(note, stacklevel=2)
+    return str(chosen) if chosen is not None else None
+
+
+def init_distributed_for_cpu(args) -> None:
+    """DeepSpeed without CUDA: its process group on gloo (the tests' and laptops' case)."""
+    import torch
+
+    if args.deepspeed and not torch.cuda.is_available():
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="gloo")
 
 
 def remove_leftovers(args) -> None:

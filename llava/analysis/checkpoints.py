@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 
+from llava import variants
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.loading import read_llava_config
 from llava.model.manager_config import ManagerConfig
-from llava.train import recipes
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -29,7 +29,7 @@ class Checkpoint:
 
     @property
     def variant(self) -> str:
-        return recipes.variant_of(grid=self.grid, manager=self.manager.enabled).label
+        return variants.variant_of(grid=self.grid, manager=self.manager.enabled).label
 
     @property
     def inject_layers(self) -> tuple[int, ...]:

@@ -25,22 +25,14 @@ from dataclasses import dataclass
 import torch
 from typing_extensions import Self
 
+from llava.analysis import stats
 from llava.analysis.samples import AnalysisSample
-from llava.analysis.stats import (
-    Running,
-    attention_distance_sums,
-    entropy,
-    mean_head_kl,
-    patch_distances,
-    renormalize,
-    row_cosine,
-)
+from llava.analysis.stats import Running
 from llava.model.manager import SAUM
 
 METRICS = ("layer_similarity", "attention_entropy", "head_kl", "attention_distance", "manager_weights")
 LLM_ATTENTION_METRICS = ("attention_entropy", "head_kl")
 PARTS = ("visual", "text")
-BLOCKS = ("visual_self", "text_to_visual")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +59,32 @@ class TokenLayout:
             return {}
         after_image = self.text[self.text > self.visual[0]]
         return {"visual_self": (self.visual, self.visual), "text_to_visual": (after_image, self.visual)}
+
+
+def splice_sample(model, sample: AnalysisSample):
+    """``sample`` through the tower and spliced into its text (a batch of one, on the model's device and dtype)."""
+    device, dtype = model.device, model.dtype
+    return model.prepare_multimodal_inputs(
+        sample.input_ids.to(device)[None],
+        None,
+        None,
+        [image.to(device, dtype) for image in sample.images],
+        sample.image_sizes,
+        sample.modalities,
+    )
+
+
+def decoder_forward(model, spliced, **kwargs):
+    """The decoder over a splice, the managers injecting, without the LM head or a cache: what the probe hooks, and
+    what ``bench/analysis_memory.py`` measures it against. ``kwargs`` go to the decoder (``output_attentions``)."""
+    return model.model(
+        inputs_embeds=spliced.inputs_embeds,
+        attention_mask=spliced.attention_mask,
+        position_ids=spliced.position_ids,
+        visual_injection=spliced.visual_injection,
+        use_cache=False,
+        **kwargs,
+    )
 
 
 class Probe:
@@ -110,7 +128,7 @@ class Probe:
                 self._handles.append(layer.self_attn.register_forward_hook(self._attention_hook(index + 1)))
         if "attention_distance" in self.metrics:
             tower = trunk.vision_tower
-            self._distances = patch_distances(tower.tokens_per_side, tower.config.patch_size)
+            self._distances = stats.patch_distances(tower.tokens_per_side, tower.config.patch_size)
             for depth, layer in enumerate(tower.vision_tower.vision_model.encoder.layers, start=1):
                 self._handles.append(layer.self_attn.register_forward_hook(self._distance_hook(depth)))
         if "manager_weights" in self.metrics and self.managers is not None:
@@ -144,27 +162,12 @@ class Probe:
     @torch.no_grad()
     def observe(self, sample: AnalysisSample) -> None:
         """Run one sample through the tower and the decoder (no LM head) and add its statistics."""
-        device = self.model.device
-        dtype = self.model.dtype
-        spliced = self.model.prepare_multimodal_inputs(
-            sample.input_ids.to(device)[None],
-            None,
-            None,
-            [image.to(device, dtype) for image in sample.images],
-            sample.image_sizes,
-            sample.modalities,
-        )
+        spliced = splice_sample(self.model, sample)
         self._layout = TokenLayout.from_kinds(spliced.token_kinds, spliced.attention_mask)
         self._previous = spliced.inputs_embeds
         if self.managers is not None:
             self.managers.recorded.clear()
-        self.model.model(
-            inputs_embeds=spliced.inputs_embeds,
-            attention_mask=spliced.attention_mask,
-            position_ids=spliced.position_ids,
-            visual_injection=spliced.visual_injection,
-            use_cache=False,
-        )
+        decoder_forward(self.model, spliced)
         if "manager_weights" in self.metrics and self.managers is not None:
             self._collect_manager_weights()
         self._layout = self._previous = None
@@ -190,7 +193,9 @@ class Probe:
             hidden = output[0] if isinstance(output, tuple) else output  # (1, L, D)
             for part, positions in self._layout.parts().items():
                 if positions.numel():
-                    self.similarity.add((layer, part), row_cosine(hidden[0, positions], self._previous[0, positions]))
+                    self.similarity.add(
+                        (layer, part), stats.row_cosine(hidden[0, positions], self._previous[0, positions])
+                    )
             self._previous = hidden
 
         return hook
@@ -217,14 +222,14 @@ class Probe:
             rows = _gather(weights, chunk, keys[: int(seen[-1])]).float()  # (H, c, K')
             mass = rows.sum(dim=-1)  # (H, c)
             kept = (mass > 0).all(dim=0)  # (c,): a row with no mass on the block has no distribution there
-            probs = renormalize(rows[:, kept])  # (H, c', K)
+            probs = stats.renormalize(rows[:, kept])  # (H, c', K)
             key = (layer, block)
             self.mass.add(key, mass[:, kept])
             if "attention_entropy" in self.metrics:
-                self.entropy.add(key, entropy(probs))
+                self.entropy.add(key, stats.entropy(probs))
                 self.max_entropy.add(key, seen[kept].double().log())
             if "head_kl" in self.metrics and probs.shape[0] > 1:
-                self.kl.add(key, mean_head_kl(probs))
+                self.kl.add(key, stats.mean_head_kl(probs))
 
     def _distance_hook(self, depth: int):
         def hook(module, args, output):
@@ -232,7 +237,7 @@ class Probe:
             if weights is None:
                 raise RuntimeError("SigLIP's attention returned no weights: the probe needs eager attention")
             crops, heads, tokens, _ = weights.shape
-            sums = attention_distance_sums(weights.float(), self._distances.to(weights.device))  # (H,)
+            sums = stats.attention_distance_sums(weights.float(), self._distances.to(weights.device))  # (H,)
             for head in range(heads):
                 self.distance.add_sum((depth, head), float(sums[head]), crops * tokens)
 

@@ -41,68 +41,40 @@ def rows(probe: Probe, checkpoint: Checkpoint) -> dict[str, list[dict]]:
     return {metric: builders[metric](probe, checkpoint.label, checkpoint) for metric in probe.metrics}
 
 
-def _similarity(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
-    stats = probe.similarity
-    return [
-        {
-            "variant": label,
-            "layer": layer,
-            "part": part,
-            "cosine": stats.mean((layer, part)),
-            "cosine_std": stats.std((layer, part)),
-            "tokens": stats.count((layer, part)),
-        }
-        for layer, part in stats.keys()
-    ]
+def _stat_rows(stats, label: str, keys: tuple[str, str], mean: str, count: str, *, std=True, extra=None) -> list[dict]:
+    """One row per key of ``stats`` (a ``Running``): the key's two parts, its mean, std, ``extra(key)``, count.
 
-
-def _entropy(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
-    stats = probe.entropy
+    The column order is the CSV's (``write_csv`` takes the first row's keys), hence the fixed sequence.
+    """
     table = []
     for key in stats.keys():
-        layer, block = key
-        table.append(
-            {
-                "variant": label,
-                "layer": layer,
-                "block": block,
-                "entropy": stats.mean(key),
-                "entropy_std": stats.std(key),
-                "uniform_entropy": probe.max_entropy.mean(key),
-                "block_mass": probe.mass.mean(key),
-                "values": stats.count(key),
-            }
-        )
+        row = {"variant": label, **dict(zip(keys, key, strict=True)), mean: stats.mean(key)}
+        if std:
+            row[f"{mean}_std"] = stats.std(key)
+        row.update(extra(key) if extra else {})
+        row[count] = stats.count(key)
+        table.append(row)
     return table
 
 
+def _similarity(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
+    return _stat_rows(probe.similarity, label, ("layer", "part"), "cosine", "tokens")
+
+
+def _entropy(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
+    def bounds(key) -> dict:
+        return {"uniform_entropy": probe.max_entropy.mean(key), "block_mass": probe.mass.mean(key)}
+
+    return _stat_rows(probe.entropy, label, ("layer", "block"), "entropy", "values", extra=bounds)
+
+
 def _kl(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
-    stats = probe.kl
-    return [
-        {
-            "variant": label,
-            "layer": layer,
-            "block": block,
-            "kl": stats.mean((layer, block)),
-            "kl_std": stats.std((layer, block)),
-            "queries": stats.count((layer, block)),
-        }
-        for layer, block in stats.keys()
-    ]
+    return _stat_rows(probe.kl, label, ("layer", "block"), "kl", "queries")
 
 
 def _distance(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:
-    stats = probe.distance
-    return [
-        {
-            "variant": label,
-            "layer": depth,
-            "head": head,
-            "distance_px": stats.mean((depth, head)),
-            "patches": stats.count((depth, head)),
-        }
-        for depth, head in stats.keys()
-    ]
+    # SigLIP's depth goes in the ``layer`` column; the probe adds distances as pre-reduced sums, so no std exists
+    return _stat_rows(probe.distance, label, ("layer", "head"), "distance_px", "patches", std=False)
 
 
 def _manager(probe: Probe, label: str, checkpoint: Checkpoint) -> list[dict]:

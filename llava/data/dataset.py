@@ -32,7 +32,7 @@ from llava.data.mixture import Mixture
 from llava.mm_utils import process_images
 from llava.model.anyres import get_anyres_image_grid_shape
 from llava.model.config import LlavaQwenConfig, MultimodalSpec
-from llava.model.packing import packed_length
+from llava.model.image_layout import packed_length
 from vlcommon.images import convert_to_rgb, image_size, read_image
 from vlcommon.ledger import BadSample, SkipEvent, item_or_stand_in
 

@@ -29,7 +29,7 @@ from llava.eval import requests as rq
 from llava.eval.loglikelihood import LoglikelihoodResult, continuation_loss
 from llava.eval.prompts import conversation
 from llava.model.builder import load_pretrained_model, resolve_dtype, set_generation_defaults
-from llava.model.loading import image_processor_for
+from llava.processing import image_processor_for
 
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k")
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from llava.compat import StrEnum
+from vlcommon.enums import StrEnum
 
 Size = tuple[int, int]  # (width, height)
 

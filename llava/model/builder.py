@@ -22,8 +22,9 @@ from transformers import AutoTokenizer, BitsAndBytesConfig
 
 from llava.model.config import LlavaQwenConfig
 from llava.model.llava_qwen import LlavaQwenForCausalLM
-from llava.model.loading import check_missing_keys, image_processor_for, overlay_weights, read_llava_config
+from llava.model.loading import check_missing_keys, overlay_weights, read_llava_config
 from llava.model.weights import read_weights
+from llava.processing import image_processor_for
 
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
 # Module-name prefixes transformers matches from the start of the full name.

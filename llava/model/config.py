@@ -18,9 +18,9 @@ from huggingface_hub.dataclasses import strict
 from transformers import Qwen2Config, SiglipVisionConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from llava.compat import StrEnum
 from llava.model.anyres import AspectRatioMode, Size, parse_grid_pinpoints
 from llava.model.manager_config import ManagerConfig
+from vlcommon.enums import StrEnum, member
 
 # SigLIP so400m-patch14-384 with its last layer dropped, as LLaVA-OneVision uses it.
 SIGLIP_SO400M_26 = {
@@ -68,10 +68,6 @@ class ProjectorKind(StrEnum):
     MLP = "mlp"  # mlpNx_gelu
     LINEAR = "linear"
     IDENTITY = "identity"
-
-
-PADDING_SIDES = tuple(p.value for p in PaddingSide)
-MERGE_TYPES = tuple(m.value for m in MergeType)
 
 
 @strict(accept_kwargs=True)
@@ -160,10 +156,8 @@ class MultimodalSpec:
             raise ValueError(
                 f"mm_hidden_size={config.mm_hidden_size} does not match vision_config.hidden_size={vision.hidden_size}"
             )
-        if config.mm_patch_merge_type not in MERGE_TYPES:
-            raise ValueError(f"mm_patch_merge_type={config.mm_patch_merge_type!r} is not one of {MERGE_TYPES}")
-        if config.tokenizer_padding_side not in PADDING_SIDES:
-            raise ValueError(f"tokenizer_padding_side={config.tokenizer_padding_side!r} is not one of {PADDING_SIDES}")
+        merge_type = member(MergeType, config.mm_patch_merge_type, "mm_patch_merge_type")
+        padding_side = member(PaddingSide, config.tokenizer_padding_side, "tokenizer_padding_side")
         max_length = config.tokenizer_model_max_length
         if max_length is not None and max_length <= 0:
             raise ValueError(f"tokenizer_model_max_length={max_length} must be positive")
@@ -184,12 +178,12 @@ class MultimodalSpec:
         )
         return cls(
             projector=_projector_spec(config),
-            merge_type=MergeType(config.mm_patch_merge_type),
+            merge_type=merge_type,
             aspect_ratio=aspect_ratio,
             grid_pinpoints=pinpoints,
             crop_size=vision.image_size,
             tokens_per_side=vision.image_size // vision.patch_size,
-            padding_side=PaddingSide(config.tokenizer_padding_side),
+            padding_side=padding_side,
             max_length=max_length,
             manager=manager,
         )

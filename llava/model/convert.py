@@ -8,9 +8,10 @@ Key mapping (ours -> transformers, in-memory names of transformers 5.x)::
     model.* (Qwen2 trunk)                           ->  model.language_model.*
     lm_head.weight                                  ->  lm_head.weight
 
-Managers have no place in transformers' classes: ``to-hf`` writes them to ``managers.safetensors`` plus
-``manager_config.json`` next to the transformers checkpoint (which then runs as the baseline there), and ``from-hf``
-puts them back.
+The mapping is :class:`LlavaOnevisionAdapter` (``vlcommon.state_dict``'s protocol: ``to_ours``/``from_ours`` for the
+tensors, ``config_to_ours``/``config_from_ours`` for the configs). Managers have no place in transformers' classes:
+``to-hf`` writes them to ``managers.safetensors`` plus ``manager_config.json`` next to the transformers checkpoint
+(which then runs as the baseline there), and ``from-hf`` puts them back.
 
 From transformers, settings our layout cannot express are refused by name before any weight is read
 (``check_hf_config``: several feature layers, a non-GELU projector, ``vision_feature_select_strategy="default"``);
@@ -41,6 +42,7 @@ from transformers import AutoTokenizer, LlavaOnevisionConfig, LlavaOnevisionForC
 from llava.model.anyres import AspectRatio, parse_grid_pinpoints
 from llava.model.config import OV_GRID_PINPOINTS, LlavaQwenConfig, MultimodalSpec, ProjectorKind
 from llava.model.llava_qwen import LlavaQwenForCausalLM
+from vlcommon.state_dict import StateDict
 
 _TO_HF_PREFIXES = (
     ("model.vision_tower.vision_tower.vision_model.", "model.vision_tower."),
@@ -50,6 +52,8 @@ _TO_HF_PREFIXES = (
     ("lm_head.", "lm_head."),
     ("model.", "model.language_model."),
 )
+# The way back: the same pairs reversed, the catch-all ``model.`` last again so that it never shadows the others.
+_FROM_HF_PREFIXES = tuple((new, old) for old, new in _TO_HF_PREFIXES[:-1]) + (("model.language_model.", "model."),)
 # Fields Qwen2Config declares itself (its dataclass fields also hold class-level plumbing of PreTrainedConfig).
 _TEXT_FIELDS = tuple(Qwen2Config.__annotations__)
 
@@ -76,16 +80,6 @@ def split_managers(state_dict: dict[str, torch.Tensor]) -> tuple[dict, dict]:
     """(everything else, manager weights)."""
     managers = {k: v for k, v in state_dict.items() if k.startswith(MANAGER_PREFIX)}
     return {k: v for k, v in state_dict.items() if k not in managers}, managers
-
-
-def to_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our keys -> transformers' in-memory names (managers must be split off first)."""
-    return _rename_all(state_dict, _TO_HF_PREFIXES, "to transformers")
-
-
-def from_hf_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    inverse = tuple((new, old) for old, new in _TO_HF_PREFIXES[:-1]) + (("model.language_model.", "model."),)
-    return _rename_all(state_dict, inverse, "from transformers")
 
 
 def to_hf_config(
@@ -213,21 +207,51 @@ def _fit_hf_state(state: dict[str, torch.Tensor], config: LlavaOnevisionConfig) 
     return kept
 
 
+class LlavaOnevisionAdapter:
+    """transformers' ``LlavaOnevisionForConditionalGeneration`` <-> ours (LLaVA-NeXT's names), managers excluded.
+
+    With ``hf_config``, ``to_ours`` also fits the tensors to the model ``config_to_ours(hf_config)`` builds (a tower
+    cut at the feature layer, zero projector biases); without it, only the names change."""
+
+    def __init__(self, hf_config: LlavaOnevisionConfig | None = None) -> None:
+        self.hf_config = hf_config
+
+    def to_ours(self, state_dict: StateDict) -> StateDict:
+        state = _rename_all(state_dict, _FROM_HF_PREFIXES, "from transformers")
+        return state if self.hf_config is None else _fit_hf_state(state, self.hf_config)
+
+    def from_ours(self, state_dict: StateDict) -> StateDict:
+        # The catch-all ``model.`` would file manager weights under the language model, where transformers would
+        # load nothing of them: refuse instead (they travel in MANAGER_WEIGHTS, see split_managers).
+        managers = [key for key in state_dict if key.startswith(MANAGER_PREFIX)]
+        if managers:
+            raise ValueError(f"to transformers: split the managers off first (split_managers), e.g. {managers[:3]}")
+        return _rename_all(state_dict, _TO_HF_PREFIXES, "to transformers")
+
+    def config_to_ours(self, hf_config: LlavaOnevisionConfig) -> LlavaQwenConfig:
+        return from_hf_config(hf_config)
+
+    def config_from_ours(self, config: LlavaQwenConfig, **token_ids) -> LlavaOnevisionConfig:
+        return to_hf_config(config, **token_ids)
+
+
 def to_hf_model(model: LlavaQwenForCausalLM, **token_ids) -> LlavaOnevisionForConditionalGeneration:
     """The baseline part of ``model`` as a transformers model (managers, if any, are left out: see module doc)."""
-    hf = LlavaOnevisionForConditionalGeneration(to_hf_config(model.config, **token_ids))
+    adapter = LlavaOnevisionAdapter()
+    hf = LlavaOnevisionForConditionalGeneration(adapter.config_from_ours(model.config, **token_ids))
     baseline, _ = split_managers(model.state_dict())
-    hf.load_state_dict(to_hf_state_dict(baseline), strict=True)
+    hf.load_state_dict(adapter.from_ours(baseline), strict=True)
     return hf.to(model.dtype).eval()
 
 
 def from_hf_model(
     hf: LlavaOnevisionForConditionalGeneration, manager: dict | None = None, manager_weights: dict | None = None
 ) -> LlavaQwenForCausalLM:
-    config = from_hf_config(hf.config)
+    adapter = LlavaOnevisionAdapter(hf.config)
+    config = adapter.config_to_ours(hf.config)
     config.manager = manager
     model = LlavaQwenForCausalLM(config)
-    state = _fit_hf_state(from_hf_state_dict(hf.state_dict()), hf.config)
+    state = adapter.to_ours(hf.state_dict())
     state.update(manager_weights or {})
     model.load_state_dict(state, strict=True)
     return model.to(hf.dtype).eval()

@@ -21,7 +21,7 @@ import torch
 
 from llava.model.anyres import Size
 from llava.model.config import MultimodalSpec
-from llava.model.packing import PackedImage, pack_flat, pack_image
+from llava.model.image_layout import PackedImage, pack_flat, pack_image
 
 MODALITIES = ("image", "text")
 

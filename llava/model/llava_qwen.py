@@ -40,7 +40,7 @@ from llava.model.config import LlavaQwenConfig, MultimodalSpec
 from llava.model.images import ImageBatch, encode_images
 from llava.model.manager import AAUM, SAUM, ManagerStack, VisualInjection
 from llava.model.projector import build_projector
-from llava.model.segments import SEGMENT_ATTENTION, packed_kwargs, positions_in_segments
+from llava.model.segments import attends_by_segment, packed_kwargs, positions_in_segments
 from llava.model.splice import SpliceResult, count_placeholders, splice
 from llava.model.vision_tower import SigLipVisionTower
 
@@ -316,23 +316,26 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
             visual_injection=visual_injection,
             **kwargs,
         )
-        if supervised_logits_only and labels is not None:
-            loss = supervised_loss(self.lm_head, outputs.last_hidden_state, labels, kwargs.get("num_items_in_batch"))
-            result = CausalLMOutputWithPast(loss=loss, logits=None, past_key_values=outputs.past_key_values)
-        else:
-            logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
-            loss = None
-            if labels is not None:
-                loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
-            result = CausalLMOutputWithPast(
-                loss=loss,
-                logits=logits,
-                past_key_values=outputs.past_key_values,
-                hidden_states=outputs.hidden_states,
-                attentions=outputs.attentions,
-            )
+        result = self._head(outputs, labels, supervised_logits_only, logits_to_keep, kwargs)
         # return_dict=False: the tuple of the fields that are set, as transformers' models return.
         return result.to_tuple() if return_dict is False else result
+
+    def _head(self, outputs, labels, supervised_logits_only: bool, logits_to_keep, kwargs) -> CausalLMOutputWithPast:
+        """The vocabulary projection and the loss of the decoder's ``outputs``."""
+        if supervised_logits_only and labels is not None:
+            loss = supervised_loss(self.lm_head, outputs.last_hidden_state, labels, kwargs.get("num_items_in_batch"))
+            return CausalLMOutputWithPast(loss=loss, logits=None, past_key_values=outputs.past_key_values)
+        logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        return CausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+        )
 
     def _packed_attention(self, segment_ids: torch.Tensor, past_key_values) -> tuple[dict, torch.Tensor, dict]:
         """No mask (the segments replace it), positions restarting per sample, and the varlen keywords every
@@ -340,7 +343,7 @@ class LlavaQwenForCausalLM(LlavaQwenPreTrainedModel, GenerationMixin):
         if past_key_values is not None:
             raise ValueError("segment_ids (a packed row) are for training forwards, without a cache")
         implementation = self.config._attn_implementation
-        if not implementation.startswith("flash_attention") and implementation not in SEGMENT_ATTENTION:
+        if not attends_by_segment(implementation):
             raise ValueError(
                 f"a packed row needs segment-wise attention: attn_implementation={implementation!r} would attend "
                 "across samples (set it to segment_implementation(...) of llava.model.segments)"

@@ -7,8 +7,9 @@ evaluation loads for training too.
 * ``load_weights``: a state dict into a model, with unknown keys an error and missing ones checked
   (``check_missing_keys``: only managers may be absent, and start at zero);
 * ``overlay_weights``: a partial state dict (a stage-1 adapter, a ``model_base`` overlay) over a built model, keys
-  and shapes checked;
-* ``image_processor_for``: the SigLIP processor at the tower's resolution.
+  and shapes checked.
+
+The image processor a config needs (``image_processor_for``) is preprocessing's: ``llava.processing``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import torch
 from torch import nn
 
 from llava.model.config import LlavaQwenConfig
-from llava.processing import SigLipImageProcessor
 
 LLAVA_MODEL_TYPES = ("llava_qwen", "llava", "qwen2")
 # A Qwen2 config with any of these is a LLaVA checkpoint; without, a plain LLM.
@@ -104,9 +104,3 @@ def overlay_weights(model: nn.Module, weights: dict[str, torch.Tensor], source) 
         if tensor.shape != own[key].shape:
             raise ValueError(f"{source}: {key} has shape {tuple(tensor.shape)}, the model {tuple(own[key].shape)}")
     model.load_state_dict(weights, strict=False)
-
-
-def image_processor_for(config: LlavaQwenConfig) -> SigLipImageProcessor:
-    """SigLIP preprocessing at the tower's input resolution."""
-    side = config.vision_config.image_size
-    return SigLipImageProcessor(size=(side, side))

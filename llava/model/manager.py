@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from llava.model.image_layout import BASE, GRID
 from llava.model.manager_config import InjectionTargets, ManagerConfig, ManagerType
-from llava.model.packing import BASE, GRID
 
 TARGET_KINDS = {InjectionTargets.ALL: (BASE, GRID), InjectionTargets.BASE: (BASE,), InjectionTargets.GRID: (GRID,)}
 

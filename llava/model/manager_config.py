@@ -12,9 +12,9 @@ Both are stored explicitly in ``config.json`` (``"manager": {...}``); presets on
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
-from llava.compat import StrEnum
+from vlcommon.enums import StrEnum, member
 
 
 class ManagerType(StrEnum):
@@ -31,17 +31,6 @@ class InjectionTargets(StrEnum):
     GRID = "grid"
 
 
-MANAGER_TYPES = tuple(t.value for t in ManagerType)
-TARGETS = tuple(t.value for t in InjectionTargets)
-
-
-def _member(enum: type[StrEnum], value, field: str) -> StrEnum:
-    try:
-        return enum(value)
-    except ValueError:
-        raise ValueError(f"manager {field}={value!r} is not one of {tuple(m.value for m in enum)}") from None
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ManagerConfig:
     type: ManagerType = ManagerType.NONE
@@ -54,8 +43,8 @@ class ManagerConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "expert_layers", tuple(int(i) for i in self.expert_layers))
         object.__setattr__(self, "inject_layers", tuple(int(i) for i in self.inject_layers))
-        object.__setattr__(self, "type", _member(ManagerType, self.type, "type"))
-        object.__setattr__(self, "targets", _member(InjectionTargets, self.targets, "targets"))
+        object.__setattr__(self, "type", member(ManagerType, self.type, "manager type"))
+        object.__setattr__(self, "targets", member(InjectionTargets, self.targets, "manager targets"))
         if not 0 <= self.jitter < 1:
             raise ValueError(f"manager jitter={self.jitter} must be in [0, 1)")
         if self.aaum_noise_std < 0:
@@ -141,3 +130,105 @@ def paper_default(kind: str = "saum", *, vision_layers: int = 26, llm_layers: in
         expert_layers=expert_layer_preset("top_half", vision_layers),
         inject_layers=inject_layer_preset(llm_layers, count=min(6, llm_layers)),
     )
+
+
+class ExpertPreset(StrEnum):
+    """Which vision layers a manager aggregates, relative to the tower's depth."""
+
+    TOP_HALF = "top_half"  # the paper's default: 14..26 of 26
+    BOTTOM_HALF = "bottom_half"
+    ALL = "all"
+    LAST = "last"  # the last ``k``
+    EXPLICIT = "explicit"  # ``layers``, 1-based
+
+
+class InjectPreset(StrEnum):
+    """Where managers go in the decoder, relative to its depth."""
+
+    COUNT = "count"  # ``n`` managers at equal intervals from layer 0 (the paper: 6)
+    INTERVAL = "interval"  # one every ``n`` layers from layer 0
+    EXPLICIT = "explicit"  # ``layers``, 0-based
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExpertChoice:
+    preset: ExpertPreset = ExpertPreset.TOP_HALF
+    k: int | None = None  # LAST only
+    layers: tuple[int, ...] = ()  # EXPLICIT only
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preset", member(ExpertPreset, self.preset, "manager experts preset"))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if (self.preset is ExpertPreset.LAST) != (self.k is not None):
+            raise ValueError(f"manager experts: k goes with preset 'last' only (preset {str(self.preset)!r})")
+        if (self.preset is ExpertPreset.EXPLICIT) != bool(self.layers):
+            raise ValueError(f"manager experts: layers go with preset 'explicit' only (preset {str(self.preset)!r})")
+
+    def resolve(self, vision_layers: int) -> tuple[int, ...]:
+        if self.preset is ExpertPreset.EXPLICIT:
+            return self.layers
+        if self.preset is ExpertPreset.LAST:
+            return expert_layer_preset("last_k", vision_layers, k=self.k)
+        return expert_layer_preset(self.preset.value, vision_layers)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InjectChoice:
+    preset: InjectPreset = InjectPreset.COUNT
+    n: int | None = 6  # COUNT and INTERVAL
+    layers: tuple[int, ...] = ()  # EXPLICIT only
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "preset", member(InjectPreset, self.preset, "manager inject preset"))
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if (self.preset is InjectPreset.EXPLICIT) == (self.n is not None):
+            raise ValueError(f"manager inject: preset {str(self.preset)!r} takes {'layers' if self.n else 'n'}")
+        if (self.preset is InjectPreset.EXPLICIT) != bool(self.layers):
+            raise ValueError(f"manager inject: layers go with preset 'explicit' only (preset {str(self.preset)!r})")
+
+    def resolve(self, llm_layers: int) -> tuple[int, ...]:
+        if self.preset is InjectPreset.EXPLICIT:
+            return self.layers
+        return inject_layer_preset(llm_layers, **{self.preset.value: self.n})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ManagerChoice:
+    """What a recipe or the ``--manager_*`` flags say of the managers, before the model's depths are known; a
+    field left ``None`` keeps what the model has (its checkpoint's config, or the paper's default)."""
+
+    type: ManagerType | None = None
+    experts: ExpertChoice | None = None
+    inject: InjectChoice | None = None
+    targets: InjectionTargets | None = None
+    jitter: float | None = None
+
+    @property
+    def given(self) -> bool:
+        return any(getattr(self, name) is not None for name in self.__slots__)
+
+    def over(self, base: ManagerChoice | None) -> ManagerChoice:
+        """This choice where it says something, ``base`` elsewhere (flags over a recipe)."""
+        if base is None:
+            return self
+        values = {name: getattr(self, name) for name in self.__slots__}
+        return replace(base, **{k: v for k, v in values.items() if v is not None})
+
+    def resolve(self, current: ManagerConfig, *, vision_layers: int, llm_layers: int) -> ManagerConfig:
+        """``current`` with this choice applied, checked against the real depths. A manager without experts or
+        injection points anywhere gets the paper's: the top half of the tower, 6 (at most) managers."""
+        kind = self.type if self.type is not None else current.type
+        if kind is ManagerType.NONE:
+            return ManagerConfig()
+        experts = self.experts.resolve(vision_layers) if self.experts is not None else current.expert_layers
+        inject = self.inject.resolve(llm_layers) if self.inject is not None else current.inject_layers
+        config = ManagerConfig(
+            type=kind,
+            expert_layers=experts or expert_layer_preset("top_half", vision_layers),
+            inject_layers=inject or inject_layer_preset(llm_layers, count=min(6, llm_layers)),
+            targets=self.targets if self.targets is not None else current.targets,
+            jitter=self.jitter if self.jitter is not None else current.jitter,
+            aaum_noise_std=current.aaum_noise_std,
+        )
+        config.validate(vision_layers=vision_layers, llm_layers=llm_layers)
+        return config

@@ -24,12 +24,19 @@ SEGMENT_ATTENTION = {
     "segment_eager": (eager_attention_forward, eager_mask),
 }
 PACKED_KEYS = ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")
+# The FlashAttention implementation the train entry allows: its varlen kernel reads PACKED_KEYS natively.
+FLASH_ATTENTION = frozenset({"flash_attention_2"})
+
+
+def attends_by_segment(attn_implementation: str) -> bool:
+    """Whether ``attn_implementation`` keeps the samples of a packed row apart."""
+    return attn_implementation in FLASH_ATTENTION or attn_implementation in SEGMENT_ATTENTION
 
 
 def segment_implementation(attn_implementation: str) -> str:
     """The implementation a packed run uses for ``attn_implementation``: FlashAttention keeps its own varlen path;
     SDPA and eager become their segment-wise versions."""
-    if attn_implementation.startswith("flash_attention"):
+    if attn_implementation in FLASH_ATTENTION:
         return attn_implementation
     name = f"segment_{attn_implementation}"
     if name not in SEGMENT_ATTENTION:

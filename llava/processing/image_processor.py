@@ -12,6 +12,7 @@ channel, computed with the same float64-rescale-then-float32-normalise steps as 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,7 +22,18 @@ from transformers import BatchFeature
 # The one RGB conversion of both stacks lives in vlcommon; these names stay importable from here.
 from vlcommon.images import HIGH_BIT_MODES, convert_to_rgb, to_8bit
 
-__all__ = ["HIGH_BIT_MODES", "SIGLIP_MEAN", "SIGLIP_STD", "SigLipImageProcessor", "convert_to_rgb", "to_8bit"]
+if TYPE_CHECKING:
+    from llava.model.config import LlavaQwenConfig
+
+__all__ = [
+    "HIGH_BIT_MODES",
+    "SIGLIP_MEAN",
+    "SIGLIP_STD",
+    "SigLipImageProcessor",
+    "convert_to_rgb",
+    "image_processor_for",
+    "to_8bit",
+]
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
@@ -98,6 +110,12 @@ class SigLipImageProcessor:
 
     def __repr__(self) -> str:
         return f"SigLipImageProcessor(size={self.size}, mean={self.image_mean}, std={self.image_std})"
+
+
+def image_processor_for(config: LlavaQwenConfig) -> SigLipImageProcessor:
+    """SigLIP preprocessing at the tower's input resolution."""
+    side = config.vision_config.image_size
+    return SigLipImageProcessor(size=(side, side))
 
 
 def _as_pil(image) -> Image.Image:

@@ -1,9 +1,11 @@
-"""Timing options shared by the ``bench/`` scripts: the clock and the torch thread count."""
+"""Timing options shared by the ``bench/`` scripts (the clock and the torch thread count), their per-size command
+line, and how they summarise repeated ratios."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +43,27 @@ def timing_setup(args: argparse.Namespace) -> Iterator[Callable[[], float]]:
         yield CLOCKS[args.clock]
     finally:
         torch.set_num_threads(previous)
+
+
+def measure_sizes(argv: list[str] | None, description: str, measure, *, new_tokens: int) -> list[tuple]:
+    """The command line of the benches that compare two models per size (``--sizes``, ``--reps``, the timing options,
+    ``--new-tokens``); the rows of ``measure(size, reps, new_tokens, clock)`` over the sizes, in order."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--sizes", default="tiny,medium")
+    parser.add_argument("--reps", type=int, default=7)
+    add_timing_args(parser)
+    parser.add_argument("--new-tokens", type=int, default=new_tokens)
+    args = parser.parse_args(argv)
+    rows = []
+    with timing_setup(args) as clock:
+        for name in args.sizes.split(","):
+            rows += measure(name, args.reps, args.new_tokens, clock)
+    return rows
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """Median, min and max: a bench table's columns for one repeated ratio (the median resists a busy host)."""
+    return statistics.median(values), min(values), max(values)
 
 
 def load_bench_module(name: str) -> ModuleType:

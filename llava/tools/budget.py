@@ -33,7 +33,7 @@ from llava.model.manager_config import ManagerConfig, paper_default
 from llava.testing.tiny import BENCH_SIZES, tiny_config
 from llava.tools.flops import ForwardMacs, count_forward
 from llava.tools.timing import time_variants
-from llava.train.recipes import VARIANTS, variant, variant_of
+from llava.variants import VARIANTS, variant, variant_of
 
 PRESETS = ("ov-0.5b", *BENCH_SIZES)
 
@@ -60,7 +60,7 @@ def manager_for(config: LlavaQwenConfig) -> ManagerConfig:
 
 
 def variant_config(config: LlavaQwenConfig, name: str) -> LlavaQwenConfig:
-    """``config`` turned into a variant (a key or a label of ``llava.train.recipes.VARIANTS``)."""
+    """``config`` turned into a variant (a key or a label of ``llava.variants.VARIANTS``)."""
     grid, managed = variant(name).grid, variant(name).manager
     fields = config.to_dict()
     if not grid:

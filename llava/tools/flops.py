@@ -1,4 +1,5 @@
-"""Multiply-adds of one sample through the model, counted by ``torch.utils.flop_counter`` on the meta device.
+"""Multiply-adds of one sample through the model, counted on the meta device by ``vlcommon.flops.flop_counter``
+(``torch.utils.flop_counter`` with the CPU attention kernels added; managertower's budget counts with it too).
 
 The paper's Table IV uses fvcore, which counts one multiply-add as one "FLOP"; ``FlopCounterMode`` counts two.
 Everything here is reported in multiply-adds (MACs = counted FLOPs / 2) so numbers compare with the paper directly.
@@ -21,34 +22,13 @@ from dataclasses import dataclass
 
 import torch
 from PIL import Image
-from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from llava.mm_utils import process_images
+from llava.model.image_layout import pack_flat, pack_image
 from llava.model.images import ImageBatch, encode_images
-from llava.model.loading import image_processor_for
 from llava.model.manager import TARGET_KINDS, VisualInjection
-from llava.model.packing import pack_flat, pack_image
-
-
-def _cpu_sdpa(query, key, value, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_flop_count(query, key, value)
-
-
-def _cpu_sdpa_backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
-    return sdpa_backward_flop_count(grad_out, query, key, value)
-
-
-# torch's registry covers the CUDA attention kernels and the math path, but not the fused CPU kernel that SDPA picks
-# on real CPU tensors; without these, attention would silently count as zero in a CPU forward.
-_CPU_ATTENTION = {
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa,
-    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward: _cpu_sdpa_backward,
-}
-
-
-def flop_counter() -> FlopCounterMode:
-    """``FlopCounterMode`` that also counts CPU attention; silent (no table printed on exit)."""
-    return FlopCounterMode(display=False, custom_mapping=_CPU_ATTENTION)
+from llava.processing import image_processor_for
+from vlcommon.flops import flop_counter
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -15,7 +15,7 @@ from PIL import Image
 from llava.constants import IGNORE_INDEX, IMAGE_TOKEN_INDEX
 from llava.mm_utils import process_images
 from llava.model import LlavaQwenForCausalLM
-from llava.model.loading import image_processor_for
+from llava.processing import image_processor_for
 
 ANSWER_TOKENS = 8  # supervised tokens of the training sample
 

@@ -17,8 +17,17 @@ import torch
 import transformers
 
 from llava.data.packing import PackingStrategy
-from vlcommon.entry import check_deepspeed_file
-from vlcommon.ledger import DEFAULT_MAX_SHARE, DEFAULT_MIN_SEEN
+from llava.model.manager_config import (
+    ExpertChoice,
+    ExpertPreset,
+    InjectChoice,
+    InjectionTargets,
+    InjectPreset,
+    ManagerChoice,
+    ManagerType,
+)
+from vlcommon.arguments import BadSampleArguments, RunArguments
+from vlcommon.enums import member
 
 
 @dataclass
@@ -58,7 +67,7 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
+class DataArguments(BadSampleArguments):
     data_path: str = field(metadata={"help": "a .json/.jsonl file, dir/{a,b}.json, or a .yaml mixture"})
     image_folder: str | None = None
     image_aspect_ratio: str | None = None
@@ -77,12 +86,6 @@ class DataArguments:
             "default: they teach an immediate <|im_end|>)"
         },
     )
-    max_bad_sample_share: float = field(
-        default=DEFAULT_MAX_SHARE, metadata={"help": "stop when more records than this are bad"}
-    )
-    bad_sample_min_seen: int = field(
-        default=DEFAULT_MIN_SEEN, metadata={"help": "records seen before the share is enforced"}
-    )
     lazy_preprocess: bool = True
     is_multimodal: bool = True
     early_mix_text: bool = False
@@ -91,7 +94,7 @@ class DataArguments:
 
 
 @dataclass
-class TrainingArguments(transformers.TrainingArguments):
+class TrainingArguments(RunArguments, transformers.TrainingArguments):
     optim: str = "adamw_torch"
     remove_unused_columns: bool = False
     model_max_length: int = field(default=4096, metadata={"help": "tokens after image expansion"})
@@ -119,17 +122,6 @@ class TrainingArguments(transformers.TrainingArguments):
     warmup_ratio: float | None = field(
         default=None,
         metadata={"help": "share of steps for warmup (LLaVA-NeXT's flag; transformers 5 folds it into warmup_steps)"},
-    )
-    # transformers restores callback states (our bad-sample counts) only when asked; a resume must continue them.
-    restore_callback_states_from_checkpoint: bool = True
-    resume: str = field(
-        default="auto", metadata={"help": "auto (newest checkpoint that verifies) | never | a checkpoint dir"}
-    )
-    allow_partial_resume: bool = field(
-        default=False,
-        metadata={
-            "help": "resume from a checkpoint lacking optimizer, scheduler or RNG state (weights only: not exact)"
-        },
     )
 
     def __post_init__(self) -> None:
@@ -172,8 +164,7 @@ class TrainingArguments(transformers.TrainingArguments):
             raise ValueError("lora_enable: LoRA training is not supported by this package")
         if self.model_max_length <= 0:
             raise ValueError(f"model_max_length={self.model_max_length} must be positive")
-        check_deepspeed_file(self.deepspeed)
-        super().__post_init__()
+        super().__post_init__()  # RunArguments (checks --deepspeed), then transformers
 
 
 def check_compat_flags(model_args: ModelArguments, data_args: DataArguments) -> None:
@@ -192,3 +183,42 @@ def check_compat_flags(model_args: ModelArguments, data_args: DataArguments) -> 
         warnings.warn(
             "lazy_preprocess / is_multimodal have no effect: data is always lazy and multimodal", stacklevel=2
         )
+
+
+def manager_choice(model_args: ModelArguments) -> ManagerChoice:
+    """The ``--manager_*`` flags, read once into typed values (LLaVA-NeXT-style strings end here)."""
+    a = model_args
+    return ManagerChoice(
+        type=None if a.manager_type is None else member(ManagerType, a.manager_type, "--manager_type"),
+        experts=None if a.manager_expert_layers is None else parse_expert_choice(a.manager_expert_layers),
+        inject=None if a.manager_inject_layers is None else parse_inject_choice(a.manager_inject_layers),
+        targets=None if a.manager_targets is None else member(InjectionTargets, a.manager_targets, "--manager_targets"),
+        jitter=a.manager_jitter,
+    )
+
+
+def parse_expert_choice(value: str, flag: str = "--manager_expert_layers") -> ExpertChoice:
+    """``top_half`` | ``bottom_half`` | ``all`` | ``last:K`` | ``14,15,...`` (1-based)."""
+    if value.startswith("last:"):
+        return ExpertChoice(preset=ExpertPreset.LAST, k=_ints(value.split(":", 1)[1], flag, value)[0])
+    if value in (ExpertPreset.TOP_HALF, ExpertPreset.BOTTOM_HALF, ExpertPreset.ALL):
+        return ExpertChoice(preset=ExpertPreset(value))
+    return ExpertChoice(preset=ExpertPreset.EXPLICIT, layers=_ints(value, flag, value))
+
+
+def parse_inject_choice(value: str, flag: str = "--manager_inject_layers") -> InjectChoice:
+    """``count:N`` | ``interval:K`` | ``0,4,8`` (0-based decoder layers)."""
+    kind, _, number = value.partition(":")
+    if kind in (InjectPreset.COUNT, InjectPreset.INTERVAL) and number:
+        return InjectChoice(preset=InjectPreset(kind), n=_ints(number, flag, value)[0])
+    return InjectChoice(preset=InjectPreset.EXPLICIT, n=None, layers=_ints(value, flag, value))
+
+
+def _ints(text: str, flag: str, value: str) -> tuple[int, ...]:
+    try:
+        numbers = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        numbers = ()
+    if not numbers:
+        raise ValueError(f"{flag}={value!r}: expected a preset or a comma list of integers")
+    return numbers

@@ -38,8 +38,10 @@ from llava.model.loading import (
     overlay_weights,
     read_config_dict,
 )
-from llava.model.manager_config import ManagerConfig, expert_layer_preset, inject_layer_preset
+from llava.model.manager_config import ManagerChoice
 from llava.model.weights import read_adapter, read_weights
+from llava.train.arguments import manager_choice
+from llava.train.tunable import Part
 from vlcommon.resume_match import require_same_parameters, shapes_on_meta
 
 logger = logging.getLogger(__name__)
@@ -60,52 +62,6 @@ _VISION_PREFIX = "model.vision_tower.vision_tower."
 _SIGLIP_VISION_MODULES = ("embeddings.", "encoder.", "post_layernorm.")
 
 
-def parse_expert_layers(value: str, vision_layers: int) -> tuple[int, ...]:
-    if value.startswith("last:"):
-        return expert_layer_preset("last_k", vision_layers, k=int(value.split(":", 1)[1]))
-    if value in ("top_half", "bottom_half", "all"):
-        return expert_layer_preset(value, vision_layers)
-    return _int_tuple(value, "manager_expert_layers")
-
-
-def parse_inject_layers(value: str, llm_layers: int) -> tuple[int, ...]:
-    kind, _, number = value.partition(":")
-    if kind in ("count", "interval") and number:
-        return inject_layer_preset(llm_layers, **{kind: int(number)})
-    return _int_tuple(value, "manager_inject_layers")
-
-
-def _int_tuple(value: str, name: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError as error:
-        raise ValueError(f"{name}={value!r}: expected a preset or a comma list of integers") from error
-
-
-def resolve_manager(model_args, current: ManagerConfig, vision_layers: int, llm_layers: int) -> ManagerConfig:
-    """The manager config after applying the ``--manager_*`` flags to ``current``."""
-    fields = current.to_dict()
-    if model_args.manager_type is not None:
-        fields["type"] = model_args.manager_type
-    if fields["type"] == "none":
-        return ManagerConfig()
-    if model_args.manager_expert_layers is not None:
-        fields["expert_layers"] = parse_expert_layers(model_args.manager_expert_layers, vision_layers)
-    elif not fields["expert_layers"]:
-        fields["expert_layers"] = expert_layer_preset("top_half", vision_layers)
-    if model_args.manager_inject_layers is not None:
-        fields["inject_layers"] = parse_inject_layers(model_args.manager_inject_layers, llm_layers)
-    elif not fields["inject_layers"]:
-        fields["inject_layers"] = inject_layer_preset(llm_layers, count=min(6, llm_layers))
-    if model_args.manager_targets is not None:
-        fields["targets"] = model_args.manager_targets
-    if model_args.manager_jitter is not None:
-        fields["jitter"] = model_args.manager_jitter
-    config = ManagerConfig(**fields)
-    config.validate(vision_layers=vision_layers, llm_layers=llm_layers)
-    return config
-
-
 def _vision_config(vision_tower: str, select_layer: int) -> SiglipVisionConfig:
     config = SiglipVisionConfig.from_pretrained(vision_tower)
     depth = config.num_hidden_layers + select_layer + 1 if select_layer < 0 else select_layer
@@ -118,8 +74,49 @@ def _vision_config(vision_tower: str, select_layer: int) -> SiglipVisionConfig:
     return config
 
 
-def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig, dict[str, str]]:
-    """The stage's config and, for each multimodal field, where its value came from."""
+def build_config(
+    model_args,
+    data_args,
+    training_args,
+    *,
+    managers: ManagerChoice | None = None,
+    grids: tuple = (),
+    parts: tuple[Part, ...] | None = None,
+) -> tuple[LlavaQwenConfig, dict[str, str]]:
+    """The stage's config and, for each multimodal field, where its value came from. ``managers``, ``grids``
+    (anyres, in crops) and ``parts`` are the run config's typed values; the ``--manager_*``,
+    ``--image_grid_pinpoints`` and ``--mm_tunable_parts`` flags win over them."""
+    raw, origin, from_llava = _starting_config(model_args)
+    overrides = _flag_overrides(model_args, data_args, training_args)
+    if parts and model_args.mm_tunable_parts is None:  # recorded in the config as LLaVA-NeXT records its flag
+        overrides["mm_tunable_parts"] = ",".join(p.value for p in parts)
+    if from_llava:
+        for key in ("mm_projector_type", "mm_vision_select_layer"):
+            if key in overrides and key in raw and overrides[key] != raw[key]:
+                raise ValueError(
+                    f"--{key} {overrides[key]!r} differs from the checkpoint's {raw[key]!r}; the weights "
+                    "were trained for the latter"
+                )
+        _warn_kept_settings(raw, overrides)
+    else:
+        _add_vision_tower(raw, origin, model_args, overrides)
+    raw.update(overrides)
+    origin.update({k: "flag" for k in overrides})
+    raw["use_cache"] = False
+    config = LlavaQwenConfig(**raw)
+    _apply_typed_settings(config, origin, model_args, managers, grids, flagged_grid="image_grid_pinpoints" in overrides)
+    config._attn_implementation = resolve_attn_implementation(training_args.attn_implementation)
+    spec = MultimodalSpec.from_config(config)  # validates every multimodal field now, not at the first batch
+    if "image_grid_pinpoints" in overrides and not spec.aspect_ratio.is_anyres:
+        warnings.warn(
+            f"--image_grid_pinpoints has no effect with image_aspect_ratio={config.image_aspect_ratio!r}", stacklevel=2
+        )
+    return config, {k: origin.get(k, "default") for k in _INHERITED + ("tokenizer_model_max_length",)}
+
+
+def _starting_config(model_args) -> tuple[dict, dict[str, str], bool]:
+    """The config the stage starts from (the checkpoint's, or the LLM's with what a stage-1 adapter folder hands
+    on), where each value came from, and whether it is a LLaVA checkpoint."""
     raw = read_config_dict(model_args.model_name_or_path)
     origin = {}
     from_llava = is_llava_checkpoint(raw)
@@ -133,54 +130,44 @@ def build_config(model_args, data_args, training_args) -> tuple[LlavaQwenConfig,
         origin.setdefault(key, "checkpoint" if from_llava else "llm")
     for key in ("model_type", "architectures", "transformers_version", "_name_or_path", "dtype", "torch_dtype"):
         raw.pop(key, None)
-    overrides = _flag_overrides(model_args, data_args, training_args)
-    if from_llava:
-        for key in ("mm_projector_type", "mm_vision_select_layer"):
-            if key in overrides and key in raw and overrides[key] != raw[key]:
-                raise ValueError(
-                    f"--{key} {overrides[key]!r} differs from the checkpoint's {raw[key]!r}; the weights "
-                    "were trained for the latter"
-                )
-        _warn_kept_settings(raw, overrides)
-    else:
-        if not model_args.vision_tower:
-            raise ValueError(
-                f"{model_args.model_name_or_path} is a plain LLM: pass --vision_tower (a SigLIP checkpoint)"
-            )
-        select = overrides.get("mm_vision_select_layer", raw.get("mm_vision_select_layer", -2))
-        raw["vision_config"] = _vision_config(model_args.vision_tower, select).to_dict()
-        raw["mm_vision_tower"] = model_args.vision_tower
-        raw.pop("mm_hidden_size", None)
-        raw.setdefault("mm_vision_select_layer", select)
-        # As LLaVA-NeXT's train.py: anyres needs --image_grid_pinpoints (the config class's OV default is for
-        # configs built in code; a training run states its grid).
-        raw.setdefault("image_grid_pinpoints", None)
-        for key, value in LLAVA_NEXT_DEFAULTS.items():
-            if key not in raw and key not in overrides:
-                raw[key] = value
-                origin[key] = "LLaVA-NeXT default"
-    raw.update(overrides)
-    origin.update({k: "flag" for k in overrides})
-    raw["use_cache"] = False
-    config = LlavaQwenConfig(**raw)
-    if isinstance(config.image_grid_pinpoints, str):
+    return raw, origin, from_llava
+
+
+def _add_vision_tower(raw: dict, origin: dict[str, str], model_args, overrides: dict) -> None:
+    """A plain LLM's config gains the SigLIP tower (cut at the select layer) and LLaVA-NeXT's flag defaults."""
+    if not model_args.vision_tower:
+        raise ValueError(f"{model_args.model_name_or_path} is a plain LLM: pass --vision_tower (a SigLIP checkpoint)")
+    select = overrides.get("mm_vision_select_layer", raw.get("mm_vision_select_layer", -2))
+    raw["vision_config"] = _vision_config(model_args.vision_tower, select).to_dict()
+    raw["mm_vision_tower"] = model_args.vision_tower
+    raw.pop("mm_hidden_size", None)
+    raw.setdefault("mm_vision_select_layer", select)
+    # As LLaVA-NeXT's train.py: anyres needs --image_grid_pinpoints (the config class's OV default is for configs
+    # built in code; a training run states its grid).
+    raw.setdefault("image_grid_pinpoints", None)
+    for key, value in LLAVA_NEXT_DEFAULTS.items():
+        if key not in raw and key not in overrides:
+            raw[key] = value
+            origin[key] = "LLaVA-NeXT default"
+
+
+def _apply_typed_settings(config, origin, model_args, managers, grids, *, flagged_grid: bool) -> None:
+    """The anyres grid and the managers, now that the depths and the crop size are known: the flags' values over
+    the run config's, over the checkpoint's."""
+    crop = config.vision_config.image_size
+    if grids and not flagged_grid:
+        config.image_grid_pinpoints = [[columns * crop, rows * crop] for columns, rows in grids]
+        origin["image_grid_pinpoints"] = "run config"
+    elif isinstance(config.image_grid_pinpoints, str):
         # Stored expanded, as LLaVA-NeXT does, so tools that do not parse the range syntax read the file too.
-        pinpoints = parse_grid_pinpoints(config.image_grid_pinpoints, config.vision_config.image_size)
-        config.image_grid_pinpoints = [list(p) for p in pinpoints]
-    config.manager = resolve_manager(
-        model_args, config.manager, config.vision_config.num_hidden_layers, config.num_hidden_layers
+        config.image_grid_pinpoints = [list(p) for p in parse_grid_pinpoints(config.image_grid_pinpoints, crop)]
+    flags = manager_choice(model_args)
+    chosen = flags.over(managers)
+    config.manager = chosen.resolve(
+        config.manager, vision_layers=config.vision_config.num_hidden_layers, llm_layers=config.num_hidden_layers
     )
-    if model_args.manager_type is not None or any(
-        getattr(model_args, f"manager_{k}") is not None for k in ("expert_layers", "inject_layers", "targets", "jitter")
-    ):
-        origin["manager"] = "flag"
-    config._attn_implementation = resolve_attn_implementation(training_args.attn_implementation)
-    spec = MultimodalSpec.from_config(config)  # validates every multimodal field now, not at the first batch
-    if "image_grid_pinpoints" in overrides and not spec.aspect_ratio.is_anyres:
-        warnings.warn(
-            f"--image_grid_pinpoints has no effect with image_aspect_ratio={config.image_aspect_ratio!r}", stacklevel=2
-        )
-    return config, {k: origin.get(k, "default") for k in _INHERITED + ("tokenizer_model_max_length",)}
+    if chosen.given:
+        origin["manager"] = "flag" if flags.given else "run config"
 
 
 def _warn_kept_settings(checkpoint: dict, overrides: dict) -> None:

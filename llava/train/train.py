@@ -9,55 +9,38 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import warnings
 from pathlib import Path
 
-import torch
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 
 from llava.data.collator import DataCollatorForSupervisedDataset
 from llava.data.dataset import DataConfig, LazySupervisedDataset
 from llava.data.mixture import Mixture, load_mixture
 from llava.model.config import LlavaQwenConfig
-from llava.model.loading import image_processor_for
 from llava.model.segments import segment_implementation
+from llava.processing import image_processor_for
 from llava.train.arguments import DataArguments, ModelArguments, TrainingArguments, check_compat_flags
 from llava.train.model_init import build_config, build_model, build_tokenizer, require_resumable
+from llava.train.recipes import RunConfig
 from llava.train.trainer import LLaVATrainer
 from llava.train.tunable import Part, apply_trainable_parts, parse_tunable_parts
-from vlcommon.callbacks import BadSampleCallback, run_layout
-from vlcommon.checkpoints import choose_resume, require_usable
-from vlcommon.entry import remove_leftovers, run_entry, setup_checks, train_and_mark
+from vlcommon import entry, runconfig
+from vlcommon.arguments import parse_arguments
+from vlcommon.callbacks import BadSampleCallback
 
 logger = logging.getLogger("llava.train")
 
 
+def read_run_config(path: str) -> RunConfig:
+    return runconfig.read(path, RunConfig)
+
+
 def parse_args(argv: list[str] | None = None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not torch.cuda.is_available() and not any(a.startswith("--use_cpu") for a in argv):
-        argv += ["--use_cpu", "True"]
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments))
-    return parser.parse_args_into_dataclasses(args=argv)
-
-
-def resolve_resume(training_args) -> str | None:
-    """``--resume auto`` picks the newest checkpoint in ``output_dir`` whose contents verify, warning about each
-    newer one it passes over (LLaVA-NeXT resumes from any ``checkpoint-*``, including one a crash left
-    half-written); ``--resume DIR`` must verify too (``vlcommon.checkpoints``)."""
-    if training_args.resume == "never":
-        return None
-    layout = run_layout(training_args)
-    if training_args.resume != "auto":
-        notes = require_usable(training_args.resume, layout, allow_partial=training_args.allow_partial_resume)
-        chosen = training_args.resume
-    else:
-        choice = choose_resume(training_args.output_dir, layout, allow_partial=training_args.allow_partial_resume)
-        notes, chosen = choice.warnings, choice.folder
-    if training_args.should_log:  # once, not once per rank
-        for note in notes:
-            warnings.warn(note, stacklevel=2)
-    return str(chosen) if chosen is not None else None
+    """The command line (LLaVA-NeXT's flags; a launcher's ``--run_config`` gives their defaults)."""
+    return parse_arguments(
+        (ModelArguments, DataArguments, TrainingArguments), argv, defaults=lambda p: read_run_config(p).flag_defaults()
+    )
 
 
 def load_data(data_args, *, seed: int):
@@ -72,15 +55,8 @@ def load_data(data_args, *, seed: int):
     return mixture
 
 
-def _init_distributed_for_cpu(training_args) -> None:
-    if training_args.deepspeed and not torch.cuda.is_available():
-        import deepspeed
-
-        deepspeed.init_distributed(dist_backend="gloo")
-
-
 def train(argv: list[str] | None = None) -> LLaVATrainer:
-    with setup_checks():  # a bad flag, data file or checkpoint: one clear error (python -m), before any weight
+    with entry.setup_checks():  # a bad flag, data file or checkpoint: one clear error (python -m), before any weight
         checked = check(argv)
     trainer = prepare(checked)
 
@@ -88,7 +64,7 @@ def train(argv: list[str] | None = None) -> LLaVATrainer:
         trainer.model.config.use_cache = True
         trainer.save_model(str(out))
 
-    train_and_mark(trainer, checked.resume, save)
+    entry.train_and_mark(trainer, checked.resume, save)
     return trainer
 
 
@@ -110,6 +86,7 @@ def check(argv: list[str] | None = None) -> Checked:
     """Flags, data, the resume point and the model's config, in that order: every problem of the user's surfaces
     here, before any weight is read (``setup_checks`` prints it as one line)."""
     model_args, data_args, training_args = parse_args(argv)
+    run = read_run_config(training_args.run_config) if training_args.run_config else None
     logging.basicConfig(
         level=logging.INFO if training_args.should_log else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -117,17 +94,21 @@ def check(argv: list[str] | None = None) -> Checked:
     check_compat_flags(model_args, data_args)
     # Data errors surface before minutes of model loading.
     mixture = load_data(data_args, seed=training_args.data_seed or training_args.seed)
-    _init_distributed_for_cpu(training_args)
-    resume = resolve_resume(training_args)  # checkpoint problems too surface before the model is built
-    remove_leftovers(training_args)
-    config = build_config(model_args, data_args, training_args)
+    entry.init_distributed_for_cpu(training_args)
+    resume = entry.resolve_resume(training_args)  # checkpoint problems too surface before the model is built
+    entry.remove_leftovers(training_args)
+    if run is not None and model_args.mm_tunable_parts is None:
+        parts = frozenset(run.tunable_parts)
+    else:
+        parts = parse_tunable_parts(
+            model_args.mm_tunable_parts,
+            tune_mm_mlp_adapter=model_args.tune_mm_mlp_adapter,
+            unfreeze_mm_vision_tower=model_args.unfreeze_mm_vision_tower,
+        )
+    config = build_config(model_args, data_args, training_args, managers=run and run.managers,
+                          grids=run.images.grids if run else (), parts=run and run.tunable_parts)  # fmt: skip
     if resume:
         require_resumable(resume, config[0])  # a checkpoint of another model stops here, not in load_state_dict
-    parts = parse_tunable_parts(
-        model_args.mm_tunable_parts,
-        tune_mm_mlp_adapter=model_args.tune_mm_mlp_adapter,
-        unfreeze_mm_vision_tower=model_args.unfreeze_mm_vision_tower,
-    )
     return Checked(model_args=model_args, data_args=data_args, training_args=training_args, mixture=mixture,
                    resume=resume, config=config, parts=parts)  # fmt: skip
 
@@ -204,7 +185,7 @@ def _packing_plan(training_args, model, dataset):
 
 
 def main() -> None:
-    run_entry(train, program="llava.train.train")
+    entry.run_entry(train, program="llava.train.train")
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
     from managertower.convert import from_hf_bridgetower
     ours = from_hf_bridgetower(BridgeTowerModel.from_pretrained(...))
 
-Only the wiring transformers implements is accepted: one shared transform per modality, a link tower per layer, the
-shared ``ln_post``; anything else is refused with the field named. The text model's pooler is not used by
-BridgeTower and is dropped. Task models (``BridgeTowerForMaskedLM``, ...) are refused here, so that no head is
-dropped unseen: ``managertower.convert.hf_bridgetower_tasks`` converts them with their heads.
+The mapping is :class:`HFBridgeTowerAdapter` (the protocol of ``vlcommon.state_dict``). Only the wiring transformers
+implements is accepted: one shared transform per modality, a link tower per layer, the shared ``ln_post``; anything
+else is refused with the field named. The text model's pooler is not used by BridgeTower and is dropped. Task models
+(``BridgeTowerForMaskedLM``, ...) are refused here, so that no head is dropped unseen:
+``managertower.convert.hf_bridgetower_tasks`` converts them with their heads.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from managertower.config import (
     VisionEncoderConfig,
 )
 from managertower.model import ManagerTowerModel
+from vlcommon.state_dict import StateDict
 
 # (transformers' prefix, ours), first match wins; the layer index is kept.
 _PREFIXES = (
@@ -86,6 +88,23 @@ def config_from_hf_bridgetower(hf_config) -> ManagerTowerConfig:
     )  # fmt: skip
 
 
+class HFBridgeTowerAdapter:
+    """transformers' ``BridgeTowerModel`` -> ours in ``Fusion.BRIDGETOWER`` mode: every key renamed by
+    :func:`hf_key_map` (the text pooler dropped, an unknown key an error), the config by
+    :func:`config_from_hf_bridgetower`."""
+
+    def config_to_ours(self, hf_config) -> ManagerTowerConfig:
+        return config_from_hf_bridgetower(hf_config)
+
+    def to_ours(self, state_dict: StateDict) -> StateDict:
+        state = {}
+        for key, value in state_dict.items():
+            target = hf_key_map(key)
+            if target is not None:
+                state[target] = value
+        return state
+
+
 def from_hf_bridgetower(hf_model) -> ManagerTowerModel:
     """A ``Fusion.BRIDGETOWER`` model holding ``hf_model``'s weights (strict: every tensor placed, none missing)."""
     if hasattr(hf_model, "bridgetower"):
@@ -93,12 +112,9 @@ def from_hf_bridgetower(hf_model) -> ManagerTowerModel:
             f"{type(hf_model).__name__} is a BridgeTower task model: task_from_hf_bridgetower(model) converts it with "
             "its heads, from_hf_bridgetower(model.bridgetower) its backbone alone"
         )
-    model = ManagerTowerModel(config_from_hf_bridgetower(hf_model.config))
-    state = {}
-    for key, value in hf_model.state_dict().items():
-        target = hf_key_map(key)
-        if target is not None:
-            state[target] = value
+    adapter = HFBridgeTowerAdapter()
+    model = ManagerTowerModel(adapter.config_to_ours(hf_model.config))
+    state = adapter.to_ours(hf_model.state_dict())
     ours = model.state_dict()
     missing, unexpected = sorted(set(ours) - set(state)), sorted(set(state) - set(ours))
     if missing or unexpected:

@@ -5,6 +5,7 @@
     itm = BridgeTowerForImageAndTextRetrieval.from_pretrained("BridgeTower/bridgetower-base-itm-mlm")
     ours = task_from_hf_bridgetower(mlm, itm)  # ours.backbone, ours.heads["mlm"], ours.heads["itm"]
 
+Each model's tensors are mapped by :class:`HFBridgeTowerTaskAdapter` (the protocol of ``vlcommon.state_dict``).
 transformers loads one head class at a time, so a released ``-itm-mlm`` checkpoint comes whole only from two models;
 their backbones must be equal, tensor for tensor. Our pre-training task has both heads: one that no model gives is
 refused unless ``new_heads=True`` (it then starts as any new head does, from N(0, init_std)). The MLM head's
@@ -28,9 +29,11 @@ from transformers import (
     BridgeTowerModel,
 )
 
-from managertower.convert.hf_bridgetower import config_from_hf_bridgetower, from_hf_bridgetower
+from managertower.config import ManagerTowerConfig
+from managertower.convert.hf_bridgetower import HFBridgeTowerAdapter, config_from_hf_bridgetower, from_hf_bridgetower
 from managertower.data.arrow import Task
 from managertower.tasks import TwoTowerForTask
+from vlcommon.state_dict import StateDict
 
 # Our head per transformers class, and the prefixes its keys lose (longest first): ``mlm_score.transform.dense.*``
 # -> ``dense.*``, ``mlm_score.decoder.weight`` -> ``decoder.weight``, ``mlm_score.bias`` -> ``bias``,
@@ -46,6 +49,33 @@ CONTRASTIVE = (
     "its scale exp(logit_scale) is unclamped, our temperature is clamped to [0.001, 0.5]. "
     "from_hf_bridgetower(model.bridgetower) converts its backbone."
 )
+
+
+class HFBridgeTowerTaskAdapter:
+    """One transformers task model (``head``: ``mlm`` for ``BridgeTowerForMaskedLM``, ``itm`` for
+    ``BridgeTowerForImageAndTextRetrieval``) -> our ``TwoTowerForTask``: ``bridgetower.*`` -> ``backbone.*`` as
+    :class:`HFBridgeTowerAdapter` maps it, the head's tensors -> ``heads.<head>.*``; any other tensor is an error,
+    never dropped. ``name`` is the model's class, for the error."""
+
+    def __init__(self, head: str, name: str | None = None) -> None:
+        if head not in _PREFIXES:
+            raise ValueError(f"head={head!r}: transformers' BridgeTower task models give {sorted(_PREFIXES)}")
+        self.head, self.name = head, name or _CLASS_OF[head]
+
+    def config_to_ours(self, hf_config) -> ManagerTowerConfig:
+        return config_from_hf_bridgetower(hf_config)
+
+    def to_ours(self, state_dict: StateDict) -> StateDict:
+        backbone = {k.removeprefix("bridgetower."): v for k, v in state_dict.items() if k.startswith("bridgetower.")}
+        state = {f"backbone.{k}": v for k, v in HFBridgeTowerAdapter().to_ours(backbone).items()}
+        for key, value in state_dict.items():
+            if key.startswith("bridgetower."):
+                continue
+            prefix = next((p for p in _PREFIXES[self.head] if key.startswith(p)), None)
+            if prefix is None:
+                raise ValueError(f"{self.name}: no ManagerTower parameter for {key!r}")
+            state[f"heads.{self.head}.{key[len(prefix) :]}"] = value
+        return state
 
 
 def task_from_hf_bridgetower(*hf_models, new_heads: bool = False) -> TwoTowerForTask:
@@ -73,8 +103,12 @@ def task_from_hf_bridgetower(*hf_models, new_heads: bool = False) -> TwoTowerFor
         _require_same_backbone(first, other)
     backbone = from_hf_bridgetower(first.bridgetower)
     model = TwoTowerForTask(backbone, Task.PRETRAIN)
-    for head, hf_model in given.items():
-        model.heads[head].load_state_dict(_head_state(hf_model, head), strict=True)
+    for head, hf_model in given.items():  # the backbone came from the first model, checked equal to the others
+        state = HFBridgeTowerTaskAdapter(head, type(hf_model).__name__).to_ours(hf_model.state_dict())
+        ours = f"heads.{head}."
+        model.heads[head].load_state_dict(
+            {k.removeprefix(ours): v for k, v in state.items() if k.startswith(ours)}, strict=True
+        )
     return model.to(next(first.parameters()).dtype)
 
 
@@ -107,19 +141,6 @@ def _require_untied_gelu(hf_model) -> None:
             f"BridgeTowerForMaskedLM with tie_word_embeddings={tied}: its mlm_score.decoder.weight is the "
             "word-embedding table; our MLM decoder is untied, so training would part the two"
         )
-
-
-def _head_state(hf_model, head: str) -> dict[str, torch.Tensor]:
-    """The head's tensors under our names; every other non-backbone tensor is an error, never dropped."""
-    state = {}
-    for key, value in hf_model.state_dict().items():
-        if key.startswith("bridgetower."):
-            continue
-        prefix = next((p for p in _PREFIXES[head] if key.startswith(p)), None)
-        if prefix is None:
-            raise ValueError(f"{type(hf_model).__name__}: no ManagerTower parameter for {key!r}")
-        state[key[len(prefix) :]] = value
-    return state
 
 
 def _require_same_backbone(first, other) -> None:

@@ -1,5 +1,6 @@
 """The original ManagerTower Lightning checkpoints (``ManagerTower_pt_base.ckpt``, ``..._ftfpt_base_*.ckpt``) onto our
-model: ``load_original(model, "ManagerTower_pt_base.ckpt")``.
+model: ``load_original(model, "ManagerTower_pt_base.ckpt")``, through :class:`OriginalAdapter` (the protocol of
+``vlcommon.state_dict``).
 
 The weights are under ``ckpt["state_dict"]`` with the original's names. The managers there are SAUE (layer 1) and
 AAUE (layers 2-6) with the fused query. ``original_config()`` is the config that computes what the original code
@@ -18,9 +19,10 @@ from pathlib import Path
 import torch
 
 from managertower.config import Fusion, Generator, ManagerKind, ManagerTowerConfig, Query
-from managertower.convert.encoders import StateDict, from_openai, load_into, read_state, resize_positions
+from managertower.convert.encoders import OpenAIClipAdapter, load_into, read_state
 from managertower.managers import AdaptiveManager
 from managertower.model import ManagerTowerModel
+from vlcommon.state_dict import PartialStateDictAdapter, StateDict
 
 _ONE_TO_ONE = ("cross_modal_text_transform.", "cross_modal_image_transform.", "token_type_embeddings.",
                "cross_modal_text_pooler.", "cross_modal_image_pooler.")  # fmt: skip
@@ -29,7 +31,7 @@ _ONE_TO_ONE = ("cross_modal_text_transform.", "cross_modal_image_transform.", "t
 def original_config(base: ManagerTowerConfig | None = None, *, image_size: int = 288) -> ManagerTowerConfig:
     """The released code's behaviour on top of ``base`` (base size by default) at the checkpoint's resolution."""
     base = base or ManagerTowerConfig()
-    manager = replace(base.manager, kind=ManagerKind.AAUM, query=Query.FUSED, generator=Generator.LINEAR,
+    manager = replace(base.manager, type=ManagerKind.AAUM, query=Query.FUSED, generator=Generator.LINEAR,
                       static_noise=True, noise_per_channel=True, mask_fused_query=False)  # fmt: skip
     cross = replace(base.cross, layer_norm_eps=1e-12, input_norm_eps=1e-5)
     vision = replace(base.vision, image_size=image_size)
@@ -64,39 +66,46 @@ def _manager_key(model: ManagerTowerModel, modality: str, index: int, rest: str,
     return None  # softmax_temperature_cross: created by the original, never used
 
 
-def map_original(model: ManagerTowerModel, source: StateDict) -> tuple[StateDict, list[str]]:
-    """Our state dict from the original's names; returns it and the keys left unused."""
-    state, unused, visual = {}, [], {}
-    for key, value in source.items():
+class OriginalAdapter(PartialStateDictAdapter):
+    """The original's ``state_dict`` -> ``model``'s: the managers are mapped onto ``model``'s own (which of them are
+    adaptive, how many experts) and CLIP's position table is resized to ``model``'s grid."""
+
+    def __init__(self, model: ManagerTowerModel) -> None:
+        self.model = model
+
+    def split(self, state_dict: StateDict) -> tuple[StateDict, list[str]]:
+        state, unused, visual = {}, [], {}
+        for key, value in state_dict.items():
+            if key.startswith("vit_model.visual."):  # CLIP in OpenAI's names, mapped by its own adapter below
+                visual["visual." + key.removeprefix("vit_model.visual.")] = value
+                continue
+            mapped = self._map(key, value)
+            if mapped is None:
+                unused.append(key)
+                continue
+            for target, tensor in mapped if isinstance(mapped, list) else [mapped]:
+                state[target] = tensor
+        clip, leftovers = OpenAIClipAdapter(self.model.config.vision.tokens).split(visual)
+        unused += [f"vit_model.{k}" for k in leftovers]
+        state.update({f"vision_model.model.visual.{k}": v for k, v in clip.items()})
+        return state, unused
+
+    def _map(self, key: str, value: torch.Tensor):
+        """(our key, tensor), a list of them, or None when the original's ``key`` has no counterpart here."""
         manager = re.fullmatch(r"cross_modal_(text|image)_manager_tower\.(\d+)\.(.+)", key)
         layer = re.fullmatch(r"cross_modal_(text|image)_layers\.(\d+)\.(.+)", key)
-        mapped = None
         if manager:
-            mapped = _manager_key(model, manager[1], int(manager[2]), manager[3], value)
-        elif layer:
-            mapped = f"cross_modal_{layer[1]}_layers.{layer[2]}.layer.{layer[3]}", value
-        elif key.startswith("layer_embeddings_"):
-            mapped = key.replace("layer_embeddings_text.", "text_inputs.layer_embeddings.").replace(
+            return _manager_key(self.model, manager[1], int(manager[2]), manager[3], value)
+        if layer:
+            return f"cross_modal_{layer[1]}_layers.{layer[2]}.layer.{layer[3]}", value
+        if key.startswith("layer_embeddings_"):
+            return key.replace("layer_embeddings_text.", "text_inputs.layer_embeddings.").replace(
                 "layer_embeddings_image.", "image_inputs.layer_embeddings."), value  # fmt: skip
-        elif key.startswith(_ONE_TO_ONE):
-            mapped = key, value
-        elif key.startswith("text_transformer.") and not key.startswith("text_transformer.pooler."):
-            mapped = "text_model.model." + key.removeprefix("text_transformer."), value
-        elif key.startswith("vit_model.visual."):
-            visual["visual." + key.removeprefix("vit_model.visual.")] = value
-            continue
-        if mapped is None:
-            unused.append(key)
-            continue
-        for target, tensor in mapped if isinstance(mapped, list) else [mapped]:
-            state[target] = tensor
-    clip, leftovers = from_openai(visual)
-    unused += [f"vit_model.{k}" for k in leftovers]
-    position = "embeddings.position_embedding.weight"
-    if position in clip:
-        clip[position] = resize_positions(clip[position], model.config.vision.tokens)
-    state.update({f"vision_model.model.visual.{k}": v for k, v in clip.items()})
-    return state, unused
+        if key.startswith(_ONE_TO_ONE):
+            return key, value
+        if key.startswith("text_transformer.") and not key.startswith("text_transformer.pooler."):
+            return "text_model.model." + key.removeprefix("text_transformer."), value
+        return None
 
 
 def load_original(model: ManagerTowerModel, source: str | Path | StateDict) -> list[str]:
@@ -111,5 +120,5 @@ def load_original(model: ManagerTowerModel, source: str | Path | StateDict) -> l
             f"an original ManagerTower checkpoint needs fusion='managertower' and generator='linear', not "
             f"{model.config.fusion!r} / {model.config.manager.generator!r} (see original_config())"
         )
-    state, unused = map_original(model, raw)
+    state, unused = OriginalAdapter(model).split(raw)
     return unused + load_into(model, state, "ManagerTower checkpoint")

@@ -1,2 +1,2 @@
-"""Data for the Two-Tower tasks: the ViLT/METER pyarrow layout (readers and converters), the image transforms, the
+"""Data for the Two-Tower tasks: the ViLT/METER pyarrow layout (readers and table builders), the image transforms, the
 MLM / ITM batch makers."""

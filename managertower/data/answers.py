@@ -15,6 +15,9 @@ from collections.abc import Iterable
 from managertower.objectives import vqa_soft_score
 
 MIN_ANSWER_COUNT = 9
+# The vocabulary's file in a data root, beside the tables: written by the VQAv2 builder, read by training and
+# evaluation (label id = position).
+VQA_VOCABULARY_FILE = "vqav2_answers.json"
 VQAV2_ANSWERS = 3129  # the vocabulary's size on VQAv2 train + val: the classifier's width by default
 
 _NUMBERS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from llava.compat import StrEnum
+from vlcommon.enums import StrEnum
 from vlcommon.ledger import atomic_write
 
 

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 from managertower.data.answers import VQAV2_ANSWERS
 from managertower.data.arrow import NLVR2_LABELS, SNLI_LABEL_IDS, TableKind, Task, read_table, split_files
 from managertower.data.transforms import TransformKind, build_transform
+from vlcommon.enums import member
 from vlcommon.images import decode_image
 from vlcommon.ledger import BadSample, SkipEvent, item_or_stand_in
 
@@ -46,7 +47,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.image_size < 1 or self.max_text_len < 3:
             raise ValueError(f"DataConfig: image_size={self.image_size} >= 1, max_text_len={self.max_text_len} >= 3")
-        object.__setattr__(self, "transform", TransformKind(self.transform))
+        object.__setattr__(self, "transform", member(TransformKind, self.transform, "DataConfig: transform"))
 
 
 @dataclass(frozen=True, slots=True)

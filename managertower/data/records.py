@@ -1,4 +1,4 @@
-"""Reading raw annotations record by record, for the converters (``managertower.data.convert``), trusting no field.
+"""Reading raw annotations record by record, for the table builders (``managertower.data.build``), trusting no field.
 
 A bad record is skipped, named (its file is the ledger's source; its line or id is the record's name; the field
 opens the reason) and counted once in ``<table>.skipped.json``. Only a file that cannot be used at all (missing,

@@ -1,4 +1,4 @@
-"""Generated raw datasets in the source layouts the converters read (``managertower.data.convert``), for the tests
+"""Generated raw datasets in the source layouts the table builders read (``managertower.data.build``), for the tests
 and the CPU demo: no download, fixed seeds.
 
 Each image is one coloured shape on a grey background, at the left or the right; its captions name the colour,

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from llava.compat import StrEnum
+from vlcommon.enums import StrEnum
 from vlcommon.images import convert_to_rgb
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from managertower.config import Generator, ManagerConfig, Query, WeightShape
+from managertower.config import Generator, Query, TwoTowerManagerConfig, WeightShape
 from managertower.managers.aggregate import Temperature, exploration_noise
 from managertower.managers.output import ManagerOutput
 
@@ -27,7 +27,7 @@ class LayerAttention(nn.Module):
 
 
 class AdaptiveManager(nn.Module):
-    def __init__(self, cfg: ManagerConfig, *, hidden: int, eps: float) -> None:
+    def __init__(self, cfg: TwoTowerManagerConfig, *, hidden: int, eps: float) -> None:
         super().__init__()
         self.cfg, n = cfg, cfg.experts
         self.norms = nn.ModuleList(nn.LayerNorm(hidden, eps=eps) for _ in range(n))

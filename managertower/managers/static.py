@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from managertower.config import ManagerConfig, ManagerKind, WeightShape
+from managertower.config import ManagerKind, TwoTowerManagerConfig, WeightShape
 from managertower.managers.aggregate import Temperature, exploration_noise
 from managertower.managers.output import ManagerOutput
 
@@ -20,10 +20,10 @@ class StaticManager(nn.Module):
     try) or a softmax of their own with a temperature of its own (1/N and 1/(l-1), the paper's better split).
     """
 
-    def __init__(self, cfg: ManagerConfig, *, layer: int, hidden: int, eps: float) -> None:
+    def __init__(self, cfg: TwoTowerManagerConfig, *, layer: int, hidden: int, eps: float) -> None:
         super().__init__()
         assert layer >= 1
-        kind = ManagerKind.SAUM if cfg.kind is ManagerKind.AAUM else cfg.kind  # AAUM's layer 1 is a SAUM
+        kind = ManagerKind.SAUM if cfg.type is ManagerKind.AAUM else cfg.type  # AAUM's layer 1 is a SAUM
         self.kind, self.cfg = kind, cfg
         self.previous = 0 if layer == 1 else (layer - 1 if kind is ManagerKind.SAM else 1)
         self.shared_softmax = kind is ManagerKind.SAM and cfg.sam_average_init and self.previous > 0

@@ -1,7 +1,10 @@
 """Command-line flags of ``python -m managertower.train.train`` (the original's config keys, typed).
 
 Defaults are the original's base config: AdamW betas (0.9, 0.98), eps 1e-8, weight decay 0.01, linear decay to 0
-after a warm-up given as a fraction (``--warmup_steps 0.1``), head and cross-modal lr x5, fp32.
+after a warm-up given as a fraction (``--warmup_steps 0.1``), head and cross-modal lr x5, fp32. A launcher's
+``--run_config`` (``managertower.train.recipes.RunConfig``) replaces these defaults with a recipe's typed values;
+flags on the command line still win. The resume, run-config and bad-sample flags are both entries'
+(``vlcommon.arguments``).
 """
 
 from __future__ import annotations
@@ -12,12 +15,12 @@ import transformers
 
 from managertower.data.arrow import Task
 from managertower.data.transforms import TransformKind
+from managertower.train.optim import LrScale
 from managertower.train.recipes import RECIPES
-from vlcommon.entry import check_deepspeed_file
-from vlcommon.ledger import DEFAULT_MAX_SHARE, DEFAULT_MIN_SEEN
+from vlcommon.arguments import BadSampleArguments, RunArguments
 
 # Without --transform, a task trains with its recipe's augmentation (Tables IX, XIV).
-DEFAULT_TRANSFORM = {task: TransformKind(RECIPES[task.value].transform) for task in Task}
+DEFAULT_TRANSFORM = {task: RECIPES[task.value].transform for task in Task}
 
 
 @dataclass
@@ -38,16 +41,17 @@ class ModelArguments:
 
 
 @dataclass
-class DataArguments:
-    data_root: str = field(metadata={"help": "the folder of .arrow tables (python -m managertower.data.convert)"})
-    task: Task = field(metadata={"help": "pretrain | vqa | snli_ve | nlvr2 | f30k"})
+class DataArguments(BadSampleArguments):
+    data_root: str = field(metadata={"help": "the folder of .arrow tables (python -m managertower.data.build)"})
+    # Not required by the parser: a --run_config gives it; without either, __post_init__ says so.
+    task: Task | None = field(default=None, metadata={"help": "pretrain | vqa | snli_ve | nlvr2 | f30k"})
     transform: TransformKind | None = field(default=None, metadata={"help": "training augmentation (task default)"})
     max_text_len: int = 50
     mlm_probability: float = 0.15
-    max_bad_sample_share: float = DEFAULT_MAX_SHARE
-    bad_sample_min_seen: int = DEFAULT_MIN_SEEN
 
     def __post_init__(self) -> None:
+        if self.task is None:
+            raise ValueError("--task is not set: give --task (pretrain | vqa | snli_ve | nlvr2 | f30k) or --run_config")
         self.task = Task(self.task)
         self.transform = TransformKind(self.transform) if self.transform is not None else None
         if not 0 < self.mlm_probability < 1:
@@ -55,7 +59,7 @@ class DataArguments:
 
 
 @dataclass
-class TrainingArguments(transformers.TrainingArguments):
+class TrainingArguments(RunArguments, transformers.TrainingArguments):
     adam_beta2: float = 0.98
     adam_epsilon: float = 1e-8
     weight_decay: float = 0.01
@@ -65,16 +69,22 @@ class TrainingArguments(transformers.TrainingArguments):
     remove_unused_columns: bool = False
     lr_mult_head: str = field(default="5", metadata={"help": "an integer multiplies --learning_rate; 2e-5 is an lr"})
     lr_mult_cross_modal: str = field(default="5", metadata={"help": "as --lr_mult_head"})
+    # The two flags above as typed values, read once here; the optimiser uses only these.
+    head_lr_scale: LrScale = field(init=False)
+    cross_lr_scale: LrScale = field(init=False)
     k_test: int = field(default=128, metadata={"help": "retrieval: ITC candidates reranked by ITM"})
     results_name: str | None = field(default=None, metadata={"help": "the run's name in results.json (the preset)"})
-    resume: str = field(
-        default="auto", metadata={"help": "auto (newest checkpoint that verifies) | never | a checkpoint dir"}
-    )
-    allow_partial_resume: bool = False
-    restore_callback_states_from_checkpoint: bool = True
 
     def __post_init__(self) -> None:
-        check_deepspeed_file(self.deepspeed)
-        super().__post_init__()
+        self.head_lr_scale = _lr_scale(self.lr_mult_head, "lr_mult_head")
+        self.cross_lr_scale = _lr_scale(self.lr_mult_cross_modal, "lr_mult_cross_modal")
+        # The string fields keep the command line's spelling (what transformers logs and saves with the args).
+        self.lr_mult_head, self.lr_mult_cross_modal = self.head_lr_scale.flag(), self.cross_lr_scale.flag()
+        super().__post_init__()  # RunArguments (checks --deepspeed), then transformers
         if self.k_test < 1:
             raise ValueError(f"k_test={self.k_test} must be >= 1")
+
+
+def _lr_scale(value: str | LrScale, name: str) -> LrScale:
+    """A flag's text, read once here; a run config's default arrives typed already."""
+    return value if isinstance(value, LrScale) else LrScale.parse(value, name=name)

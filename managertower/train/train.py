@@ -1,6 +1,8 @@
 """Train entry of the Two-Tower tasks: ``python -m managertower.train.train --data_root ARROW --task vqa ...``.
 
-Run it under ``torchrun`` or the ``deepspeed`` launcher (see ``scripts/managertower/`` and docs/managertower.md).
+Run it under ``torchrun`` or the ``deepspeed`` launcher; ``scripts/managertower/`` run it through
+``python -m managertower.train.launch``, which hands it a recipe as ``--run_config FILE`` (typed defaults of the
+flags, ``managertower.train.recipes.RunConfig``; flags given still win). See docs/managertower_training.md.
 The model is built from ``--init_from`` (a pre-trained Two-Tower folder: its heads are left behind and the task's
 are new, as the original loads with ``strict=False``) or from ``--model_config`` / ``--preset`` with the raw
 experts (``--text_expert``, ``--vision_expert``). On a machine without CUDA it runs on the CPU (gloo).
@@ -15,19 +17,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sys
 from pathlib import Path
 
-import torch
-from transformers import AutoTokenizer, HfArgumentParser, set_seed
+from transformers import AutoTokenizer, set_seed
 
 from managertower.config import ManagerTowerConfig
 from managertower.convert import load_clip, load_roberta
 from managertower.convert.encoders import resize_positions
-from managertower.data.answers import VQAV2_ANSWERS
+from managertower.data.answers import VQA_VOCABULARY_FILE, VQAV2_ANSWERS
 from managertower.data.arrow import Task
 from managertower.data.collate import TwoTowerCollator
-from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
 from managertower.data.datasets import DataConfig, TwoTowerDataset
 from managertower.data.transforms import TRAIN_EVAL
 from managertower.evaluate import evaluate
@@ -35,10 +34,19 @@ from managertower.model import CONFIG_NAME, WEIGHTS_NAME, ManagerTowerModel
 from managertower.presets import preset
 from managertower.tasks import HeadConfig, TwoTowerForTask
 from managertower.train.arguments import DEFAULT_TRANSFORM, DataArguments, ModelArguments, TrainingArguments
+from managertower.train.recipes import RunConfig
 from managertower.train.trainer import TwoTowerTrainer
-from vlcommon.callbacks import BadSampleCallback, run_layout
-from vlcommon.checkpoints import choose_resume, require_usable
-from vlcommon.entry import remove_leftovers, run_entry, setup_checks, train_and_mark
+from vlcommon import runconfig
+from vlcommon.arguments import parse_arguments
+from vlcommon.callbacks import BadSampleCallback
+from vlcommon.entry import (
+    init_distributed_for_cpu,
+    remove_leftovers,
+    resolve_resume,
+    run_entry,
+    setup_checks,
+    train_and_mark,
+)
 from vlcommon.resume_match import require_same_parameters, saved_shapes, shapes_on_meta
 from vlcommon.trainer import leave_distributed
 
@@ -48,10 +56,10 @@ BACKBONE_DIR = "backbone"  # the final output's ManagerTowerModel folder: the ne
 
 
 def parse_args(argv: list[str] | None = None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not torch.cuda.is_available() and not any(a.startswith("--use_cpu") for a in argv):
-        argv += ["--use_cpu", "True"]
-    return HfArgumentParser((ModelArguments, DataArguments, TrainingArguments)).parse_args_into_dataclasses(args=argv)
+    """The command line; a launcher's ``--run_config`` (a recipe resolved, ``RunConfig``) gives the flags' defaults
+    as typed values, and the flags given still win."""
+    return parse_arguments((ModelArguments, DataArguments, TrainingArguments), argv,
+                           defaults=lambda path: runconfig.read(path, RunConfig).flag_defaults())  # fmt: skip
 
 
 def model_config(model_args: ModelArguments) -> ManagerTowerConfig:
@@ -141,19 +149,6 @@ def require_resumable(resume: str, model_args: ModelArguments, config: ManagerTo
     require_same_parameters(resume, expected=shapes_on_meta(build), found=found)
 
 
-def resolve_resume(args) -> str | None:
-    if args.resume == "never":
-        return None
-    layout = run_layout(args)
-    if args.resume != "auto":
-        require_usable(args.resume, layout, allow_partial=args.allow_partial_resume)
-        return args.resume
-    choice = choose_resume(args.output_dir, layout, allow_partial=args.allow_partial_resume)
-    for note in choice.warnings if args.should_log else ():
-        logger.warning(note)
-    return str(choice.folder) if choice.folder is not None else None
-
-
 def train(argv: list[str] | None = None) -> TwoTowerTrainer:
     with setup_checks():  # a bad flag, table or checkpoint: one clear error (python -m), before any weight
         run = check(argv)
@@ -216,10 +211,7 @@ def check(argv: list[str] | None = None) -> Checked:
         raise ValueError(f"--tokenizer has {len(tokenizer)} tokens, the text encoder {config.text.vocab_size}")
     train_config = data_config(data_args, config, seed=args.data_seed or args.seed, train=True)
     dataset = TwoTowerDataset(data_args.data_root, data_args.task, "train", tokenizer=tokenizer, config=train_config)
-    if args.deepspeed and not torch.cuda.is_available():
-        import deepspeed
-
-        deepspeed.init_distributed(dist_backend="gloo")
+    init_distributed_for_cpu(args)
     resume = resolve_resume(args)
     remove_leftovers(args)
     if resume:  # a checkpoint of another model stops here, not in load_state_dict

@@ -3,7 +3,9 @@ and bad-record accounting (``vlcommon``), as ``LLaVATrainer`` on the LLaVA side.
 
 * ``create_optimizer``: the head / cross-modal / base groups with their learning rates and no-decay rules
   (``managertower.train.optim``);
-* ``compute_loss``: takes the batch's ``data_report`` into the bad-sample ledger; logs the task's loss parts;
+* ``compute_loss``: takes the batch's ``data_report`` into the bad-sample ledger; keeps the task's loss parts as
+  detached tensors (:class:`LossParts`), read once per logging step rather than once per micro-batch (each read
+  waits for the GPU);
 * from ``vlcommon.trainer.MarkedCheckpoints``, as the LLaVA side: no batch past ``max_steps`` on a resume, stale
   checkpoint folders discarded, rotation after the ``COMPLETE`` marker.
 """
@@ -13,9 +15,10 @@ from __future__ import annotations
 import logging
 import math
 
+import torch
 from transformers import Trainer, TrainerCallback
 
-from managertower.train.optim import parameter_groups, resolve_lr
+from managertower.train.optim import parameter_groups
 from vlcommon.ledger import DATA_REPORT_KEY
 from vlcommon.trainer import MarkedCheckpoints
 
@@ -36,6 +39,33 @@ class EpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor(state.epoch + 1e-6))
 
 
+class LossParts:
+    """The task's loss parts (MLM, ITM, ITC) of the micro-batches since the last log, as detached tensors: adding
+    one never waits for the device; :meth:`means` reads them all in one transfer."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[torch.Tensor]] = {}
+
+    def add(self, outputs) -> None:
+        for part in LOSS_PARTS:
+            if part in outputs:
+                self._parts.setdefault(part, []).append(outputs[part].detach())
+
+    def means(self) -> dict[str, float]:
+        """Each part's mean over the micro-batches, rounded to 4 places, and a fresh start. The values come back as
+        Python floats (exact for fp32, bf16, fp16) and are averaged in Python, as one ``float()`` each was."""
+        parts, self._parts = self._parts, {}
+        if not parts:
+            return {}
+        # One stack, one transfer; mixed precisions promote to the widest, which holds every value exactly.
+        flat = torch.stack([value.reshape(()) for values in parts.values() for value in values]).tolist()
+        means, start = {}, 0
+        for name, values in parts.items():
+            chunk = flat[start : start + len(values)]
+            means[name], start = round(sum(chunk) / len(chunk), 4), start + len(values)
+        return means
+
+
 class TwoTowerTrainer(MarkedCheckpoints, Trainer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -44,7 +74,7 @@ class TwoTowerTrainer(MarkedCheckpoints, Trainer):
         self.model_accepts_loss_kwargs = False
         if hasattr(self.train_dataset, "set_epoch"):
             self.add_callback(EpochCallback(self.train_dataset))
-        self._parts: dict[str, list[float]] = {}
+        self._parts = LossParts()
 
     def create_optimizer(self, model=None):
         if self.optimizer is not None:
@@ -53,8 +83,8 @@ class TwoTowerTrainer(MarkedCheckpoints, Trainer):
         groups = parameter_groups(
             self.model,
             lr=args.learning_rate,
-            head_lr=resolve_lr(args.lr_mult_head, args.learning_rate, name="lr_mult_head"),
-            cross_lr=resolve_lr(args.lr_mult_cross_modal, args.learning_rate, name="lr_mult_cross_modal"),
+            head_lr=args.head_lr_scale.resolve(args.learning_rate),
+            cross_lr=args.cross_lr_scale.resolve(args.learning_rate),
             weight_decay=args.weight_decay,
         )
         optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(args, self.model)
@@ -68,14 +98,10 @@ class TwoTowerTrainer(MarkedCheckpoints, Trainer):
         if report is not None:
             self.bad_samples.record(report)
         outputs = model(**inputs)
-        for part in LOSS_PARTS:
-            if part in outputs:
-                self._parts.setdefault(part, []).append(float(outputs[part]))
+        self._parts.add(outputs)
         loss = outputs["loss"]
         return (loss, outputs) if return_outputs else loss
 
     def log(self, logs: dict, *args, **kwargs) -> None:
         merged = self.bad_samples.merged
-        parts = {k: round(sum(v) / len(v), 4) for k, v in self._parts.items() if v}
-        self._parts = {}
-        super().log({**logs, **parts, "bad_samples": merged.skipped}, *args, **kwargs)
+        super().log({**logs, **self._parts.means(), "bad_samples": merged.skipped}, *args, **kwargs)

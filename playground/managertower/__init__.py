@@ -2,7 +2,7 @@
 
 The paper's Two-Tower pipeline at toy scale, end to end through the repository's own code (docs/managertower_demo.md):
 
-1. generated data (``managertower.data.synthetic`` writers, the real converters): :mod:`.data`;
+1. generated data (``managertower.data.synthetic`` writers, the real table builders): :mod:`.data`;
 2. tiny unimodal experts pre-trained first, as the paper starts from CLIP and RoBERTa: :mod:`.experts`;
 3. per variant (METER, BridgeTower, ManagerTower with SAUM, with AAUM), vision-language pre-training (MLM + ITM),
    then VQA and retrieval fine-tuning through the train entry: :mod:`.runs`, one process per variant

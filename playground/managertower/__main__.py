@@ -11,7 +11,7 @@ import argparse
 import time
 from pathlib import Path
 
-from playground.managertower.settings import DemoConfig
+from playground.managertower.settings import TwoTowerDemoConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,7 +20,7 @@ def _log(message: str) -> None:
     print(f"[managertower demo] {message}", flush=True)
 
 
-def train_all(cfg: DemoConfig, jobs: int) -> None:
+def train_all(cfg: TwoTowerDemoConfig, jobs: int) -> None:
     """Data, experts and every variant's runs; each step skipped when its outputs are finished."""
     from playground.managertower import runs
     from playground.managertower.data import generate
@@ -42,13 +42,13 @@ def train_all(cfg: DemoConfig, jobs: int) -> None:
         _log(f"{job}: {took:.0f} s")
 
 
-def _tokenizer(cfg: DemoConfig):
+def _tokenizer(cfg: TwoTowerDemoConfig):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(cfg.tokenizer)
 
 
-def evaluate_all(cfg: DemoConfig, started: float) -> int:
+def evaluate_all(cfg: TwoTowerDemoConfig, started: float) -> int:
     """Held-out scores, intervals, figures, the report; prints the tables and the checks. Returns the exit code."""
     import torch
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="jobs side by side, one thread each (default 2)")
     args = parser.parse_args(argv)
     started = time.time()
-    cfg = DemoConfig.build(args.work, reduced=args.reduced, seed=args.seed)
+    cfg = TwoTowerDemoConfig.build(args.work, reduced=args.reduced, seed=args.seed)
     train_all(cfg, args.jobs)
     raise SystemExit(evaluate_all(cfg, started))
 

@@ -1,5 +1,5 @@
-"""The demo's generated data: raw sources from ``managertower.data.synthetic`` at the demo's sizes, converted by the
-real converters into the Arrow tables the train entry reads.
+"""The demo's generated data: raw sources from ``managertower.data.synthetic`` at the demo's sizes, built by the
+real table builders into the Arrow tables the train entry reads.
 
 * ``data/arrow``: COCO-, VG- and SBU-style captions (pre-training), VQAv2 train/val/test (fine-tuning; the train
   split reads val too, as the original does) and Flickr30K-style captions (retrieval: train + val, test);
@@ -24,9 +24,10 @@ import numpy as np
 from PIL import Image
 
 from managertower.data import synthetic
+from managertower.data.answers import VQA_VOCABULARY_FILE
 from managertower.data.arrow import read_table, split_files
-from managertower.data.convert import convert_karpathy, convert_pairs, convert_vg
-from managertower.data.convert_tasks import VQA_VOCABULARY_FILE, convert_vqa
+from managertower.data.build_captions import build_karpathy, build_pairs, build_vg
+from managertower.data.build_tasks import build_vqa
 from managertower.testing import tiny_tokenizer
 from playground.managertower.settings import Counts
 from playground.stage0 import finished, publish, read_report, staging
@@ -49,18 +50,18 @@ def generate(out: Path, *, counts: Counts, seed: int) -> dict:
     raw, arrow = tmp / "raw", tmp / "arrow"
     for dataset, count in (("coco", counts.coco), ("f30k", counts.f30k)):
         source = synthetic.write_karpathy(raw / dataset, count=count, seed=_seed(seed, dataset), size=IMAGE_SIZE)
-        convert_karpathy(source, raw / dataset, arrow, dataset=dataset)
+        build_karpathy(source, raw / dataset, arrow, dataset=dataset)
     vg = synthetic.write_vg(raw / "vg", count=counts.vg, seed=_seed(seed, "vg"), size=IMAGE_SIZE)
-    convert_vg(vg, raw / "vg", arrow)
+    build_vg(vg, raw / "vg", arrow)
     sbu = synthetic.write_pairs(raw / "sbu", count=counts.sbu, seed=_seed(seed, "sbu"), size=IMAGE_SIZE)
-    convert_pairs(sbu, raw / "sbu", arrow, name="sbu")
+    build_pairs(sbu, raw / "sbu", arrow, name="sbu")
     vqa = synthetic.write_vqa(raw / "vqa", count=counts.vqa, seed=_seed(seed, "vqa"), size=IMAGE_SIZE)
-    convert_vqa(vqa, vqa, arrow)
-    # The held-out root's own train split only feeds its converter's vocabulary; the demo scores its val split.
+    build_vqa(vqa, vqa, arrow)
+    # The held-out root's own train split only feeds its builder's vocabulary; the demo scores its val split.
     held = synthetic.write_vqa(
         raw / "vqa_held_out", count=2 * counts.vqa_held_out, seed=_seed(seed, "vqa_held_out"), size=IMAGE_SIZE
     )
-    convert_vqa(held, held, tmp / "held_out")
+    build_vqa(held, held, tmp / "held_out")
     tiny_tokenizer().save_pretrained(tmp / "tokenizer")
     shutil.rmtree(raw)  # the tables hold every image's bytes
     manifest = {

@@ -22,15 +22,15 @@ from transformers import CLIPConfig, CLIPModel, DataCollatorForLanguageModeling,
 
 from managertower.config import (
     CrossModalConfig,
-    ManagerConfig,
     ManagerTowerConfig,
     TextEncoderConfig,
+    TwoTowerManagerConfig,
     VisionEncoderConfig,
 )
 from managertower.data.transforms import TransformKind, build_transform
 from managertower.encoders.text import roberta_config
 from playground.managertower.data import expert_pairs, expert_sentences
-from playground.managertower.settings import DemoConfig, ModelSizes
+from playground.managertower.settings import ModelSizes, TwoTowerDemoConfig
 from playground.stage0 import finished, publish, read_report, staging
 from playground.stage0.probes import optimise, retrieval_accuracy
 
@@ -60,7 +60,7 @@ def base_config(sizes: ModelSizes, vocab_size: int) -> ManagerTowerConfig:
             intermediate_size=2 * sizes.cross_hidden,
             dropout=0.0,
         ),
-        manager=ManagerConfig(experts=sizes.experts),
+        manager=TwoTowerManagerConfig(experts=sizes.experts),
     )
 
 
@@ -113,7 +113,7 @@ def _clip_probe(model: CLIPModel, inputs: dict, captions: list[str]) -> dict:
     return retrieval_accuracy(out.image_embeds, out.text_embeds, captions)
 
 
-def pretrain_clip(out: Path, cfg: DemoConfig, config: ManagerTowerConfig, tokenizer) -> dict:
+def pretrain_clip(out: Path, cfg: TwoTowerDemoConfig, config: ManagerTowerConfig, tokenizer) -> dict:
     if finished(out):
         return read_report(out)
     started = time.time()
@@ -158,7 +158,7 @@ def _mlm_probe(model: RobertaForMaskedLM, batch: dict[str, torch.Tensor]) -> dic
     }
 
 
-def pretrain_roberta(out: Path, cfg: DemoConfig, config: ManagerTowerConfig, tokenizer) -> dict:
+def pretrain_roberta(out: Path, cfg: TwoTowerDemoConfig, config: ManagerTowerConfig, tokenizer) -> dict:
     if finished(out):
         return read_report(out)
     started = time.time()
@@ -191,7 +191,7 @@ def pretrain_roberta(out: Path, cfg: DemoConfig, config: ManagerTowerConfig, tok
     return publish(tmp, out, steps=cfg.steps.roberta, report=report)
 
 
-def reports(cfg: DemoConfig) -> dict[str, dict]:
+def reports(cfg: TwoTowerDemoConfig) -> dict[str, dict]:
     """Both finished experts' reports: ``{"clip": ..., "roberta": ...}``."""
     return {name: read_report(cfg.experts / name) for name in ("clip", "roberta")}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from playground.managertower.report import PARTS, Outcome, Row
-from playground.managertower.settings import BASELINE, VARIANTS, DemoConfig, Stage
+from playground.managertower.settings import BASELINE, VARIANTS, Stage, TwoTowerDemoConfig
 from vlcommon.intervals import Interval
 
 
@@ -37,7 +37,7 @@ def _stage(name: str, stage: Stage) -> str:
     )
 
 
-def setup(cfg: DemoConfig) -> list[str]:
+def setup(cfg: TwoTowerDemoConfig) -> list[str]:
     s, st, c = cfg.sizes, cfg.steps, cfg.counts
     stages = "; ".join(_stage(name, getattr(st, name)) for name in ("pretrain", "vqa", "f30k"))
     models = (
@@ -133,7 +133,9 @@ def loss_table(outcomes: list[Outcome]) -> list[str]:
     return lines
 
 
-def render(cfg: DemoConfig, outcomes: list[Outcome], rows: list[Row], baselines: list[str], parts: Sections) -> str:
+def render(
+    cfg: TwoTowerDemoConfig, outcomes: list[Outcome], rows: list[Row], baselines: list[str], parts: Sections
+) -> str:
     base, n = VARIANTS[BASELINE].label, len(outcomes[0].vqa.scores)
     bounds = parts.bounds
     lines = ["# ManagerTower demo: tiny Two-Tower models on generated data, on a CPU", "", *setup(cfg), ""]

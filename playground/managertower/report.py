@@ -15,7 +15,7 @@ from pathlib import Path
 
 from managertower.report import TABLES, build_report, build_table, group_runs, load_runs, render_table
 from playground.managertower.scoring import KINDS, Scores
-from playground.managertower.settings import BASELINE, VARIANTS, DemoConfig
+from playground.managertower.settings import BASELINE, VARIANTS, TwoTowerDemoConfig
 from playground.plots import loss_fell
 from vlcommon.intervals import Interval, paired_bootstrap, wilson
 from vlcommon.plotting import plt, save_figure
@@ -56,7 +56,9 @@ def _wilson(values: list[float]) -> Interval:
     return wilson(sum(values), len(values)).scaled(100)
 
 
-def interval_rows(cfg: DemoConfig, outcomes: list[Outcome], baselines: dict[str, Scores], bounds: dict) -> list[Row]:
+def interval_rows(
+    cfg: TwoTowerDemoConfig, outcomes: list[Outcome], baselines: dict[str, Scores], bounds: dict
+) -> list[Row]:
     rows = [
         Row(
             variant=name,
@@ -166,7 +168,7 @@ def plot(out: Path, outcomes: list[Outcome], rows: list[Row], bounds: dict) -> P
     return save_figure(fig, out / "intervals.png")
 
 
-def paper_tables(cfg: DemoConfig, out: Path) -> list[str]:
+def paper_tables(cfg: TwoTowerDemoConfig, out: Path) -> list[str]:
     """``managertower.report`` over the runs (its files in ``paper_tables/``); the tables it fills, as markdown."""
     build_report([cfg.runs], out)
     groups = group_runs(load_runs([cfg.runs]))

@@ -17,7 +17,7 @@ from managertower.config import ManagerTowerConfig
 from managertower.evaluate import RESULTS_FILE
 from managertower.train.train import BACKBONE_DIR
 from managertower.train.trainer import LOSS_PARTS
-from playground.managertower.settings import VARIANTS, DemoConfig, Stage
+from playground.managertower.settings import VARIANTS, Stage, TwoTowerDemoConfig
 from playground.plots import loss_history
 from vlcommon.checkpoints import is_marked
 
@@ -25,7 +25,7 @@ TASKS = ("pretrain", "vqa", "f30k")
 BASE_CONFIG = "base_config.json"
 
 
-def write_base_config(cfg: DemoConfig, config: ManagerTowerConfig) -> Path:
+def write_base_config(cfg: TwoTowerDemoConfig, config: ManagerTowerConfig) -> Path:
     path = cfg.runs / BASE_CONFIG
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config.to_dict(), indent=1) + "\n")
@@ -37,11 +37,11 @@ def finished(folder: Path, task: str) -> bool:
     return done and (folder / (BACKBONE_DIR if task == "pretrain" else RESULTS_FILE)).exists()
 
 
-def _stage(cfg: DemoConfig, task: str) -> Stage:
+def _stage(cfg: TwoTowerDemoConfig, task: str) -> Stage:
     return getattr(cfg.steps, task)
 
 
-def argv(cfg: DemoConfig, variant: str, task: str) -> list[str]:
+def argv(cfg: TwoTowerDemoConfig, variant: str, task: str) -> list[str]:
     """The train entry's flags for one run."""
     stage, out = _stage(cfg, task), cfg.run_dir(variant, task)
     flags = [
@@ -65,7 +65,7 @@ def argv(cfg: DemoConfig, variant: str, task: str) -> list[str]:
     ]  # fmt: skip
 
 
-def run(cfg: DemoConfig, variant: str, task: str) -> float | None:
+def run(cfg: TwoTowerDemoConfig, variant: str, task: str) -> float | None:
     """Train one run unless it is finished; returns its seconds, or None when it was reused."""
     from managertower.train.train import train
 
@@ -77,17 +77,17 @@ def run(cfg: DemoConfig, variant: str, task: str) -> float | None:
     return time.time() - started
 
 
-def run_variant(cfg: DemoConfig, variant: str) -> dict[str, float | None]:
+def run_variant(cfg: TwoTowerDemoConfig, variant: str) -> dict[str, float | None]:
     """The variant's three runs in order (each reused when finished): seconds per task, None where reused."""
     return {task: run(cfg, variant, task) for task in TASKS}
 
 
-def losses(cfg: DemoConfig, variant: str, task: str) -> list[float]:
+def losses(cfg: TwoTowerDemoConfig, variant: str, task: str) -> list[float]:
     """The training losses the Trainer logged (every 5 steps)."""
     return [loss for _, loss in loss_history(cfg.run_dir(variant, task))]
 
 
-def loss_parts(cfg: DemoConfig, variant: str, task: str) -> dict[str, tuple[float, float]]:
+def loss_parts(cfg: TwoTowerDemoConfig, variant: str, task: str) -> dict[str, tuple[float, float]]:
     """Per logged loss part (``mlm_loss``, ``itm_loss``, ``itc_loss``; ``loss`` for VQA): its first and last value,
     each the mean over a 5-step logging window."""
     state = json.loads((cfg.run_dir(variant, task) / "trainer_state.json").read_text())
@@ -96,5 +96,5 @@ def loss_parts(cfg: DemoConfig, variant: str, task: str) -> dict[str, tuple[floa
     return {name: (float(logged[0][name]), float(logged[-1][name])) for name in names}
 
 
-def results(cfg: DemoConfig, variant: str, task: str) -> dict:
+def results(cfg: TwoTowerDemoConfig, variant: str, task: str) -> dict:
     return json.loads((cfg.run_dir(variant, task) / RESULTS_FILE).read_text())

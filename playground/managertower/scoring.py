@@ -4,7 +4,7 @@ model blind to the image reaches, retrieval's chance and ceiling, and the batche
 * The train entry's VQA ``val`` is also in its train split (the original's protocol, for test-dev on eval.ai), so
   the demo scores its own held-out val (``data/held_out``) with the fine-tuned model, one VQA score per question:
   Wilson intervals per variant and paired bootstrap intervals of the differences need the per-question scores.
-  Answers are compared as strings: the held-out converter built its own answer vocabulary.
+  Answers are compared as strings: the held-out tables were built with their own answer vocabulary.
 * Baselines from the training answers: the one commonest answer, and the commonest answer per question text (the
   best a model can do from the question alone).
 * Retrieval on the Flickr30K-style test split: chance (random scores) and the ceiling of a model that knows each
@@ -24,15 +24,15 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from managertower import objectives as obj
+from managertower.data.answers import VQA_VOCABULARY_FILE
 from managertower.data.arrow import Task
 from managertower.data.collate import TwoTowerCollator
-from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
 from managertower.data.datasets import DataConfig, TwoTowerDataset
 from managertower.data.transforms import TransformKind
 from managertower.model import WEIGHTS_NAME, ManagerTowerModel
 from managertower.tasks import HeadConfig, TwoTowerForTask
 from playground.managertower.data import vqa_questions
-from playground.managertower.settings import DemoConfig
+from playground.managertower.settings import TwoTowerDemoConfig
 from vlcommon.ledger import DATA_REPORT_KEY
 
 KINDS = {"what colour": "colour", "what shape": "shape", "which side": "side"}  # the writer's three questions
@@ -54,7 +54,7 @@ def kind_of(question: str) -> str:
     return next(kind for start, kind in KINDS.items() if question.startswith(start))
 
 
-def held_out_dataset(cfg: DemoConfig, tokenizer) -> TwoTowerDataset:
+def held_out_dataset(cfg: TwoTowerDemoConfig, tokenizer) -> TwoTowerDataset:
     vocabulary = json.loads((cfg.held_out / VQA_VOCABULARY_FILE).read_text())
     config = DataConfig(
         image_size=cfg.sizes.image,
@@ -85,7 +85,7 @@ def load_vqa_model(run: Path, classes: int) -> TwoTowerForTask:
 
 
 @torch.no_grad()
-def vqa_scores(cfg: DemoConfig, run: Path, dataset: TwoTowerDataset, tokenizer) -> Scores:
+def vqa_scores(cfg: TwoTowerDemoConfig, run: Path, dataset: TwoTowerDataset, tokenizer) -> Scores:
     """The VQA score of the model's answer to every held-out question (its soft score, 0 if no annotator gave it)."""
     trained = json.loads((cfg.arrow / VQA_VOCABULARY_FILE).read_text())
     held = json.loads((cfg.held_out / VQA_VOCABULARY_FILE).read_text())
@@ -103,7 +103,7 @@ def vqa_scores(cfg: DemoConfig, run: Path, dataset: TwoTowerDataset, tokenizer) 
     return Scores(scores=scores, kinds=kinds)
 
 
-def blind_baselines(cfg: DemoConfig) -> dict[str, Scores]:
+def blind_baselines(cfg: TwoTowerDemoConfig) -> dict[str, Scores]:
     """Held-out scores of answering without the image: the commonest training answer, and the commonest training
     answer of each question text (the best constant answer by total soft score over the training questions)."""
     overall, per_question = Counter(), defaultdict(Counter)
@@ -123,7 +123,7 @@ def blind_baselines(cfg: DemoConfig) -> dict[str, Scores]:
     }
 
 
-def retrieval_bounds(cfg: DemoConfig, tokenizer, draws: int = 20) -> dict[str, float]:
+def retrieval_bounds(cfg: TwoTowerDemoConfig, tokenizer, draws: int = 20) -> dict[str, float]:
     """R_mean of random scores (chance) and of a scene-perfect model (ceiling) on the retrieval test split, each the
     mean over ``draws`` random tie-breaks; with the numbers of texts and images (the recalls' denominators)."""
     config = DataConfig(image_size=cfg.sizes.image, transform=TransformKind.ALBEF, max_text_len=cfg.sizes.max_text_len)
@@ -146,7 +146,7 @@ def retrieval_bounds(cfg: DemoConfig, tokenizer, draws: int = 20) -> dict[str, f
     return {"chance": chance, "ceiling": ceiling, "texts": len(texts), "images": len(images)}
 
 
-def manager_figures(cfg: DemoConfig, variant: str, dataset: TwoTowerDataset, tokenizer) -> dict:
+def manager_figures(cfg: TwoTowerDemoConfig, variant: str, dataset: TwoTowerDataset, tokenizer) -> dict:
     """The managers' weights and similarities (``managertower.analysis``; the paper's Figs. 4 and 7 are on VQAv2 val
     after fine-tuning) of a ManagerTower variant's VQA backbone, over the first held-out batches."""
     from managertower.analysis import analyse

@@ -1,7 +1,9 @@
 """What the ManagerTower demo runs: the variants, the data sizes, the model sizes and the training steps.
 
-One :class:`DemoConfig` holds everything; ``DemoConfig.build(work, reduced=..., seed=...)`` gives the full run or the
-CI version. Every variant gets the same steps, learning rates and batches: the comparison changes the model only.
+One :class:`TwoTowerDemoConfig` holds everything; ``TwoTowerDemoConfig.build(work, reduced=..., seed=...)`` gives
+the full run or the CI version. Every variant gets the same steps, learning rates and batches: the comparison changes
+the model only. (The LLaVA curriculum demo has its own ``playground.demo.CurriculumDemoConfig``, and its variants are
+``llava.variants``: a ``TwoTowerVariant`` is a fusion preset, not one of those.)
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from pathlib import Path
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Variant:
+class TwoTowerVariant:
+    """A Two-Tower model the demo compares: a ``managertower.presets`` row under the report's name."""
+
     key: str  # folder name and the ``--results_name`` of its runs (the report's row)
     label: str
     preset: str  # managertower.presets name, applied on the shared base config
@@ -23,10 +27,10 @@ class Variant:
 VARIANTS = {
     v.key: v
     for v in (
-        Variant(key="meter", label="METER", preset="meter"),
-        Variant(key="bridgetower", label="BridgeTower", preset="bridgetower"),
-        Variant(key="table1/saum-nd", label="ManagerTower-SAUM", preset="table1/saum-nd"),
-        Variant(key="managertower", label="ManagerTower-AAUM", preset="managertower"),
+        TwoTowerVariant(key="meter", label="METER", preset="meter"),
+        TwoTowerVariant(key="bridgetower", label="BridgeTower", preset="bridgetower"),
+        TwoTowerVariant(key="table1/saum-nd", label="ManagerTower-SAUM", preset="table1/saum-nd"),
+        TwoTowerVariant(key="managertower", label="ManagerTower-AAUM", preset="managertower"),
     )
 }
 BASELINE = "bridgetower"  # the differences are taken against it, as in the paper's Tables I, II and VI
@@ -116,7 +120,7 @@ class Steps:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class DemoConfig:
+class TwoTowerDemoConfig:
     work: Path
     reduced: bool = False
     seed: int = 0
@@ -128,7 +132,7 @@ class DemoConfig:
     analysis_batches: int = 8  # held-out VQA batches the weight figures average over
 
     @classmethod
-    def build(cls, work: Path, *, reduced: bool = False, seed: int = 0) -> DemoConfig:
+    def build(cls, work: Path, *, reduced: bool = False, seed: int = 0) -> TwoTowerDemoConfig:
         if not reduced:
             return cls(work=work, seed=seed)
         return cls(

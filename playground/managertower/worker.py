@@ -14,27 +14,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
-from playground.managertower.settings import VARIANTS, DemoConfig
+from playground.jobs import run_logged
+from playground.managertower.settings import VARIANTS, TwoTowerDemoConfig
 
 EXPERTS = ("clip", "roberta")
 REPO = Path(__file__).resolve().parents[2]
 
 
-def log_path(cfg: DemoConfig, job: str) -> Path:
+def log_path(cfg: TwoTowerDemoConfig, job: str) -> Path:
     return cfg.work / "logs" / f"{job.replace('/', '_')}.log"
 
 
-def _spawn(cfg: DemoConfig, job: str) -> float:
-    started = time.time()
+def _spawn(cfg: TwoTowerDemoConfig, job: str) -> float:
     env = dict(
         os.environ,
         OMP_NUM_THREADS="1",
@@ -55,16 +53,12 @@ def _spawn(cfg: DemoConfig, job: str) -> float:
         str(cfg.seed),
         *(["--reduced"] if cfg.reduced else []),
     ]
-    log = log_path(cfg, job)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as handle:
-        code = subprocess.call(command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=REPO)
-    if code != 0:
-        raise SystemExit(f"[managertower demo] job {job} failed (exit {code}); see {log}")
-    return time.time() - started
+    return run_logged(command, env=env, log=log_path(cfg, job), cwd=REPO, who=f"[managertower demo] job {job}")
 
 
-def run_jobs(cfg: DemoConfig, jobs: list[str], *, parallel: int, done: Callable[[str], bool]) -> dict[str, float]:
+def run_jobs(
+    cfg: TwoTowerDemoConfig, jobs: list[str], *, parallel: int, done: Callable[[str], bool]
+) -> dict[str, float]:
     """Each unfinished job in its own process, ``parallel`` at a time, in order; returns the seconds of each run."""
     todo = [job for job in jobs if not done(job)]
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
@@ -84,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    cfg = DemoConfig.build(args.work, reduced=args.reduced, seed=args.seed)
+    cfg = TwoTowerDemoConfig.build(args.work, reduced=args.reduced, seed=args.seed)
     tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer)
     config = experts.base_config(cfg.sizes, len(tokenizer))
     if args.job == "clip":

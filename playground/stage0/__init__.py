@@ -13,8 +13,11 @@ gives the same weights with the same thread count (CPU kernels sum in a thread-d
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 from vlcommon.checkpoints import is_marked, mark_complete
@@ -39,6 +42,21 @@ def publish(tmp: Path, folder: Path, *, steps: int, report: dict) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     return report
+
+
+def publish_run(tmp: Path, folder: Path, cfg, started: float, **report) -> dict:
+    """``publish`` a stage's training run: its config, ``report`` (losses, probes) and the seconds since ``started``."""
+    report = {"config": asdict(cfg), **report, "seconds": round(time.time() - started, 1)}
+    return publish(tmp, folder, steps=cfg.steps, report=report)
+
+
+def stage_parser(doc: str, steps: int) -> argparse.ArgumentParser:
+    """The command line every stage takes: the output folder, a seed and the training steps (``steps`` by default)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=steps)
+    return parser
 
 
 def read_report(folder: Path) -> dict:

@@ -15,11 +15,10 @@ often the answer's first token is the top prediction, before and after training.
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,7 +28,7 @@ from llava.conversation import conv_templates
 from llava.testing.synthetic import tiny_llm_config
 from llava.testing.tokenizer import build_qwen2_tokenizer
 from playground.questions import KINDS, QUESTIONS, SUFFIX, answer, describe, scene_for
-from playground.stage0 import finished, publish, read_report, staging
+from playground.stage0 import finished, publish_run, read_report, stage_parser, staging
 from playground.stage0.probes import optimise
 
 
@@ -146,17 +145,11 @@ def pretrain_llm(out: Path, cfg: LLMConfig = LLMConfig()) -> dict:
     tmp = staging(out)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    report = {"config": asdict(cfg), "losses": losses, "before": before, "after": after}
-    report["seconds"] = round(time.time() - started, 1)
-    return publish(tmp, out, steps=cfg.steps, report=report)
+    return publish_run(tmp, out, cfg, started, losses=losses, before=before, after=after)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=LLMConfig().steps)
-    args = parser.parse_args(argv)
+    args = stage_parser(__doc__, LLMConfig().steps).parse_args(argv)
     report = pretrain_llm(args.out, LLMConfig(seed=args.seed, steps=args.steps))
     before, after = report["before"], report["after"]
     print(

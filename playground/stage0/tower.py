@@ -16,12 +16,11 @@ index among the patches (whether a token says where it lies).
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,7 +30,7 @@ from llava.model.anyres import expand2square
 from llava.processing import SigLipImageProcessor
 from playground.images import render
 from playground.questions import WHERE, answer, caption, scene_for
-from playground.stage0 import finished, publish, read_report, staging
+from playground.stage0 import finished, publish_run, read_report, stage_parser, staging
 from playground.stage0.probes import linear_probe, majority, optimise, retrieval_accuracy, token_place
 
 PROBE_KINDS = ("background", "colour", "shape", "count", "position")
@@ -172,16 +171,11 @@ def pretrain_tower(out: Path, cfg: TowerConfig = TowerConfig()) -> dict:
     tower = SiglipVisionModel(model.config.vision_config)
     tower.load_state_dict(model.vision_model.state_dict())  # the same module tree in transformers 5
     tower.save_pretrained(tmp)
-    report = {"config": asdict(cfg), "losses": losses, "before": before, "after": after}
-    report["seconds"] = round(time.time() - started, 1)
-    return publish(tmp, out, steps=cfg.steps, report=report)
+    return publish_run(tmp, out, cfg, started, losses=losses, before=before, after=after)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=TowerConfig().steps)
+    parser = stage_parser(__doc__, TowerConfig().steps)
     parser.add_argument("--pairs", type=int, default=TowerConfig().train_pairs, help="training image-caption pairs")
     args = parser.parse_args(argv)
     report = pretrain_tower(args.out, TowerConfig(seed=args.seed, steps=args.steps, train_pairs=args.pairs))

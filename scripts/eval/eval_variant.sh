@@ -6,8 +6,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# The variant table of llava/train/recipes.py (stdlib-only, run by path) says which keys exist.
-"${PYTHON:-python}" "$here/../../llava/train/recipes.py" variant "${VARIANT:-}" >/dev/null
+# The variant table, llava/variants.py (stdlib-only, run by path: no torch import), says which keys exist.
+"${PYTHON:-python}" "$here/../../llava/variants.py" variant "${VARIANT:-}" >/dev/null
 export CKPT=${CKPT:-${OUTPUT_ROOT:-outputs}/$VARIANT/stage2}
 [[ -f "$CKPT/COMPLETE" ]] || echo "[llava-ovm eval] warning: $CKPT has no COMPLETE marker (training unfinished?)" >&2
 

@@ -9,8 +9,8 @@ PYTHON=${PYTHON:-python}
 OUTPUT_ROOT=${OUTPUT_ROOT:-outputs}
 REPORT_DIR=${REPORT_DIR:-$OUTPUT_ROOT/report}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# One line per variant of llava/train/recipes.py: key, grid, manager, label.
-listing=$("$PYTHON" "$here/../../llava/train/recipes.py" variants)
+# One line per variant of llava/variants.py (run by path: no torch import): key, grid, manager, label.
+listing=$("$PYTHON" "$here/../../llava/variants.py" variants)
 args=()
 while read -r variant _ _ label; do
     eval_dir="$OUTPUT_ROOT/$variant/stage2/eval"

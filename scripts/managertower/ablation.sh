@@ -5,36 +5,16 @@
 #   ABLATION=table1 DATA_ROOT=/data/arrow TEXT_EXPERT=... VISION_EXPERT=... bash scripts/managertower/ablation.sh
 #
 #   ABLATION   table1 | table2 | fig6                                                              (required)
-#   ROWS       a space-separated subset of the ablation's presets (default: all, from managertower/presets.py)
+#   ROWS       a space-separated subset of presets (default: the ablation's, managertower.presets.ABLATIONS)
 #   TASKS      a subset of "vqa_novlp f30k_novlp"                                          (default: both)
-# Environment: see common.sh (MODEL is set per row). Extra flags go to every run.
+# MODEL is set per row; every name is checked before the first run. Extra flags go to every run.
+#
+# Every check (variables, paths, devices, nodes, INIT_FROM) runs before training starts, in
+# python -m managertower.train.launch, whose docstring lists the environment it reads (docs/managertower_training.md).
+# Arguments after the script's name go to python -m managertower.train.train after the recipe's values, so they win.
+# DRY_RUN=1 prints the run config and the command, one argument per line, instead of running them.
 set -euo pipefail
-# shellcheck source=scripts/managertower/common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-
-require ABLATION "table1, table2 or fig6"
-[[ "$ABLATION" =~ ^(table1|table2|fig6)$ ]] || die "ABLATION=$ABLATION is not one of table1, table2, fig6"
-if [[ -z "${ROWS:-}" ]]; then
-    ROWS=$("$PYTHON" -c 'import sys; from managertower.presets import PRESETS
-print(" ".join(k for k in PRESETS if k.startswith(sys.argv[1] + "/")))' "$ABLATION")
-fi
-TASKS=${TASKS:-vqa_novlp f30k_novlp}
-read -r -a rows <<<"$ROWS"
-read -r -a tasks <<<"$TASKS"
-# Every name checked before the first run: a typo must not surface hours into the ablation.
-for task in "${tasks[@]}"; do
-    [[ "$task" =~ ^(vqa_novlp|f30k_novlp)$ ]] || die "TASKS: $task is not vqa_novlp or f30k_novlp"
-done
-"$PYTHON" -c 'import sys; from managertower.presets import PRESETS
-bad = [r for r in sys.argv[1:] if r not in PRESETS]
-sys.exit(f"ROWS: {bad} are not presets (managertower/presets.py)" if bad else 0)' "${rows[@]}" || die "see above"
-for row in "${rows[@]}"; do
-    for task in "${tasks[@]}"; do
-        MODEL=$row
-        MODEL_DIR=${MODEL//\//_}
-        run_recipe "$task" "$@"
-    done
-done
-if [[ "$DRY_RUN" != 1 ]]; then
-    "$PYTHON" -m managertower.report "$OUTPUT_ROOT" --out "$OUTPUT_ROOT/report"
-fi
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Run the checkout the script lives in, whether or not it is installed.
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+exec "${PYTHON:-python}" -m managertower.train.launch ablation "$@"

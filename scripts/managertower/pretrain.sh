@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# Vision-language pre-training of MODEL with MLM + ITM on COCO, VG, SBU and CC (Table IX; python
-# managertower/train/recipes.py show pretrain), from the raw experts. Its backbone/ is what fine-tuning starts from.
+# Vision-language pre-training of MODEL with MLM + ITM on COCO, VG, SBU and CC (Table IX; python -m
+# managertower.train.recipes show pretrain), from the raw experts. Its backbone/ is what fine-tuning starts from.
 #
 #   MODEL=managertower DATA_ROOT=/data/arrow TEXT_EXPERT=roberta-base/ VISION_EXPERT=ViT-B-16.pt \
 #   bash scripts/managertower/pretrain.sh [extra flags]
 #
-# Environment: see common.sh.
+# LR, BATCH_SIZE, PER_DEVICE, EPOCHS, MAX_STEPS, IMAGE_SIZE, WARMUP and WEIGHT_DECAY replace the recipe's fields.
+#
+# Every check (variables, paths, devices, nodes, INIT_FROM) runs before training starts, in
+# python -m managertower.train.launch, whose docstring lists the environment it reads (docs/managertower_training.md).
+# Arguments after the script's name go to python -m managertower.train.train after the recipe's values, so they win.
+# DRY_RUN=1 prints the run config and the command, one argument per line, instead of running them.
 set -euo pipefail
-# shellcheck source=scripts/managertower/common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-run_recipe pretrain "$@"
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Run the checkout the script lives in, whether or not it is installed.
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+exec "${PYTHON:-python}" -m managertower.train.launch pretrain "$@"

@@ -7,25 +7,14 @@
 #   bash scripts/train/stage1.sh [extra llava.train.train flags]
 #
 # The hyper-parameters are the stage1 recipe (python -m llava.train.recipes show stage1 --variant baseline); LR_STAGE1,
-# MANAGER_LR_STAGE1, BS_STAGE1, GA_STAGE1, MAX_LEN_STAGE1 and SAVE_STEPS_STAGE1 override it. Shared: see common.sh.
+# MANAGER_LR_STAGE1, BS_STAGE1, GA_STAGE1, MAX_LEN_STAGE1 and SAVE_STEPS_STAGE1 override it.
+#
+# Every check (variables, paths, devices, nodes, the previous stage's output) runs before training starts, in
+# python -m llava.train.launch (docs/training.md lists the environment it reads). Arguments after the script's name
+# go to python -m llava.train.train after the recipe's values, so they win. DRY_RUN=1 prints the run config and the
+# command instead of running them.
 set -euo pipefail
-# shellcheck source=scripts/train/common.sh
-source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-
-check_stage1_env
-IMAGE_FOLDER_STAGE1=$(image_folder_for STAGE1 DATA_STAGE1)
-folder_args=()
-if [[ -n "$IMAGE_FOLDER_STAGE1" ]]; then
-    folder_args=(--image_folder "$IMAGE_FOLDER_STAGE1")
-fi
-
-launch 1 "$STAGE1_DIR" \
-    --model_name_or_path "$LLM" \
-    --vision_tower "$VISION_TOWER" \
-    --data_path "$DATA_STAGE1" \
-    "${folder_args[@]}" \
-    --output_dir "$STAGE1_DIR" \
-    --run_name "$RUN_NAME_PREFIX-$VARIANT-stage1" \
-    "${RECIPE_ARGS[@]}" \
-    "${MACHINE_ARGS[@]}" \
-    "$@"
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# Run the checkout the script lives in, whether or not it is installed.
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+exec "${PYTHON:-python}" -m llava.train.launch stage1 "$@"

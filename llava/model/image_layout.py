@@ -5,8 +5,11 @@ Anyres (base + grid crops): the base crop's T tokens (no newline), then the grid
 map, unpadded, shrunk for ``anyres_max_N`` when too large, each row followed by an ``image_newline``.
 
 Every function accepts extra leading dimensions (``...``), so the manager's stack of expert layers goes through
-exactly the same packing as the main features and stays aligned token for token. Shapes: P grid crops,
+exactly the same layout as the main features and stays aligned token for token. Shapes: P grid crops,
 t = tokens per side, T = t * t, D = LLM hidden size, L = packed length.
+
+"Pack" here means laying out one image's tokens; packing several samples into one training row is another thing,
+``llava.data.packing``.
 """
 
 from __future__ import annotations

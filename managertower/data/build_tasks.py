@@ -1,4 +1,4 @@
-"""The fine-tuning converters: VQAv2, NLVR2 and SNLI-VE (see ``managertower.data.convert`` for the CLI and
+"""The fine-tuning tables: VQAv2, NLVR2 and SNLI-VE (see ``managertower.data.build`` for the command line and
 ``managertower.data.records`` for how each bad record is named and counted)."""
 
 from __future__ import annotations
@@ -7,9 +7,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from managertower.data.answers import answer_vocabulary, soft_labels
+from managertower.data.answers import VQA_VOCABULARY_FILE, answer_vocabulary, soft_labels
 from managertower.data.arrow import NLVR2_LABELS, SNLI_LABEL_IDS, TableKind
-from managertower.data.convert import NLVR2_SPLITS, VQA_SPLITS
 from managertower.data.records import (
     Skips,
     check_unique,
@@ -26,7 +25,8 @@ from managertower.data.records import (
 )
 from vlcommon.ledger import BadSample, write_json_atomic
 
-VQA_VOCABULARY_FILE = "vqav2_answers.json"
+VQA_SPLITS = {"train": "train2014", "val": "val2014", "test": "test2015"}
+NLVR2_SPLITS = ("train", "dev", "test1")
 
 
 def _vqa_file(root: Path, kind: str, folder: str) -> Path:
@@ -49,7 +49,7 @@ class _Annotations:
     orphans: list[tuple[str, BadSample]]  # (name, problem) of the annotations that name no question
 
 
-def convert_vqa(annotations: Path, images: Path, out: Path) -> list[Path]:
+def build_vqa(annotations: Path, images: Path, out: Path) -> list[Path]:
     """VQAv2's question and annotation files (``v2_OpenEnded_mscoco_<folder>_questions.json``,
     ``v2_mscoco_<folder>_annotations.json``) and COCO images (``<folder>/COCO_<folder>_<id:012d>.jpg``) ->
     ``vqav2_{train,val,test}.arrow`` and the answer vocabulary ``vqav2_answers.json`` (label id = position).
@@ -172,7 +172,7 @@ def nlvr2_images(images: Path, split: str, record: dict) -> tuple[Path, Path]:
     return folder / f"{stem}-img0.png", folder / f"{stem}-img1.png"
 
 
-def convert_nlvr2(annotations: Path, images: Path, out: Path) -> list[Path]:
+def build_nlvr2(annotations: Path, images: Path, out: Path) -> list[Path]:
     """NLVR2's ``{train,dev,test1}.json`` (JSON lines: identifier, sentence, label, directory) ->
     ``nlvr2_{split}.arrow``, one row per statement; a repeated identifier leaves out every copy."""
     written = []
@@ -223,7 +223,7 @@ def _snli_record(record: dict, repeats: Counter, where: str) -> tuple[str, list[
     return name_field(record, "Flickr30K_ID"), [premise, hypothesis], label
 
 
-def convert_snli_ve(annotations: Path, images: Path, out: Path) -> list[Path]:
+def build_snli_ve(annotations: Path, images: Path, out: Path) -> list[Path]:
     """SNLI-VE's ``snli_ve_{train,dev,test}.jsonl`` (Flickr30K_ID, sentence1, sentence2, gold_label, pairID) and
     the Flickr30K images -> ``snli_ve_{split}.arrow``, hypotheses grouped by image; label ids contradiction 0,
     neutral 1, entailment 2. A repeated ``pairID`` leaves out every copy."""

@@ -1,7 +1,8 @@
-"""ManagerTower's converters through their CLI (``python -m managertower.data.convert``) on generated raw annotations
-with a few bad records of each kind: each bad record is skipped, named (file, line or id, field) and counted once in
-``<table>.skipped.json``; the good records are in the table with their own answers; and a file that cannot be used
-at all ends in one error line, not a traceback. Also: the dataset names the real text field of a table."""
+"""ManagerTower's table builders through their CLI (``python -m managertower.data.build``) on generated raw
+annotations with a few bad records of each kind: each bad record is skipped, named (file, line or id, field) and
+counted once in ``<table>.skipped.json``; the good records are in the table with their own answers; and a file that
+cannot be used at all ends in one error line, not a traceback. Also: the dataset names the real text field of a
+table."""
 
 from __future__ import annotations
 
@@ -11,17 +12,16 @@ from pathlib import Path
 import pytest
 
 from managertower.data import synthetic
-from managertower.data.answers import normalize_word
+from managertower.data.answers import VQA_VOCABULARY_FILE, normalize_word
 from managertower.data.arrow import TableKind, Task, read_table, write_table
-from managertower.data.convert import main
-from managertower.data.convert_tasks import VQA_VOCABULARY_FILE
+from managertower.data.build import main
 from managertower.data.datasets import DataConfig, TwoTowerDataset
 from managertower.testing import tiny_tokenizer
 
 BAD_BYTE = b"\xff"  # never valid in UTF-8
 
 
-def _convert(source: str, annotations: Path, images: Path, out: Path, *extra: str) -> None:
+def _build(source: str, annotations: Path, images: Path, out: Path, *extra: str) -> None:
     main([source, "--annotations", str(annotations), "--images", str(images), "--out", str(out), *extra])
 
 
@@ -63,7 +63,7 @@ def test_vqa_cli_skips_each_bad_question_once_and_never_mixes_answers(tmp_path):
     _write_json(questions_file, {"questions": questions}, bad_text=text[19])
     _write_json(annotations_file, {"annotations": annotations})
 
-    _convert("vqa", raw, raw, out)
+    _build("vqa", raw, raw, out)
 
     report = _skipped(out, "vqav2_train")
     assert report["seen"] == 144 + 2 + 1 and report["skipped"] == 12
@@ -116,7 +116,7 @@ def test_jsonl_cli_skips_bad_lines_repeated_ids_and_empty_texts(tmp_path):
     lines.append(b'{"identifier": "train-8-0-0", ')  # line 9: not JSON
     source.write_bytes(b"\n".join(lines) + b"\n")
 
-    _convert("nlvr2", nlvr2 / "data", nlvr2 / "images", out)
+    _build("nlvr2", nlvr2 / "data", nlvr2 / "images", out)
 
     report = _skipped(out, "nlvr2_train")
     assert report["seen"] == 9 and report["by_reason"] == {
@@ -145,7 +145,7 @@ def test_jsonl_cli_skips_bad_lines_repeated_ids_and_empty_texts(tmp_path):
     lines.insert(5, json.dumps({**records[5], "pairID": "x"}).encode().replace(b"shape", b"sh" + BAD_BYTE + b"pe"))
     source.write_bytes(b"\n".join(lines) + b"\n")
 
-    _convert("snli_ve", snli, snli / "images", out)
+    _build("snli_ve", snli, snli / "images", out)
 
     report = _skipped(out, "snli_ve_train")
     assert report["seen"] == 14 and report["by_reason"] == {
@@ -186,7 +186,7 @@ def test_caption_cli_decodes_every_image_and_skips_repeated_ids(tmp_path):
     captions = {e["cocoid"]: [s["raw"] for s in e["sentences"]] for e in entries}
     _write_json(source, {"images": entries}, bad_text=captions[4][1])
 
-    _convert("karpathy", source, coco, out, "--dataset", "coco")
+    _build("karpathy", source, coco, out, "--dataset", "coco")
 
     train = _skipped(out, "coco_caption_karpathy_train")
     assert train["seen"] == 4 * 4 and train["by_reason"] == {"corrupt_image": 4, "bad_encoding": 1, "unknown_split": 4}
@@ -221,7 +221,7 @@ def test_caption_cli_decodes_every_image_and_skips_repeated_ids(tmp_path):
     ]
     pairs.write_bytes(b"\n".join(lines) + b"\n")
 
-    _convert("pairs", pairs, sbu, out, "--name", "sbu")
+    _build("pairs", pairs, sbu, out, "--name", "sbu")
 
     report = _skipped(out, "sbu_0")
     assert report["seen"] == 8 and report["by_reason"] == {
@@ -246,7 +246,7 @@ def test_vg_cli_skips_repeated_ids_and_bad_boxes(tmp_path):
     entries[3]["id"] = 3  # images 3 and 4 share an id: both go
     source.write_text(json.dumps(entries))
 
-    _convert("vg", source, vg, out)
+    _build("vg", source, vg, out)
 
     report = _skipped(out, "vg")
     assert report["seen"] == 12 and report["by_reason"] == {"bad_field": 1, "duplicate_id": 6}
@@ -263,7 +263,7 @@ def test_an_unusable_file_is_one_error_line(tmp_path, capsys, problem):
     if problem == "missing file":
         args = ("nlvr2", tmp_path, tmp_path, tmp_path / "arrow")
     with pytest.raises(SystemExit) as caught:
-        _convert(*args)
+        _build(*args)
     error = capsys.readouterr().err
     assert caught.value.code == 2 and "Traceback" not in error
     expected = {
