@@ -9,9 +9,10 @@ from train_helpers import FULL_PARTS, losses, rewind_to, stage1_args, stage2_arg
 
 from llava.model.builder import load_pretrained_model
 from llava.train.model_init import build_model
-from llava.train.train import parse_args, resolve_resume, train
+from llava.train.train import parse_args, train
 from llava.train.trainer import ADAPTER_FILE
 from vlcommon.checkpoints import COMPLETE_MARKER
+from vlcommon.entry import resolve_resume
 
 MM_FIELDS = (
     "mm_projector_type",

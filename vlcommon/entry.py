@@ -112,6 +112,18 @@ def train_and_mark(trainer, resume: str | None, save: Callable[[Path], None]) ->
     logger.info(trainer.bad_samples.merged.summary())
 
 
+def run_training(argv: list[str] | None, *, check: Callable, prepare: Callable, save: Callable) -> tuple:
+    """The sequence of both train entries: ``check(argv)`` (the flags, data, resume point and config; a user's
+    error becomes one :class:`SetupError`, before any weight is read), ``prepare(checked)`` (the model and its
+    Trainer), then :func:`train_and_mark` with ``save(trainer, folder)`` for the final weights. ``checked`` must
+    carry ``resume``. Returns ``(checked, trainer)``."""
+    with setup_checks():
+        checked = check(argv)
+    trainer = prepare(checked)
+    train_and_mark(trainer, checked.resume, lambda out: save(trainer, out))
+    return checked, trainer
+
+
 def run_entry(train: Callable[[], object], *, program: str) -> None:
     """``main()`` of a train entry: run, leave the process group together, or print a user error and exit 2."""
     try:

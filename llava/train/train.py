@@ -56,16 +56,14 @@ def load_data(data_args, *, seed: int):
 
 
 def train(argv: list[str] | None = None) -> LLaVATrainer:
-    with entry.setup_checks():  # a bad flag, data file or checkpoint: one clear error (python -m), before any weight
-        checked = check(argv)
-    trainer = prepare(checked)
+    """Check, build, train, save, mark ``COMPLETE`` (``vlcommon.entry.run_training``)."""
+    return entry.run_training(argv, check=check, prepare=prepare, save=save_final)[1]
 
-    def save(out: Path) -> None:  # every rank: under ZeRO-3 the weights are gathered for the save
-        trainer.model.config.use_cache = True
-        trainer.save_model(str(out))
 
-    entry.train_and_mark(trainer, checked.resume, save)
-    return trainer
+def save_final(trainer: LLaVATrainer, out: Path) -> None:
+    """The final weights, on every rank: under ZeRO-3 they are gathered for the save."""
+    trainer.model.config.use_cache = True
+    trainer.save_model(str(out))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -39,14 +39,7 @@ from managertower.train.trainer import TwoTowerTrainer
 from vlcommon import runconfig
 from vlcommon.arguments import parse_arguments
 from vlcommon.callbacks import BadSampleCallback
-from vlcommon.entry import (
-    init_distributed_for_cpu,
-    remove_leftovers,
-    resolve_resume,
-    run_entry,
-    setup_checks,
-    train_and_mark,
-)
+from vlcommon.entry import init_distributed_for_cpu, remove_leftovers, resolve_resume, run_entry, run_training
 from vlcommon.resume_match import require_same_parameters, saved_shapes, shapes_on_meta
 from vlcommon.trainer import leave_distributed
 
@@ -150,17 +143,9 @@ def require_resumable(resume: str, model_args: ModelArguments, config: ManagerTo
 
 
 def train(argv: list[str] | None = None) -> TwoTowerTrainer:
-    with setup_checks():  # a bad flag, table or checkpoint: one clear error (python -m), before any weight
-        run = check(argv)
-    trainer = prepare(run)
+    """Check, build, train, save, mark ``COMPLETE`` (``vlcommon.entry.run_training``), then evaluate."""
+    run, trainer = run_training(argv, check=check, prepare=prepare, save=save_final)
     args = trainer.args
-
-    def save(out: Path) -> None:
-        if args.should_save:
-            trainer.model.backbone.save_pretrained(out / BACKBONE_DIR)
-            trainer.save_model(str(out))
-
-    train_and_mark(trainer, run.resume, save)
     # Evaluation runs on the main process alone: the others leave first rather than wait at a barrier for longer
     # than the process group's timeout. The model is whole on every rank (DDP, ZeRO-1/2).
     leave_distributed()
@@ -178,6 +163,13 @@ def train(argv: list[str] | None = None) -> TwoTowerTrainer:
         )
         logger.info("results: %s", results["metrics"])
     return trainer
+
+
+def save_final(trainer: TwoTowerTrainer, out: Path) -> None:
+    """The task model and, in ``backbone/``, the Two-Tower model the next stage starts from (``--init_from``)."""
+    if trainer.args.should_save:
+        trainer.model.backbone.save_pretrained(out / BACKBONE_DIR)
+        trainer.save_model(str(out))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
