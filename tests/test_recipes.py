@@ -49,6 +49,7 @@ def test_the_run_config_gives_the_train_entry_its_values(tmp_path, recipe, var):
     assert model.version == recipe.template and model.manager_type is None and model.mm_tunable_parts is None
     assert config.tunable_parts[: len(recipe.tunable_parts)] == recipe.tunable_parts
     assert (Part.MANAGER in config.tunable_parts) is var.manager is (config.managers is not None)
+    assert training.mm_manager_lr == (recipe.learning_rate if var.manager else None)
 
 
 def test_a_recipe_setting_reaches_the_model_config_typed_and_flags_still_win(assets, tmp_path):
@@ -77,7 +78,7 @@ def test_environment_overrides_are_typed_replacements():
     recipe = stage("stage2")
     env = {"LR_STAGE2": "2e-5", "BS_STAGE2": "3", "PINPOINTS_STAGE2": "(1x1),...,(3x3)", "SAVE_STEPS": "7"}
     config = with_overrides(run_config(recipe, variant("grid_manager")), recipe, env)
-    assert config.optimisation.learning_rate == 2e-5 and config.optimisation.manager_lr is None, "follows the lr"
+    assert config.optimisation.learning_rate == config.optimisation.manager_lr == 2e-5, "follows the stage lr"
     assert config.batching.per_device == 3 and config.saving.steps == 7 and config.images.grids == grid_range(3)
     env.update(MANAGER_LR_STAGE2="1e-4", MANAGER_TYPE="aaum", MANAGER_EXPERTS="14,15")
     config = with_overrides(run_config(recipe, variant("+Grid+Manager")), recipe, env)
@@ -144,10 +145,11 @@ def test_clis_the_scripts_and_users_run(tmp_path):
     assert by_path.returncode == 0, by_path.stderr
     assert [line.split()[0] for line in by_path.stdout.splitlines()] == [v.key for v in VARIANTS]
     show = [sys.executable, "-m", "llava.train.recipes", "show", "stage2", "--variant"]
-    shown = subprocess.run([*show, "grid_manager"], capture_output=True, text=True, cwd=ROOT)
+    env = {**os.environ, "LR_STAGE2": "3e-5"}
+    shown = subprocess.run([*show, "grid_manager"], capture_output=True, text=True, cwd=ROOT, env=env)
     assert shown.returncode == 0, shown.stderr
     body = json.loads(shown.stdout.split("\n", 1)[1])
-    assert body["optimisation"]["learning_rate"] == 1e-5 and body["managers"]["inject"] == {
+    assert body["optimisation"]["learning_rate"] == 3e-5 and body["managers"]["inject"] == {
         "preset": "count", "n": 6, "layers": []}  # fmt: skip
     bad = subprocess.run([*show, "huge"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "unknown variant 'huge'" in bad.stderr

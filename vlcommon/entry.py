@@ -83,6 +83,23 @@ def init_distributed_for_cpu(args) -> None:
         deepspeed.init_distributed(dist_backend="gloo")
 
 
+def configure_logging(args) -> None:
+    """INFO on the process that logs, WARNING on the others: one copy of each message per run, not per rank."""
+    logging.basicConfig(
+        level=logging.INFO if args.should_log else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def resume_point(args) -> str | None:
+    """After the flag and data checks, before the model: the process group (gloo on a CPU), the checkpoint to
+    resume from (:func:`resolve_resume`; a bad one stops here) and the leftovers of a killed write removed."""
+    init_distributed_for_cpu(args)
+    resume = resolve_resume(args)
+    remove_leftovers(args)
+    return resume
+
+
 def remove_leftovers(args) -> None:
     """On the process that saves, before anything is written: the temporaries that a killed run's atomic writes
     left in the output folder (a full-size copy of the weights, when the kill hit the final save)."""

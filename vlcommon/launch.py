@@ -17,6 +17,7 @@ Every problem is a :class:`LaunchError` naming the variable; :func:`run_launcher
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -25,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from vlcommon import runconfig
 from vlcommon.enums import StrEnum
 
 Env = Mapping[str, str]
@@ -257,6 +259,28 @@ def run(command: list[str], *, log: Path, env: Mapping[str, str]) -> int:
             sys.stdout.flush()
             sink.write(line)
     return process.returncode
+
+
+def start_run(
+    env: Env, nodes: Nodes, *, module: str, config, output: Path, args: list[str], project: str,
+    notes: list[str], note: Callable[[str], None], extra_env: Mapping[str, str] | None = None,
+) -> int:  # fmt: skip
+    """Run the train entry ``module`` under ``torchrun`` with ``--run_config <output>/run_config.json`` (``config``,
+    written first) and ``args``; its output teed to ``<output>/train_node<rank>.log``, wandb offline in ``output``
+    unless the environment says otherwise. ``DRY_RUN=1`` prints the run config (JSON) and the command, one argument
+    per line, and writes nothing. Returns the exit status."""
+    config_file = output / "run_config.json"
+    command = torchrun_command(nodes, module, ["--run_config", str(config_file), *args])
+    if env_switch(env, "DRY_RUN"):
+        print(json.dumps(runconfig.to_dict(config), indent=2))
+        print("\n".join(command))
+        return 0
+    runconfig.write(config_file, config)
+    for line in [*notes, f"output: {output} (run config: {config_file})", "command: " + " ".join(command)]:
+        note(line)
+    wandb = {"WANDB_MODE": env.get("WANDB_MODE") or "offline", "WANDB_PROJECT": env.get("WANDB_PROJECT") or project,
+             "WANDB_DIR": env.get("WANDB_DIR") or str(output)}  # fmt: skip
+    return run(command, log=output / f"train_node{nodes.node_rank}.log", env={**wandb, **(extra_env or {})})
 
 
 def run_launcher(main: Callable[[], int], *, program: str) -> None:

@@ -10,7 +10,6 @@ recipe). ``DRY_RUN=1`` prints the run config and the command instead.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -21,7 +20,7 @@ from llava.model.manager_config import ManagerChoice, ManagerType
 from llava.train.arguments import parse_expert_choice, parse_inject_choice
 from llava.train.recipes import STAGES, RunConfig, StageRecipe, run_config, stage
 from llava.variants import Variant, variant
-from vlcommon import launch, runconfig
+from vlcommon import launch
 from vlcommon.enums import member
 from vlcommon.launch import Device, Env, LaunchError, Machine, Nodes
 from vlcommon.runconfig import replace_fields
@@ -45,12 +44,9 @@ def with_overrides(config: RunConfig, recipe: StageRecipe, env: Env) -> RunConfi
         o,
         where="optimisation",
         learning_rate=lr,
-        vision_tower_lr=None
-        if o.vision_tower_lr is None
-        else launch.env_float(env, f"VISION_LR_{s}", o.vision_tower_lr),
-        manager_lr=launch.env_float(env, f"MANAGER_LR_{s}", lr)
-        if config.managers and env.get(f"MANAGER_LR_{s}")
-        else None,
+        vision_tower_lr=o.vision_tower_lr and launch.env_float(env, f"VISION_LR_{s}", o.vision_tower_lr),
+        # The managers train at the stage's lr (an LR_ override included) unless MANAGER_LR_ says otherwise.
+        manager_lr=config.managers and launch.env_float(env, f"MANAGER_LR_{s}", lr),
     )
     batching = replace_fields(
         b,
@@ -194,29 +190,22 @@ def _last(args: list[str], flag: str, default: int) -> int:
 
 def start(env: Env, nodes: Nodes, planned: StageLaunch, var: Variant, user: list[str]) -> int:
     """Run one stage (its previous stage's output checked first); its exit status."""
-    args = [*stage_inputs(env, nodes, planned, var), *planned.paths]
-    config_file = planned.output / "run_config.json"
-    command = launch.torchrun_command(nodes, "llava.train.train", ["--run_config", str(config_file), *args, *user])
-    if launch.env_switch(env, "DRY_RUN"):
-        print(json.dumps(runconfig.to_dict(planned.config), indent=2))
-        print("\n".join(command))
-        return 0
-    runconfig.write(config_file, planned.config)
     m, b = planned.config.machine, planned.config.batching
     batch = _last(user, "--per_device_train_batch_size", b.per_device)
     accum = _last(user, "--gradient_accumulation_steps", b.grad_accum)
-    note(f"stage {planned.recipe.number}, variant {var.key}, node {nodes.node_rank} of {nodes.nnodes}, "
-         f"{nodes.processes} processes per node, {m.precision}, {m.attention}")  # fmt: skip
-    note(f"global batch = {nodes.nnodes} nodes x {nodes.processes} x {batch} per device x {accum} accumulation = "
-         f"{nodes.world_size * batch * accum}")  # fmt: skip
-    note(f"output: {planned.output} (run config: {config_file})")
-    note("command: " + " ".join(command))
-    extra = {"WANDB_MODE": env.get("WANDB_MODE") or "offline",
-             "WANDB_PROJECT": env.get("WANDB_PROJECT") or "llava-ov-manager",
-             "WANDB_DIR": env.get("WANDB_DIR") or str(planned.output),
-             # torchrun would set 1 thread per process and warn; LLaVA-OneVision's scripts use 8.
-             "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS") or "8"}  # fmt: skip
-    return launch.run(command, log=planned.output / f"train_node{nodes.node_rank}.log", env=extra)
+    where = f"stage {planned.recipe.number}, variant {var.key}, node {nodes.node_rank} of {nodes.nnodes}"
+    notes = [
+        f"{where}, {nodes.processes} processes per node, {m.precision}, {m.attention}",
+        f"global batch = {nodes.nnodes} nodes x {nodes.processes} x {batch} per device x {accum} accumulation = "
+        + str(nodes.world_size * batch * accum),
+    ]
+    args = [*stage_inputs(env, nodes, planned, var), *planned.paths, *user]
+    # torchrun would set 1 thread per process and warn; LLaVA-OneVision's scripts use 8.
+    threads = {"OMP_NUM_THREADS": env.get("OMP_NUM_THREADS") or "8"}
+    return launch.start_run(
+        env, nodes, module="llava.train.train", config=planned.config, output=planned.output, args=args,
+        project="llava-ov-manager", notes=notes, note=note, extra_env=threads,
+    )  # fmt: skip
 
 
 def stages_to_run(env: Env, job: str) -> list[StageRecipe]:
@@ -251,12 +240,16 @@ def main(argv: list[str] | None = None, env: Env | None = None) -> int:
     machine = Machine.from_env(env, device, deepspeed=REPO / "scripts" / "zero3.json", num_workers=4)
     plan = [check_stage(env, r, var, machine) for r in stages_to_run(env, job)]  # all checked before any runs
     for planned in plan:
+        if job == "curriculum":
+            note(f"curriculum {var.key}: stage {planned.recipe.number} ({planned.output})")
         began = time.monotonic()
         status = start(env, nodes, planned, var, user)
         if status != 0:
             return status
         if job == "curriculum":
             note(f"curriculum {var.key}: stage {planned.recipe.number} finished in {time.monotonic() - began:.0f} s")
+    if job == "curriculum":
+        note(f"curriculum {var.key} done (stages: {' '.join(p.recipe.number for p in plan)})")
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 
@@ -122,7 +123,7 @@ def final_images(var: Variant) -> Images:
 class Optimisation:
     learning_rate: float  # the projector's too
     vision_tower_lr: float | None  # None: the tower is frozen
-    manager_lr: float | None  # None: the learning rate
+    manager_lr: float | None  # None: no managers
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
     scheduler: str = "cosine"
@@ -193,7 +194,9 @@ def run_config(recipe: StageRecipe, var: Variant) -> RunConfig:
         images=recipe.grid_images if var.grid else recipe.plain_images,
         managers=PAPER_MANAGERS if var.manager else None,
         optimisation=Optimisation(
-            learning_rate=recipe.learning_rate, vision_tower_lr=recipe.vision_tower_lr, manager_lr=None
+            learning_rate=recipe.learning_rate,
+            vision_tower_lr=recipe.vision_tower_lr,
+            manager_lr=recipe.learning_rate if var.manager else None,  # the paper: managers at the stage's lr
         ),
         batching=Batching(
             per_device=recipe.batch_size,
@@ -208,7 +211,7 @@ def run_config(recipe: StageRecipe, var: Variant) -> RunConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llava.train.recipes", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    show = sub.add_parser("show", help="the run config of a stage and variant, as the launcher starts from it")
+    show = sub.add_parser("show", help="the run config of a stage and variant, the environment's overrides applied")
     show.add_argument("stage", help=f"{', '.join(STAGE_NAMES)} (or 1, 1.5, 2)")
     show.add_argument("--variant", required=True, help=", ".join(VARIANT_KEYS))
     sub.add_parser("stages", help="one line per stage: name, number, title")
@@ -218,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
             recipe = stage(args.stage)
             head = f"# stage {recipe.number}, {recipe.title}; variant {args.variant}. The stage script adds the paths"
             print(head + " and this machine's settings; the environment's overrides (docs/training.md) replace fields.")
-            print(json.dumps(to_dict(run_config(recipe, variant(args.variant))), indent=2))
+            from llava.train.launch import with_overrides  # the launcher reads the environment: it imports us
+
+            config = with_overrides(run_config(recipe, variant(args.variant)), recipe, os.environ)
+            print(json.dumps(to_dict(config), indent=2))
         else:
             print("\n".join(f"{s.stage} {s.number} {s.title}" for s in STAGES))
     except ValueError as err:

@@ -85,18 +85,16 @@ def check(argv: list[str] | None = None) -> Checked:
     here, before any weight is read (``setup_checks`` prints it as one line)."""
     model_args, data_args, training_args = parse_args(argv)
     run = read_run_config(training_args.run_config) if training_args.run_config else None
-    logging.basicConfig(
-        level=logging.INFO if training_args.should_log else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    entry.configure_logging(training_args)
     check_compat_flags(model_args, data_args)
     # Data errors surface before minutes of model loading.
     mixture = load_data(data_args, seed=training_args.data_seed or training_args.seed)
-    entry.init_distributed_for_cpu(training_args)
-    resume = entry.resolve_resume(training_args)  # checkpoint problems too surface before the model is built
-    entry.remove_leftovers(training_args)
+    resume = entry.resume_point(training_args)  # checkpoint problems too surface before the model is built
     if run is not None and model_args.mm_tunable_parts is None:
         parts = frozenset(run.tunable_parts)
+        if model_args.tune_mm_mlp_adapter or model_args.unfreeze_mm_vision_tower:
+            warnings.warn("tune_mm_mlp_adapter / unfreeze_mm_vision_tower have no effect: the run config lists the "
+                          "tunable parts (pass --mm_tunable_parts to change them)", stacklevel=2)  # fmt: skip
     else:
         parts = parse_tunable_parts(
             model_args.mm_tunable_parts,

@@ -32,7 +32,6 @@ Environment (docs/managertower_training.md, "Scripts"):
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -41,7 +40,6 @@ from pathlib import Path
 
 from managertower.presets import ABLATIONS, PRESETS, Ablation
 from managertower.train.recipes import RECIPES, Recipe, RunConfig, accumulation, recipe
-from vlcommon import runconfig
 from vlcommon.launch import (
     Device,
     Env,
@@ -53,9 +51,8 @@ from vlcommon.launch import (
     env_int,
     env_switch,
     require,
-    run,
     run_launcher,
-    torchrun_command,
+    start_run,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -172,19 +169,9 @@ def plan(env: Env, common: Common, name: str, model: str) -> Launch:
 
 def start(env: Env, nodes: Nodes, launch: Launch, user: list[str]) -> int:
     """Run one launch (or print it, with ``DRY_RUN=1``); its exit status."""
-    config_file = launch.output / "run_config.json"
-    args = ["--run_config", str(config_file), *launch.flags, *user]
-    command = torchrun_command(nodes, "managertower.train.train", args)
-    if env_switch(env, "DRY_RUN"):
-        print(json.dumps(runconfig.to_dict(launch.config), indent=2))
-        print("\n".join(command))
-        return 0
-    runconfig.write(config_file, launch.config)
-    note(f"{launch.config.preset or 'backbone'} {launch.config.name} -> {launch.output} (run config: {config_file})")
-    extra = {"WANDB_MODE": env.get("WANDB_MODE") or "offline",
-             "WANDB_PROJECT": env.get("WANDB_PROJECT") or "managertower",
-             "WANDB_DIR": env.get("WANDB_DIR") or str(launch.output)}  # fmt: skip
-    return run(command, log=launch.output / f"train_node{nodes.node_rank}.log", env=extra)
+    notes = [f"{launch.config.preset or 'backbone'} {launch.config.name}"]
+    return start_run(env, nodes, module="managertower.train.train", config=launch.config, output=launch.output,
+                     args=[*launch.flags, *user], project="managertower", notes=notes, note=note)  # fmt: skip
 
 
 def ablation_runs(env: Env) -> list[tuple[str, str]]:

@@ -39,7 +39,7 @@ from managertower.train.trainer import TwoTowerTrainer
 from vlcommon import runconfig
 from vlcommon.arguments import parse_arguments
 from vlcommon.callbacks import BadSampleCallback
-from vlcommon.entry import init_distributed_for_cpu, remove_leftovers, resolve_resume, run_entry, run_training
+from vlcommon.entry import configure_logging, resume_point, run_entry, run_training
 from vlcommon.resume_match import require_same_parameters, saved_shapes, shapes_on_meta
 from vlcommon.trainer import leave_distributed
 
@@ -190,10 +190,7 @@ def check(argv: list[str] | None = None) -> Checked:
     """Flags, the model config, data (tables read and checked) and the resume point, in that order: every problem
     of the user's surfaces here, before any weight is read (``setup_checks`` prints it as one line)."""
     model_args, data_args, args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.should_log else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args)
     config = model_config(model_args)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_args.tokenizer)
@@ -203,9 +200,7 @@ def check(argv: list[str] | None = None) -> Checked:
         raise ValueError(f"--tokenizer has {len(tokenizer)} tokens, the text encoder {config.text.vocab_size}")
     train_config = data_config(data_args, config, seed=args.data_seed or args.seed, train=True)
     dataset = TwoTowerDataset(data_args.data_root, data_args.task, "train", tokenizer=tokenizer, config=train_config)
-    init_distributed_for_cpu(args)
-    resume = resolve_resume(args)
-    remove_leftovers(args)
+    resume = resume_point(args)
     if resume:  # a checkpoint of another model stops here, not in load_state_dict
         require_resumable(resume, model_args, config, data_args.task, train_config.answer_classes)
     return Checked(model_args=model_args, data_args=data_args, args=args, config=config, tokenizer=tokenizer,

@@ -51,7 +51,7 @@ export MANAGER_INJECT=${MANAGER_INJECT:-count:2}
 export BS_STAGE1=${BS_STAGE1:-4} GA_STAGE1=${GA_STAGE1:-1}
 export BS_STAGE1_5=${BS_STAGE1_5:-2} GA_STAGE1_5=${GA_STAGE1_5:-1}
 export BS_STAGE2=${BS_STAGE2:-1} GA_STAGE2=${GA_STAGE2:-2}
-# The tiny tower's crop is 56 pixels: LLaVA-OneVision's mid-stage pixel list (multiples of 384) does not apply.
+# Grids of up to 3x3 crops in stage 1.5 (the recipe's are LLaVA-OneVision's five mid-stage grids): more tokens per image.
 export PINPOINTS_STAGE1_5=${PINPOINTS_STAGE1_5:-"(1x1),...,(3x3)"}
 export PINPOINTS_STAGE2=${PINPOINTS_STAGE2:-"(1x1),...,(6x6)"}
 
