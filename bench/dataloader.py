@@ -48,7 +48,7 @@ from llava.variants import VARIANTS as PAPER_VARIANTS
 # The shared benchmark sizes, with the real tokenizer's vocabulary (its ids reach 151645).
 SIZES = {name: {**size, "vocab_size": QWEN2_VOCAB_SIZE} for name, size in BENCH_SIZES.items()}
 # The variants without managers, by how their trained model sees images.
-VARIANTS = {v.label: final_images(v).aspect_ratio for v in PAPER_VARIANTS if not v.manager}
+VARIANTS = {v.label: str(final_images(v).aspect_ratio) for v in PAPER_VARIANTS if not v.manager}
 DEFAULT_IMAGE_SIZES = "640x480,300x1100,1024x768,1500x400"
 
 

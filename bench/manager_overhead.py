@@ -31,7 +31,7 @@ from llava.variants import VARIANTS as PAPER_VARIANTS
 
 SIZES = BENCH_SIZES
 # The variants without managers, by how their trained model sees images.
-VARIANTS = {v.label: final_images(v).aspect_ratio for v in PAPER_VARIANTS if not v.manager}
+VARIANTS = {v.label: str(final_images(v).aspect_ratio) for v in PAPER_VARIANTS if not v.manager}
 
 
 def _manager(size: dict) -> dict:

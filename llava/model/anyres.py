@@ -46,6 +46,12 @@ class AspectRatioMode:
     name: AspectRatio
     max_num_crops: int | None = None  # only for anyres_max
 
+    def __str__(self) -> str:
+        """LLaVA-NeXT's spelling, as ``image_aspect_ratio`` holds it (``anyres_max_9``)."""
+        if self.name is AspectRatio.ANYRES_MAX:
+            return f"{self.name.value}_{self.max_num_crops}"
+        return self.name.value
+
     @property
     def is_anyres(self) -> bool:
         return self.name in (AspectRatio.ANYRES, AspectRatio.ANYRES_MAX)

@@ -17,6 +17,7 @@ import os
 import sys
 from dataclasses import dataclass
 
+from llava.model.anyres import AspectRatio, AspectRatioMode
 from llava.model.config import MergeType
 from llava.model.manager_config import ExpertChoice, InjectChoice, ManagerChoice, ManagerType
 from llava.train.tunable import Part
@@ -43,7 +44,7 @@ class Template(StrEnum):
 class Images:
     """How a stage feeds images (``--image_aspect_ratio``, ``--mm_patch_merge_type``, the anyres grid)."""
 
-    aspect_ratio: str  # LLaVA-NeXT's value: square | pad | anyres | anyres_max_N
+    aspect_ratio: AspectRatioMode  # str() is LLaVA-NeXT's value: square | pad | anyres | anyres_max_N
     merge_type: MergeType
     # anyres: the candidate grids, (columns, rows) of crops; the pixel pinpoints are these times the crop size.
     grids: tuple[tuple[int, ...], ...] = ()
@@ -80,26 +81,28 @@ class StageRecipe:
 OV_MID_STAGE_GRIDS = ((1, 2), (2, 1), (2, 2), (3, 1), (1, 3))
 OV_SI_GRIDS = grid_range(6)
 _FULL = (Part.VISION_TOWER, Part.PROJECTOR, Part.LANGUAGE_MODEL)
-_PAD = Images(aspect_ratio="pad", merge_type=MergeType.SPATIAL_UNPAD)
+_SQUARE = AspectRatioMode(name=AspectRatio.SQUARE)
+_PAD = Images(aspect_ratio=AspectRatioMode(name=AspectRatio.PAD), merge_type=MergeType.SPATIAL_UNPAD)
 
 STAGES: tuple[StageRecipe, ...] = (
     StageRecipe(stage=Stage.STAGE1, number="1", title="language-image alignment (LCS-558K)", env="STAGE1",
                 template=Template.PLAIN, tunable_parts=(Part.PROJECTOR,), learning_rate=1e-3, vision_tower_lr=None,
                 batch_size=16, grad_accum=1, max_length=8192, save_steps_env="SAVE_STEPS_STAGE1", save_steps=2000,
-                plain_images=Images(aspect_ratio="square", merge_type=MergeType.FLAT),
-                grid_images=Images(aspect_ratio="square", merge_type=MergeType.FLAT), grouped_sampler=False),
+                plain_images=Images(aspect_ratio=_SQUARE, merge_type=MergeType.FLAT),
+                grid_images=Images(aspect_ratio=_SQUARE, merge_type=MergeType.FLAT), grouped_sampler=False),
     StageRecipe(stage=Stage.STAGE1_5, number="1.5", title="high-quality knowledge (the 4M mid-stage mixture)",
                 env="STAGE1_5", template=Template.QWEN_1_5, tunable_parts=_FULL, learning_rate=1e-5,
                 vision_tower_lr=2e-6, batch_size=4, grad_accum=1, max_length=16384, save_steps_env="SAVE_STEPS",
                 save_steps=1000, plain_images=_PAD,
-                grid_images=Images(aspect_ratio="anyres", merge_type=MergeType.SPATIAL_UNPAD,
-                                   grids=OV_MID_STAGE_GRIDS),
+                grid_images=Images(aspect_ratio=AspectRatioMode(name=AspectRatio.ANYRES),
+                                   merge_type=MergeType.SPATIAL_UNPAD, grids=OV_MID_STAGE_GRIDS),
                 grouped_sampler=True),
     StageRecipe(stage=Stage.STAGE2, number="2", title="single-image instructions (the 3.2M SI mixture)",
                 env="STAGE2", template=Template.QWEN_1_5, tunable_parts=_FULL, learning_rate=1e-5,
                 vision_tower_lr=2e-6, batch_size=1, grad_accum=2, max_length=16384, save_steps_env="SAVE_STEPS",
                 save_steps=1000, plain_images=_PAD,
-                grid_images=Images(aspect_ratio="anyres_max_9", merge_type=MergeType.SPATIAL_UNPAD, grids=OV_SI_GRIDS),
+                grid_images=Images(aspect_ratio=AspectRatioMode(name=AspectRatio.ANYRES_MAX, max_num_crops=9),
+                                   merge_type=MergeType.SPATIAL_UNPAD, grids=OV_SI_GRIDS),
                 grouped_sampler=True),
 )  # fmt: skip
 STAGE_NAMES: tuple[str, ...] = tuple(s.stage.value for s in STAGES)
@@ -168,7 +171,7 @@ class RunConfig:
         the managers and the anyres grids do not go through flags: the entry takes them typed from here."""
         o, b, images = self.optimisation, self.batching, self.images
         values = {
-            "version": self.template.value, "image_aspect_ratio": images.aspect_ratio,
+            "version": self.template.value, "image_aspect_ratio": str(images.aspect_ratio),
             "mm_patch_merge_type": images.merge_type.value, "mm_projector_type": self.projector_type,
             "mm_vision_select_layer": self.vision_select_layer, "gradient_checkpointing": self.gradient_checkpointing,
             "learning_rate": o.learning_rate, "mm_vision_tower_lr": o.vision_tower_lr, "mm_manager_lr": o.manager_lr,
