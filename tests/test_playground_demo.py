@@ -26,7 +26,7 @@ def demo(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=2700,
     )
     return work, done
 
